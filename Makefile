@@ -1,0 +1,98 @@
+# switchyard: one Makefile. `make` builds build/switchyard; `make test` runs
+# every test; `make demo` runs the main job on the embedded default.
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := rdkafka libcurl jansson yaml-0.1
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wundef -Werror
+CFLAGS   += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -MMD -MP
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WORKER_SRC := $(wildcard worker/*.c worker/providers/*.c)
+LIB_SRC    := $(filter-out worker/main.c,$(WORKER_SRC))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
+SUPPORT    := $(patsubst tests/support/%.c,$(BUILD)/%,$(wildcard tests/support/*.c))
+
+.PHONY: all deps test check asan valgrind fuzz demo fmt lint clean
+
+all: $(BUILD)/switchyard
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iworker -c $< -o $@
+
+$(BUILD)/libswitchyard.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/switchyard: $(BUILD)/obj/worker/main.o $(BUILD)/libswitchyard.a
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+
+$(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libswitchyard.a
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+
+$(BUILD)/mock_kafka: tests/support/mock_kafka.c
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(PKG_LIBS) $(LDFLAGS) -o $@
+
+$(BUILD)/fake_provider: tests/support/fake_provider.c
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(PKG_LIBS) $(LDFLAGS) -o $@
+
+deps:
+	@bash scripts/install-deps.sh
+
+# deps runs first, alone: pkg-config flags are read when a recipe runs
+test: deps
+	@$(MAKE) --no-print-directory check
+
+check: $(BUILD)/switchyard $(BUILD)/unit_tests $(SUPPORT)
+	@BUILD=$(BUILD) bash tests/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
+	    CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined"
+
+valgrind: deps
+	@$(MAKE) --no-print-directory $(BUILD)/unit_tests $(BUILD)/switchyard
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    -q $(BUILD)/unit_tests
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS) BUILD=build/fuzz-lib CC=clang OPT=-O1 \
+	    CFLAGS="-fsanitize=fuzzer-no-link,address,undefined"
+	@for t in $(FUZZ_TARGETS); do \
+	    name=$$(basename $$t); mkdir -p build/fuzz/corpus-$$name; \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        build/fuzz/corpus-$$name tests/fuzz/corpus/$$name || exit 1; \
+	done
+
+build/fuzz/%: tests/fuzz/%.c build/fuzz-lib/libswitchyard.a
+	@mkdir -p $(dir $@)
+	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS) \
+	    -Iworker $^ $(PKG_LIBS) -o $@
+
+demo: deps
+	@$(MAKE) --no-print-directory all $(SUPPORT)
+	@BUILD=$(BUILD) bash scripts/demo.sh
+
+fmt:
+	clang-format -i worker/*.c worker/*.h worker/providers/*.[ch] tests/unit/*.[ch] \
+	    tests/support/*.c tests/fuzz/*.c 2>/dev/null || true
+
+lint:
+	clang-tidy --quiet $(LIB_SRC) worker/main.c -- -std=c17 -D_GNU_SOURCE $(PKG_CFLAGS) -Iworker
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --suppress=missingIncludeSystem -Iworker worker
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test stage. Each stage ends with its own "N passed, N failed"
+# line; a stage that exits non-zero without counting a failure, or prints
+# no count at all, counts as one failure. The last line is the total.
+set -u
+cd "$(dirname "$0")/.."
+export BUILD=${BUILD:-build}
+PY=/usr/bin/python3
+total_pass=0
+total_fail=0
+
+stage() {
+    local name=$1
+    shift
+    local out
+    out=$(mktemp)
+    "$@" >"$out" 2>&1
+    local rc=$?
+    sed "s/^/[$name] /" "$out"
+    local counts
+    counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+    rm -f "$out"
+    local p=0 f=1
+    if [ -n "$counts" ]; then
+        p=${counts%% passed*}
+        f=${counts#*passed, }
+        f=${f%% failed*}
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+            f=1
+        fi
+    fi
+    [ -z "$counts" ] && echo "[$name] no count printed (exit $rc): counted as one failure"
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+}
+
+stage unit "$BUILD/unit_tests"
+stage schema "$PY" tests/schema/check_examples.py .
+stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
+[ -f tests/support/mock_kafka_selftest.sh ] &&
+    stage mock-kafka bash tests/support/mock_kafka_selftest.sh "$BUILD/mock_kafka"
+[ -f tests/support/fake_provider_selftest.sh ] &&
+    stage fake-provider bash tests/support/fake_provider_selftest.sh "$BUILD/fake_provider"
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

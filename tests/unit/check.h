@@ -1,0 +1,31 @@
+/*
+ * check: the one primitive every unit test uses. ok() reports AND counts
+ * each check; the runner's last line is the count, so a failed check can
+ * never go unnoticed.
+ */
+#ifndef SWITCHYARD_CHECK_H
+#define SWITCHYARD_CHECK_H
+
+#include <stddef.h>
+
+extern int check_passed, check_failed;
+
+/* Counts one check; prints it when it fails (or always with CHECK_VERBOSE
+ * set in the environment). Returns `pass`. */
+int check_ok(int pass, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define ok(cond, ...) check_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Reads a whole file (NUL-terminated; *len without it). NULL on error. */
+char *check_read_file(const char *path, size_t *len);
+
+/* Root of the source tree (tests run from there). */
+#define CHECK_ROOT "."
+
+void test_cost(void);
+void test_ydoc(void);
+void test_config(void);
+void test_router(void);
+void test_request(void);
+
+#endif

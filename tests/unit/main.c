@@ -1,0 +1,82 @@
+/*
+ * The unit test runner: runs every suite, ends with "N passed, N failed".
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+int check_passed, check_failed;
+
+int check_ok(int pass, const char *file, int line, const char *fmt, ...)
+{
+    static int verbose = -1;
+    if (verbose < 0)
+        verbose = getenv("CHECK_VERBOSE") != NULL;
+    if (pass)
+        check_passed++;
+    else
+        check_failed++;
+    if (!pass || verbose) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "%s %s:%d: ", pass ? "ok  " : "FAIL", file, line);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    return pass;
+}
+
+char *check_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, 4096, f);
+        n += got;
+        if (got < 4096)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        void (*run)(void);
+    } suites[] = {
+        {"cost", test_cost},     {"ydoc", test_ydoc},     {"config", test_config},
+        {"router", test_router}, {"request", test_request},
+    };
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+        if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)
+            continue;
+        int before_fail = check_failed, before_pass = check_passed;
+        suites[i].run();
+        fprintf(stderr, "unit/%s: %d passed, %d failed\n", suites[i].name,
+                check_passed - before_pass, check_failed - before_fail);
+    }
+    printf("%d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}

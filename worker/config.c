@@ -1,0 +1,423 @@
+/*
+ * config: worker.yaml -> struct config. Binds through key tables, reports
+ * every error with its position, and refuses secrets written into the file:
+ * an API key is only ever read from the environment variable the file
+ * names. Never print a value that could be a secret.
+ */
+#include "config.h"
+
+#include "text.h"
+
+#include <ctype.h>
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const provider_type_names[PROVIDER_NTYPES + 1] = {"openai", "anthropic",
+                                                                     NULL};
+
+const char *provider_type_name(enum provider_type t)
+{
+    return (unsigned)t < PROVIDER_NTYPES ? provider_type_names[t] : "unknown";
+}
+
+struct config_int_key {
+    const char *name;
+    size_t offset; /* of the int64_t in its struct */
+    int64_t min, max, dflt;
+};
+
+#define LIMIT(n, lo, hi, d) {#n, offsetof(struct config_limits, n), lo, hi, d}
+static const struct config_int_key limit_keys[] = {
+    LIMIT(max_in_flight, 1, 1000000, 10000),
+    LIMIT(max_in_flight_per_partition, 1, 1000000, 2000),
+    LIMIT(max_message_bytes, 1024, 16 << 20, 1 << 20),
+    LIMIT(max_attempts, 1, 32, 6),
+    LIMIT(retries_per_candidate, 0, 16, 2),
+    LIMIT(backoff_initial_ms, 1, 600000, 250),
+    LIMIT(backoff_max_ms, 1, 3600000, 20000),
+    LIMIT(commit_interval_ms, 100, 60000, 2000),
+    LIMIT(rebalance_grace_ms, 0, 600000, 10000),
+    LIMIT(shutdown_grace_ms, 0, 3600000, 30000),
+    {NULL, 0, 0, 0, 0},
+};
+
+#define PROV(n, lo, hi, d) {#n, offsetof(struct config_provider, n), lo, hi, d}
+static const struct config_int_key provider_int_keys[] = {
+    PROV(timeout_ms, 100, 3600000, 120000),
+    PROV(connect_timeout_ms, 10, 600000, 10000),
+    PROV(max_connections, 1, 100000, 256),
+    {NULL, 0, 0, 0, 0},
+};
+
+/* Properties switchyard sets itself: at-least-once depends on them. */
+static const char *const kafka_reserved[] = {
+    "enable.auto.commit", "enable.auto.offset.store", "enable.idempotence", "acks",
+    "request.required.acks", "enable.partition.eof", NULL};
+
+/* Properties that hold secrets: only "${ENV_NAME}" is accepted. */
+static const char *const kafka_secret[] = {"sasl.password", "ssl.key.password",
+                                           "ssl.keystore.password", "ssl.key.pem",
+                                           "sasl.oauthbearer.client.secret", NULL};
+
+/* Keys that would put a secret in the file; refused with a pointer to the
+ * environment. */
+static const char *const provider_secret_keys[] = {"api_key", "key", "apikey", "token",
+                                                   "secret", "password", NULL};
+
+static int in_list(const char *s, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(s, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int config_env_name_ok(const char *s)
+{
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* "${NAME}" -> 1, with NAME valid */
+static int config_is_env_ref(const char *v)
+{
+    size_t n = strlen(v);
+    if (n < 4 || v[0] != '$' || v[1] != '{' || v[n - 1] != '}')
+        return 0;
+    char name[256];
+    if (n - 3 >= sizeof name)
+        return 0;
+    memcpy(name, v + 2, n - 3);
+    name[n - 3] = '\0';
+    return config_env_name_ok(name);
+}
+
+static int config_topic_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void config_bind_ints(struct ydoc *doc, const struct ydoc_node *map,
+                             const struct config_int_key *keys, void *base)
+{
+    for (size_t i = 0; keys[i].name; i++) {
+        int64_t *slot = (int64_t *)((char *)base + keys[i].offset);
+        *slot = keys[i].dflt;
+        const struct ydoc_node *v = ydoc_get(map, keys[i].name);
+        if (v)
+            ydoc_int(doc, v, keys[i].name, keys[i].min, keys[i].max, slot);
+    }
+}
+
+static void config_key_names(const struct config_int_key *keys, const char **out, size_t *n)
+{
+    for (size_t i = 0; keys[i].name; i++)
+        out[(*n)++] = keys[i].name;
+}
+
+static void config_bind_kafka(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
+{
+    if (ydoc_expect_map(doc, map, "kafka") < 0)
+        return;
+    cfg->kafka = calloc(map->count ? map->count : 1, sizeof *cfg->kafka);
+    if (!cfg->kafka)
+        return;
+    rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+    int have_bootstrap = 0, have_group = 0;
+    for (size_t i = 0; i < map->count; i++) {
+        const struct ydoc_node *k = ydoc_key_at(map, i), *v = ydoc_value_at(map, i);
+        if (k->type != YDOC_SCALAR)
+            continue;
+        const char *name = k->value, *value;
+        if (in_list(name, kafka_reserved)) {
+            ydoc_error(doc, k,
+                       "kafka: \"%.64s\" is set by switchyard itself (at-least-once delivery "
+                       "depends on it); remove this line",
+                       name);
+            continue;
+        }
+        if (v->type != YDOC_SCALAR || (v->plain && v->value[0] == '\0')) {
+            ydoc_error(doc, v, "kafka: \"%.64s\": expected a value (string or number)", name);
+            continue;
+        }
+        value = v->value;
+        int env_ref = config_is_env_ref(value);
+        if (in_list(name, kafka_secret) && !env_ref) {
+            ydoc_error(doc, v,
+                       "kafka: \"%.64s\" must not be written in the file; write "
+                       "\"${ENV_NAME}\" and set that environment variable",
+                       name);
+            continue;
+        }
+        char errstr[512];
+        rd_kafka_conf_res_t res =
+            rd_kafka_conf_set(scratch, name, env_ref ? "" : value, errstr, sizeof errstr);
+        if (res == RD_KAFKA_CONF_UNKNOWN) {
+            ydoc_error(doc, k, "kafka: unknown librdkafka property \"%.64s\"", name);
+            continue;
+        }
+        if (res == RD_KAFKA_CONF_INVALID && !env_ref) {
+            ydoc_error(doc, v, "kafka: \"%.64s\": %s", name, errstr);
+            continue;
+        }
+        have_bootstrap |= strcmp(name, "bootstrap.servers") == 0;
+        have_group |= strcmp(name, "group.id") == 0;
+        struct config_kafka_property *p = &cfg->kafka[cfg->nkafka++];
+        p->name = xstrdup(name);
+        p->value = xstrdup(value);
+    }
+    rd_kafka_conf_destroy(scratch);
+    if (!have_bootstrap)
+        ydoc_error(doc, map, "kafka: missing \"bootstrap.servers\"");
+    if (!have_group)
+        ydoc_error(doc, map, "kafka: missing \"group.id\"");
+}
+
+static void config_bind_topics(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
+{
+    static const char *const keys[] = {"requests", "results", "costs", "dead_letter", NULL};
+    char **slots[] = {&cfg->topic_requests, &cfg->topic_results, &cfg->topic_costs,
+                      &cfg->topic_dead_letter};
+    const struct ydoc_node *nodes[4] = {0};
+    if (ydoc_expect_map(doc, map, "topics") < 0)
+        return;
+    ydoc_check_keys(doc, map, keys, "topics");
+    for (size_t i = 0; keys[i]; i++) {
+        const char *name;
+        nodes[i] = ydoc_get(map, keys[i]);
+        if (!nodes[i]) {
+            ydoc_error(doc, map, "topics: missing \"%s\"", keys[i]);
+            continue;
+        }
+        if (ydoc_string(doc, nodes[i], keys[i], &name) < 0)
+            continue;
+        if (!config_topic_ok(name)) {
+            ydoc_error(doc, nodes[i],
+                       "%s: expected a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)",
+                       keys[i]);
+            continue;
+        }
+        *slots[i] = xstrdup(name);
+        for (size_t j = 0; j < i; j++)
+            if (*slots[j] && strcmp(*slots[j], name) == 0)
+                ydoc_error(doc, nodes[i], "%s: the same topic as \"%s\" (line %d)", keys[i],
+                           keys[j], nodes[j]->line);
+    }
+}
+
+static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
+                                 const struct ydoc_node *map, struct config_provider *p)
+{
+    const char *allowed[16] = {"type", "base_url", "api_key_env", "api_version"};
+    size_t n = 4;
+    config_key_names(provider_int_keys, allowed, &n);
+    allowed[n] = NULL;
+
+    p->name = xstrdup(k->value);
+    config_bind_ints(doc, map, provider_int_keys, p);
+    if (ydoc_expect_map(doc, map, "a provider") < 0)
+        return;
+    /* secrets first: a key in the file is refused, not merely "unknown" */
+    for (size_t i = 0; i < map->count; i++) {
+        const struct ydoc_node *key = ydoc_key_at(map, i);
+        if (key->type == YDOC_SCALAR && in_list(key->value, provider_secret_keys))
+            ydoc_error(doc, key,
+                       "providers.%.64s: \"%s\": API keys are never read from this file; put "
+                       "the key in an environment variable and name it in \"api_key_env\"",
+                       p->name, key->value);
+    }
+    for (size_t i = 0; i < map->count; i++) {
+        const struct ydoc_node *key = ydoc_key_at(map, i);
+        if (key->type != YDOC_SCALAR || in_list(key->value, provider_secret_keys) ||
+            in_list(key->value, allowed))
+            continue;
+        const char *near = text_nearest(key->value, allowed);
+        ydoc_error(doc, key, "unknown key \"%.64s\" in providers.%.64s%s%s%s", key->value,
+                   p->name, near ? " (did you mean \"" : "", near ? near : "",
+                   near ? "\"?)" : "");
+    }
+
+    const struct ydoc_node *v;
+    const char *s;
+    int type;
+    if (!(v = ydoc_get(map, "type")))
+        ydoc_error(doc, k, "providers.%.64s: missing \"type\"", p->name);
+    else if (ydoc_enum(doc, v, "type", provider_type_names, &type) == 0)
+        p->type = (enum provider_type)type;
+
+    if (!(v = ydoc_get(map, "base_url")))
+        ydoc_error(doc, k, "providers.%.64s: missing \"base_url\"", p->name);
+    else if (ydoc_string(doc, v, "base_url", &s) == 0) {
+        if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+            ydoc_error(doc, v, "base_url: expected an http:// or https:// URL");
+        else
+            p->base_url = xstrdup(s);
+    }
+
+    if (!(v = ydoc_get(map, "api_key_env")))
+        ydoc_error(doc, k, "providers.%.64s: missing \"api_key_env\" (the name of the "
+                           "environment variable that holds the key)",
+                   p->name);
+    else if (v->type != YDOC_SCALAR || !config_env_name_ok(v->value))
+        /* the value is not echoed: it may be the key itself */
+        ydoc_error(doc, v,
+                   "api_key_env: expected the NAME of an environment variable (letters, "
+                   "digits, _); if this value is a key, remove it from the file and rotate it");
+    else
+        p->api_key_env = xstrdup(v->value);
+
+    if ((v = ydoc_get(map, "api_version")) && ydoc_string(doc, v, "api_version", &s) == 0)
+        p->api_version = xstrdup(s);
+}
+
+static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
+                                  struct config *cfg)
+{
+    if (ydoc_expect_map(doc, map, "providers") < 0)
+        return;
+    if (map->count == 0)
+        ydoc_error(doc, map, "providers: expected at least one provider");
+    cfg->providers = calloc(map->count ? map->count : 1, sizeof *cfg->providers);
+    if (!cfg->providers)
+        return;
+    for (size_t i = 0; i < map->count; i++) {
+        const struct ydoc_node *k = ydoc_key_at(map, i);
+        if (k->type != YDOC_SCALAR)
+            continue;
+        config_bind_provider(doc, k, ydoc_value_at(map, i), &cfg->providers[cfg->nproviders++]);
+    }
+}
+
+static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map,
+                               struct config *cfg)
+{
+    const char *allowed[16];
+    size_t n = 0;
+    config_key_names(limit_keys, allowed, &n);
+    allowed[n] = NULL;
+    if (map && ydoc_expect_map(doc, map, "limits") == 0)
+        ydoc_check_keys(doc, map, allowed, "limits");
+    config_bind_ints(doc, map && map->type == YDOC_MAP ? map : NULL, limit_keys, &cfg->limits);
+    const struct config_limits *l = &cfg->limits;
+    if (l->max_in_flight_per_partition > l->max_in_flight)
+        ydoc_error(doc, ydoc_get(map, "max_in_flight_per_partition"),
+                   "max_in_flight_per_partition: expected at most max_in_flight (%lld)",
+                   (long long)l->max_in_flight);
+    if (l->backoff_initial_ms > l->backoff_max_ms)
+        ydoc_error(doc, ydoc_get(map, "backoff_initial_ms"),
+                   "backoff_initial_ms: expected at most backoff_max_ms (%lld)",
+                   (long long)l->backoff_max_ms);
+}
+
+static void config_bind_metrics(struct ydoc *doc, const struct ydoc_node *map,
+                                struct config *cfg)
+{
+    static const char *const keys[] = {"listen", NULL};
+    if (ydoc_expect_map(doc, map, "metrics") < 0)
+        return;
+    ydoc_check_keys(doc, map, keys, "metrics");
+    const struct ydoc_node *v = ydoc_get(map, "listen");
+    const char *s;
+    if (!v || ydoc_string(doc, v, "listen", &s) < 0)
+        return;
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == s || !end || *end || colon[1] == '\0' || port < 0 || port > 65535)
+        ydoc_error(doc, v, "listen: expected HOST:PORT, e.g. 127.0.0.1:9464");
+    else
+        cfg->metrics_listen = xstrdup(s);
+}
+
+struct config *config_load(const char *path, struct ydoc_errors *errs)
+{
+    static const char *const top_keys[] = {"worker_id", "kafka",  "topics", "providers",
+                                           "limits",    "metrics", NULL};
+    struct ydoc *doc = ydoc_load(path);
+    if (!doc)
+        return NULL;
+    struct config *cfg = calloc(1, sizeof *cfg);
+    const struct ydoc_node *root = doc->root;
+    if (!cfg || !root || ydoc_expect_map(doc, root, "the worker configuration") < 0)
+        goto out;
+    ydoc_check_keys(doc, root, top_keys, "the worker configuration");
+
+    const struct ydoc_node *v;
+    const char *s;
+    if ((v = ydoc_get(root, "worker_id")) && ydoc_string(doc, v, "worker_id", &s) == 0)
+        cfg->worker_id = xstrdup(s);
+    if ((v = ydoc_get(root, "kafka")))
+        config_bind_kafka(doc, v, cfg);
+    else
+        ydoc_error(doc, root, "missing \"kafka\" (librdkafka properties)");
+    if ((v = ydoc_get(root, "topics")))
+        config_bind_topics(doc, v, cfg);
+    else
+        ydoc_error(doc, root, "missing \"topics\"");
+    if ((v = ydoc_get(root, "providers")))
+        config_bind_providers(doc, v, cfg);
+    else
+        ydoc_error(doc, root, "missing \"providers\"");
+    config_bind_limits(doc, ydoc_get(root, "limits"), cfg);
+    if ((v = ydoc_get(root, "metrics")))
+        config_bind_metrics(doc, v, cfg);
+out:
+    if (doc->errs.count > 0 || !doc->root) {
+        config_free(cfg);
+        cfg = NULL;
+    }
+    ydoc_take_errors(doc, errs);
+    ydoc_free(doc);
+    return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->worker_id);
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        free(cfg->kafka[i].name);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    free(cfg->topic_requests);
+    free(cfg->topic_results);
+    free(cfg->topic_costs);
+    free(cfg->topic_dead_letter);
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        struct config_provider *p = &cfg->providers[i];
+        free(p->name);
+        free(p->base_url);
+        free(p->api_key_env);
+        free(p->api_version);
+    }
+    free(cfg->providers);
+    free(cfg->metrics_listen);
+    free(cfg);
+}
+
+const struct config_provider *config_provider_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && i < cfg->nproviders; i++)
+        if (strcmp(cfg->providers[i].name, name) == 0)
+            return &cfg->providers[i];
+    return NULL;
+}

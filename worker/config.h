@@ -1,0 +1,66 @@
+/*
+ * config: worker.yaml, bound and validated. Connects to nothing: kafka
+ * properties are checked against librdkafka's own table, offline.
+ */
+#ifndef SWITCHYARD_CONFIG_H
+#define SWITCHYARD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ydoc.h"
+
+enum provider_type { PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_NTYPES };
+
+struct config_kafka_property {
+    char *name;
+    char *value; /* may be "${ENV_NAME}", expanded by config_kafka_value */
+};
+
+struct config_provider {
+    char *name;
+    enum provider_type type;
+    char *base_url;
+    char *api_key_env; /* the NAME of the environment variable, never the key */
+    char *api_version; /* anthropic-version header; NULL = adapter default */
+    int64_t timeout_ms;
+    int64_t connect_timeout_ms;
+    int64_t max_connections;
+};
+
+struct config_limits {
+    int64_t max_in_flight;
+    int64_t max_in_flight_per_partition;
+    int64_t max_message_bytes;
+    int64_t max_attempts;    /* provider calls per request, all candidates */
+    int64_t retries_per_candidate;
+    int64_t backoff_initial_ms;
+    int64_t backoff_max_ms;
+    int64_t commit_interval_ms;
+    int64_t rebalance_grace_ms;
+    int64_t shutdown_grace_ms;
+};
+
+struct config {
+    char *worker_id; /* NULL: hostname-pid at start */
+    struct config_kafka_property *kafka;
+    size_t nkafka;
+    char *topic_requests, *topic_results, *topic_costs, *topic_dead_letter;
+    struct config_provider *providers;
+    size_t nproviders;
+    struct config_limits limits;
+    char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
+};
+
+/* Loads and validates `path`. Returns NULL when there is any error, with
+ * every error appended to *errs (one "file:line:col: ..." line each).
+ * New object: free with config_free. */
+struct config *config_load(const char *path, struct ydoc_errors *errs);
+void config_free(struct config *cfg);
+
+/* Borrowed: the provider named `name`, or NULL. */
+const struct config_provider *config_provider_find(const struct config *cfg, const char *name);
+
+const char *provider_type_name(enum provider_type t);
+
+#endif

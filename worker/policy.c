@@ -1,0 +1,289 @@
+/*
+ * policy: policy.yaml -> struct policy. Every error is located; a route
+ * naming a model that does not exist, or a model naming a provider that
+ * worker.yaml lacks, is an error at the line that names it. Prices are
+ * converted exactly (decimal text -> nano-USD per million tokens): never
+ * through a double.
+ */
+#include "policy.h"
+
+#include "text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const top_keys[] = {"models", "routes", "budget", NULL};
+static const char *const model_keys[] = {"provider", "model", "price", "max_output_tokens", NULL};
+static const char *const price_keys[COST_NCAT + 1] = {"input", "output", "cache_read",
+                                                      "cache_write", "reasoning", NULL};
+static const char *const budget_keys[] = {"default_usd", "over_budget", "min_output_tokens",
+                                          "input_bytes_per_token", NULL};
+static const char *const over_budget_names[] = {"downgrade", "reject", NULL};
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map,
+                              struct policy_model *m)
+{
+    if (ydoc_expect_map(doc, map, "price") < 0)
+        return;
+    ydoc_check_keys(doc, map, price_keys, "price");
+    int have[COST_NCAT] = {0};
+    for (int c = 0; c < COST_NCAT; c++) {
+        const struct ydoc_node *v = ydoc_get(map, price_keys[c]);
+        if (v && ydoc_decimal_e9(doc, v, price_keys[c], COST_MAX_PRICE / 1000000000u,
+                                 &m->prices.nusd_per_mtok[c]) == 0)
+            have[c] = 1;
+    }
+    for (int c = COST_INPUT; c <= COST_OUTPUT; c++)
+        if (!ydoc_get(map, price_keys[c]))
+            ydoc_error(doc, map, "price: missing \"%s\" (USD per million tokens)",
+                       price_keys[c]);
+    /* unpriced categories cost what the provider bills them as by default:
+     * cache traffic as input, reasoning as output */
+    if (!have[COST_CACHE_READ])
+        m->prices.nusd_per_mtok[COST_CACHE_READ] = m->prices.nusd_per_mtok[COST_INPUT];
+    if (!have[COST_CACHE_WRITE])
+        m->prices.nusd_per_mtok[COST_CACHE_WRITE] = m->prices.nusd_per_mtok[COST_INPUT];
+    if (!have[COST_REASONING])
+        m->prices.nusd_per_mtok[COST_REASONING] = m->prices.nusd_per_mtok[COST_OUTPUT];
+}
+
+static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
+                              const struct ydoc_node *map, const struct config *cfg,
+                              struct policy_model *m)
+{
+    m->name = xstrdup(k->value);
+    char what[96];
+    snprintf(what, sizeof what, "models.%.64s", k->value);
+    if (ydoc_expect_map(doc, map, what) < 0)
+        return;
+    ydoc_check_keys(doc, map, model_keys, what);
+    const struct ydoc_node *v;
+    const char *s;
+    if (!(v = ydoc_get(map, "provider")))
+        ydoc_error(doc, map, "%s: missing \"provider\"", what);
+    else if (ydoc_string(doc, v, "provider", &s) == 0) {
+        m->provider = xstrdup(s);
+        if (cfg && !config_provider_find(cfg, s)) {
+            char list[256] = "";
+            for (size_t i = 0; i < cfg->nproviders; i++) {
+                size_t used = strlen(list);
+                snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                         cfg->providers[i].name);
+            }
+            ydoc_error(doc, v, "provider: unknown provider \"%.64s\" (worker.yaml has: %s)", s,
+                       list);
+        }
+    }
+    if (!(v = ydoc_get(map, "model")))
+        ydoc_error(doc, map, "%s: missing \"model\" (the provider's model id)", what);
+    else if (ydoc_string(doc, v, "model", &s) == 0)
+        m->model = xstrdup(s);
+    if (!(v = ydoc_get(map, "price")))
+        ydoc_error(doc, map, "%s: missing \"price\"", what);
+    else
+        policy_bind_price(doc, v, m);
+    int64_t cap;
+    if ((v = ydoc_get(map, "max_output_tokens")) &&
+        ydoc_int(doc, v, "max_output_tokens", 1, 10000000, &cap) == 0)
+        m->max_output_tokens = (uint32_t)cap;
+}
+
+static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,
+                               const struct config *cfg, struct policy *p)
+{
+    if (ydoc_expect_map(doc, map, "models") < 0)
+        return;
+    if (map->count == 0)
+        ydoc_error(doc, map, "models: expected at least one model");
+    p->models = calloc(map->count ? map->count : 1, sizeof *p->models);
+    if (!p->models)
+        return;
+    for (size_t i = 0; i < map->count; i++) {
+        const struct ydoc_node *k = ydoc_key_at(map, i);
+        if (k->type == YDOC_SCALAR)
+            policy_bind_model(doc, k, ydoc_value_at(map, i), cfg, &p->models[p->nmodels++]);
+    }
+}
+
+static int policy_model_index(const struct policy *p, const char *name, size_t *out)
+{
+    for (size_t i = 0; i < p->nmodels; i++)
+        if (p->models[i].name && strcmp(p->models[i].name, name) == 0)
+            return *out = i, 0;
+    return -1;
+}
+
+static void policy_bind_route(struct ydoc *doc, const struct ydoc_node *k,
+                              const struct ydoc_node *seq, struct policy *p,
+                              struct policy_route *r)
+{
+    r->task = xstrdup(k->value);
+    char what[96];
+    snprintf(what, sizeof what, "routes.%.64s", k->value);
+    if (ydoc_expect_seq(doc, seq, what) < 0)
+        return;
+    if (seq->count == 0)
+        ydoc_error(doc, seq, "%s: expected at least one model", what);
+    if (seq->count > POLICY_MAX_CANDIDATES)
+        ydoc_error(doc, seq, "%s: expected at most %d candidates", what,
+                   POLICY_MAX_CANDIDATES);
+    const char *names[256];
+    size_t nnames = 0;
+    for (size_t i = 0; i < p->nmodels && nnames < 255; i++)
+        if (p->models[i].name)
+            names[nnames++] = p->models[i].name;
+    names[nnames] = NULL;
+    for (size_t i = 0; i < seq->count && r->ncandidates < POLICY_MAX_CANDIDATES; i++) {
+        const struct ydoc_node *v = seq->items[i];
+        const char *name;
+        size_t idx;
+        if (ydoc_string(doc, v, "candidate", &name) < 0)
+            continue;
+        if (policy_model_index(p, name, &idx) < 0) {
+            const char *near = text_nearest(name, names);
+            ydoc_error(doc, v, "%s: unknown model \"%.64s\"%s%s%s", what, name,
+                       near ? " (did you mean \"" : " (not under models:)", near ? near : "",
+                       near ? "\"?)" : "");
+            continue;
+        }
+        int dup = 0;
+        for (size_t j = 0; j < r->ncandidates; j++)
+            dup |= r->candidates[j] == idx;
+        if (dup) {
+            ydoc_error(doc, v, "%s: \"%.64s\" is listed twice", what, name);
+            continue;
+        }
+        r->candidates[r->ncandidates++] = idx;
+    }
+}
+
+static void policy_bind_routes(struct ydoc *doc, const struct ydoc_node *map, struct policy *p)
+{
+    if (ydoc_expect_map(doc, map, "routes") < 0)
+        return;
+    p->routes = calloc(map->count ? map->count : 1, sizeof *p->routes);
+    if (!p->routes)
+        return;
+    for (size_t i = 0; i < map->count; i++) {
+        const struct ydoc_node *k = ydoc_key_at(map, i);
+        if (k->type != YDOC_SCALAR)
+            continue;
+        struct policy_route *r = &p->routes[p->nroutes++];
+        policy_bind_route(doc, k, ydoc_value_at(map, i), p, r);
+        if (strcmp(k->value, "default") == 0)
+            p->default_route = r;
+    }
+}
+
+static void policy_bind_budget(struct ydoc *doc, const struct ydoc_node *map, struct policy *p)
+{
+    p->default_budget_nusd = 50000000; /* 0.05 USD */
+    p->over_budget = POLICY_DOWNGRADE;
+    p->min_output_tokens = 16;
+    p->input_bytes_per_token = 3;
+    if (!map)
+        return;
+    if (ydoc_expect_map(doc, map, "budget") < 0)
+        return;
+    ydoc_check_keys(doc, map, budget_keys, "budget");
+    const struct ydoc_node *v;
+    uint64_t usd;
+    int choice;
+    int64_t n;
+    if ((v = ydoc_get(map, "default_usd")) &&
+        ydoc_decimal_e9(doc, v, "default_usd", COST_MAX_BUDGET / 1000000000u, &usd) == 0) {
+        if (usd == 0)
+            ydoc_error(doc, v, "default_usd: expected more than 0");
+        p->default_budget_nusd = usd;
+    }
+    if ((v = ydoc_get(map, "over_budget")) &&
+        ydoc_enum(doc, v, "over_budget", over_budget_names, &choice) == 0)
+        p->over_budget = (enum policy_over_budget)choice;
+    if ((v = ydoc_get(map, "min_output_tokens")) &&
+        ydoc_int(doc, v, "min_output_tokens", 1, 1000000, &n) == 0)
+        p->min_output_tokens = (uint32_t)n;
+    if ((v = ydoc_get(map, "input_bytes_per_token")) &&
+        ydoc_int(doc, v, "input_bytes_per_token", 1, 16, &n) == 0)
+        p->input_bytes_per_token = (uint32_t)n;
+}
+
+static struct policy *policy_bind(struct ydoc *doc, const struct config *cfg,
+                                  struct ydoc_errors *errs)
+{
+    struct policy *p = calloc(1, sizeof *p);
+    const struct ydoc_node *root = doc->root, *v;
+    if (!p)
+        goto out;
+    p->refs = 1;
+    if (!root || ydoc_expect_map(doc, root, "the policy") < 0)
+        goto out;
+    ydoc_check_keys(doc, root, top_keys, "the policy");
+    if ((v = ydoc_get(root, "models")))
+        policy_bind_models(doc, v, cfg, p);
+    else
+        ydoc_error(doc, root, "missing \"models\"");
+    if ((v = ydoc_get(root, "routes")))
+        policy_bind_routes(doc, v, p);
+    else
+        ydoc_error(doc, root, "missing \"routes\"");
+    policy_bind_budget(doc, ydoc_get(root, "budget"), p);
+out:
+    if (doc->errs.count > 0 || !root) {
+        policy_release(p);
+        p = NULL;
+    }
+    ydoc_take_errors(doc, errs);
+    ydoc_free(doc);
+    return p;
+}
+
+struct policy *policy_load(const char *path, const struct config *cfg,
+                           struct ydoc_errors *errs)
+{
+    struct ydoc *doc = ydoc_load(path);
+    return doc ? policy_bind(doc, cfg, errs) : NULL;
+}
+
+struct policy *policy_parse(const char *name, const char *text, size_t len,
+                            const struct config *cfg, struct ydoc_errors *errs)
+{
+    struct ydoc *doc = ydoc_parse(name, text, len);
+    return doc ? policy_bind(doc, cfg, errs) : NULL;
+}
+
+struct policy *policy_retain(struct policy *p)
+{
+    if (p)
+        p->refs++;
+    return p;
+}
+
+void policy_release(struct policy *p)
+{
+    if (!p || --p->refs > 0)
+        return;
+    for (size_t i = 0; i < p->nmodels; i++) {
+        free(p->models[i].name);
+        free(p->models[i].provider);
+        free(p->models[i].model);
+    }
+    free(p->models);
+    for (size_t i = 0; i < p->nroutes; i++)
+        free(p->routes[i].task);
+    free(p->routes);
+    free(p);
+}
+
+const struct policy_route *policy_route_find(const struct policy *p, const char *task)
+{
+    for (size_t i = 0; i < p->nroutes; i++)
+        if (p->routes[i].task && strcmp(p->routes[i].task, task) == 0)
+            return &p->routes[i];
+    return NULL;
+}
