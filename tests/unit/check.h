@@ -27,5 +27,7 @@ void test_ydoc(void);
 void test_config(void);
 void test_router(void);
 void test_request(void);
+void test_providers(void);
+void test_offsets(void);
 
 #endif
