@@ -36,10 +36,8 @@ $(BUILD)/switchyard: $(BUILD)/obj/worker/main.o $(BUILD)/libswitchyard.a
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libswitchyard.a
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
-$(BUILD)/mock_kafka: tests/support/mock_kafka.c
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(PKG_LIBS) $(LDFLAGS) -o $@
-
-$(BUILD)/fake_provider: tests/support/fake_provider.c
+# test support programs: one self-contained .c each
+$(BUILD)/%: tests/support/%.c
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(PKG_LIBS) $(LDFLAGS) -o $@
 
 deps:

@@ -49,8 +49,8 @@ check "missing file: says so" grep -q '^/nonexistent/worker.yaml:1:1: cannot ope
 
 "$bin" --bogus >/dev/null 2>&1
 check "unknown option: exit 2" test $? -eq 2
-"$bin" >/dev/null 2>&1
-check "no mode: exit 2" test $? -eq 2
+"$bin" --check-config stray-argument >/dev/null 2>&1
+check "stray argument: exit 2" test $? -eq 2
 
 # --plan: one JSON line out per request line in, errors included
 printf '%s\n' \

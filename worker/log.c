@@ -1,0 +1,44 @@
+/*
+ * log: one JSON object per line on stderr, written with one write(2) so
+ * that lines from concurrent processes do not interleave.
+ */
+#include "log.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+static enum log_level log_min = LOG_INFO;
+
+void log_set_level(enum log_level level)
+{
+    log_min = level;
+}
+
+void log_event(enum log_level level, const char *event, const char *fmt, ...)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    if (level < log_min)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "ts_ms", (json_int_t)loop_wall_ms(), "level",
+                          names[level], "event", event, "msg", msg);
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (line) {
+        size_t n = strlen(line);
+        line[n] = '\n';
+        ssize_t w = write(STDERR_FILENO, line, n + 1);
+        (void)w;
+        free(line);
+    }
+    json_decref(o);
+}
