@@ -29,5 +29,6 @@ void test_router(void);
 void test_request(void);
 void test_providers(void);
 void test_offsets(void);
+void test_loop(void);
 
 #endif
