@@ -38,10 +38,10 @@
 
 #define MOCK_BROKERS_MAX 16
 #define MOCK_PARTITIONS_MAX 1024 /* per topic; each partition keeps up to 5 MB */
-#define MOCK_TOPIC_NAME_MAX 249   /* Kafka's own limit */
-#define MOCK_LINE_MAX 4096        /* one control command, newline excluded */
-#define MOCK_ARGS_MAX 64          /* words in one control command */
-#define MOCK_ERRORS_MAX 10000     /* errors pushed by one push_errors */
+#define MOCK_TOPIC_NAME_MAX 249  /* Kafka's own limit */
+#define MOCK_LINE_MAX 4096       /* one control command, newline excluded */
+#define MOCK_ARGS_MAX 64         /* words in one control command */
+#define MOCK_ERRORS_MAX 10000    /* errors pushed by one push_errors */
 #define MOCK_QUERY_TIMEOUT_MS 3000
 
 /*
@@ -75,6 +75,7 @@ struct mock_server {
     bool line_too_long; /* drop bytes until the next newline */
     bool stopping;
     bool stdout_broken;
+    bool stdin_used; /* some byte arrived on stdin */
 };
 
 static void mock_usage(FILE *out)
@@ -272,14 +273,16 @@ static void mock_reply(struct mock_server *server, const char *fmt, ...)
         server->stdout_broken = true;
 }
 
-static rd_kafka_resp_err_t mock_error_reply(struct mock_server *server, rd_kafka_resp_err_t err)
+/* Answers "ok" or the mock's error. Returns 0 or -1. */
+static int mock_result_reply(struct mock_server *server, rd_kafka_resp_err_t err)
 {
-    if (err)
-        mock_reply(server, "error: %s (%s, %d)", rd_kafka_err2str(err), rd_kafka_err2name(err),
-                   (int)err);
-    else
+    if (!err) {
         mock_reply(server, "ok");
-    return err;
+        return 0;
+    }
+    mock_reply(server, "error: %s (%s, %d)", rd_kafka_err2str(err), rd_kafka_err2name(err),
+               (int)err);
+    return -1;
 }
 
 /*
@@ -352,19 +355,17 @@ static int mock_cmd_broker(struct mock_server *server, int argc, char **argv)
         return -1;
     }
     if (!strcmp(argv[0], "broker_down"))
-        return mock_error_reply(server, rd_kafka_mock_broker_set_down(server->cluster, id)) ? -1
-                                                                                            : 0;
+        return mock_result_reply(server, rd_kafka_mock_broker_set_down(server->cluster, id));
     if (!strcmp(argv[0], "broker_up"))
-        return mock_error_reply(server, rd_kafka_mock_broker_set_up(server->cluster, id)) ? -1 : 0;
+        return mock_result_reply(server, rd_kafka_mock_broker_set_up(server->cluster, id));
 
     /* broker_rtt ID MS */
-    int rtt;
+    int rtt; /* ms */
     if (argc != 3 || !mock_parse_int(argv[2], 0, 600000, &rtt)) {
         mock_reply(server, "error: rtt must be milliseconds in 0..600000");
         return -1;
     }
-    return mock_error_reply(server, rd_kafka_mock_broker_set_rtt(server->cluster, id, rtt)) ? -1
-                                                                                            : 0;
+    return mock_result_reply(server, rd_kafka_mock_broker_set_rtt(server->cluster, id, rtt));
 }
 
 /* Broker error codes only: the mock sends them on the wire as int16. */
@@ -397,8 +398,7 @@ static int mock_cmd_push_errors(struct mock_server *server, int argc, char **arg
         goto out;
     }
     if (!mock_parse_int(argv[2], 1, MOCK_ERRORS_MAX, &cnt)) {
-        mock_reply(server, "error: CNT \"%s\" is not a number in 1..%d", argv[2],
-                   MOCK_ERRORS_MAX);
+        mock_reply(server, "error: CNT \"%s\" is not a number in 1..%d", argv[2], MOCK_ERRORS_MAX);
         goto out;
     }
     if (given != 1 && given != cnt) {
@@ -414,13 +414,14 @@ static int mock_cmd_push_errors(struct mock_server *server, int argc, char **arg
     for (int i = 0; i < cnt; i++) {
         const char *word = argv[3 + (given == 1 ? 0 : i)];
         if (!mock_parse_error_code(word, &errors[i])) {
-            mock_reply(server, "error: \"%s\" is not a broker error code (0..%d, known to "
-                       "librdkafka)", word, SHRT_MAX);
+            mock_reply(server,
+                       "error: \"%s\" is not a broker error code (0..%d, known to "
+                       "librdkafka)",
+                       word, SHRT_MAX);
             goto out;
         }
     }
-    rd_kafka_mock_push_request_errors_array(server->cluster, (int16_t)api_key, (size_t)cnt,
-                                            errors);
+    rd_kafka_mock_push_request_errors_array(server->cluster, (int16_t)api_key, (size_t)cnt, errors);
     mock_reply(server, "ok");
     rc = 0;
 
@@ -477,10 +478,8 @@ static int mock_cmd_partition_leader(struct mock_server *server, int argc, char 
         mock_reply(server, "error: topic \"%s\" has %d partitions", argv[1], partitions);
         return -1;
     }
-    return mock_error_reply(server, rd_kafka_mock_partition_set_leader(server->cluster, argv[1],
-                                                                       partition, broker))
-               ? -1
-               : 0;
+    return mock_result_reply(
+        server, rd_kafka_mock_partition_set_leader(server->cluster, argv[1], partition, broker));
 }
 
 /* create_topic NAME [PARTITIONS] */
@@ -506,7 +505,7 @@ static int mock_cmd_create_topic(struct mock_server *server, int argc, char **ar
                    existing);
         return -1;
     }
-    return mock_error_reply(server, err) ? -1 : 0;
+    return mock_result_reply(server, err);
 }
 
 static int mock_cmd_bootstrap(struct mock_server *server, int argc, char **argv)
@@ -686,7 +685,8 @@ static int mock_server_start(struct mock_server *server)
         }
         if (mock_topic_partitions(server, spec->name, &have, errstr, sizeof(errstr)) != 1 ||
             have != want) {
-            fprintf(stderr, "mock_kafka: topic %s: created with %d partitions, cluster reports %d\n",
+            fprintf(stderr,
+                    "mock_kafka: topic %s: created with %d partitions, cluster reports %d\n",
                     spec->name, want, have);
             return -1;
         }
@@ -734,11 +734,16 @@ static int mock_server_run(struct mock_server *server)
                 return 1;
             }
             if (n == 0) {
+                if (!server->stdin_used)
+                    fputs("mock_kafka: stdin is at EOF: stopping (keep a pipe open on stdin, "
+                          "or pass --no-stdin)\n",
+                          stderr);
                 /* A last line without its newline still counts. */
                 if (server->line_len > 0 || server->line_too_long)
                     mock_input(server, "\n", 1);
                 break;
             }
+            server->stdin_used = true;
             mock_input(server, buf, (size_t)n);
         }
     }
