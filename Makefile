@@ -7,7 +7,9 @@ PKGS     := rdkafka libcurl jansson yaml-0.1
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wundef -Werror
-CFLAGS   += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -MMD -MP
+SAN      ?=
+CFLAGS   += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -MMD -MP $(SAN)
+LDFLAGS  += $(SAN)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -52,8 +54,7 @@ check: $(BUILD)/switchyard $(BUILD)/unit_tests $(SUPPORT)
 
 asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
-	    CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    LDFLAGS="-fsanitize=address,undefined"
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 
 valgrind: deps
 	@$(MAKE) --no-print-directory $(BUILD)/unit_tests $(BUILD)/switchyard
@@ -64,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuz
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_TARGETS) BUILD=build/fuzz-lib CC=clang OPT=-O1 \
-	    CFLAGS="-fsanitize=fuzzer-no-link,address,undefined"
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined"
 	@for t in $(FUZZ_TARGETS); do \
 	    name=$$(basename $$t); mkdir -p build/fuzz/corpus-$$name; \
 	    echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
