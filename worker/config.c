@@ -315,11 +315,16 @@ static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map,
     if (map && ydoc_expect_map(doc, map, "limits") == 0)
         ydoc_check_keys(doc, map, allowed, "limits");
     config_bind_ints(doc, map && map->type == YDOC_MAP ? map : NULL, limit_keys, &cfg->limits);
-    const struct config_limits *l = &cfg->limits;
-    if (l->max_in_flight_per_partition > l->max_in_flight)
-        ydoc_error(doc, ydoc_get(map, "max_in_flight_per_partition"),
-                   "max_in_flight_per_partition: expected at most max_in_flight (%lld)",
-                   (long long)l->max_in_flight);
+    struct config_limits *l = &cfg->limits;
+    const struct ydoc_node *per = ydoc_get(map, "max_in_flight_per_partition");
+    if (l->max_in_flight_per_partition > l->max_in_flight) {
+        if (per)
+            ydoc_error(doc, per,
+                       "max_in_flight_per_partition: expected at most max_in_flight (%lld)",
+                       (long long)l->max_in_flight);
+        else /* only the global cap was lowered: the default follows it */
+            l->max_in_flight_per_partition = l->max_in_flight;
+    }
     if (l->backoff_initial_ms > l->backoff_max_ms)
         ydoc_error(doc, ydoc_get(map, "backoff_initial_ms"),
                    "backoff_initial_ms: expected at most backoff_max_ms (%lld)",
