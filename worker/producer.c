@@ -63,12 +63,21 @@ static void producer_wait(struct producer *p, struct output *o)
 static int producer_try(struct producer *p, struct output *o)
 {
     rd_kafka_headers_t *h = o->headers ? rd_kafka_headers_copy(o->headers) : NULL;
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(o->key, o->key_len),
-        RD_KAFKA_V_VALUE(o->value, o->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    /* rd_kafka_produceva, not producev: the RD_KAFKA_V_ macros are GNU
+     * statement expressions, which -Wpedantic refuses */
+    rd_kafka_vu_t vus[6] = {
+        {.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = o->topic},
+        {.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {o->key, o->key_len}},
+        {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {o->value, o->value_len}},
+        {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+        {.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = o},
+        {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = h},
+    };
+    rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, h ? 6 : 5);
+    if (!error)
         return 0; /* h is owned by librdkafka now */
+    rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+    rd_kafka_error_destroy(error);
     if (h)
         rd_kafka_headers_destroy(h);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
