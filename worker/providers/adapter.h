@@ -1,0 +1,29 @@
+/*
+ * adapter: helpers shared by the provider adapters (not part of the
+ * provider interface itself), and the adapters' ops tables.
+ */
+#ifndef SWITCHYARD_ADAPTER_H
+#define SWITCHYARD_ADAPTER_H
+
+#include <jansson.h>
+
+#include "providers/provider.h"
+
+extern const struct provider_ops openai_ops;
+extern const struct provider_ops anthropic_ops;
+
+/* Appends "name: value". -1 when full or out of memory. */
+int adapter_header(struct provider_http *out, const char *name, const char *value);
+/* out->url = base (trailing slashes dropped) + path. */
+int adapter_url(struct provider_http *out, const char *base, const char *path);
+/* Serializes and takes body (always). */
+int adapter_body(struct provider_http *out, json_t *body);
+/* A token count: absent or null = 0; -1 when not a non-negative integer
+ * within COST_MAX_TOKENS. */
+int adapter_count(const json_t *obj, const char *key, uint64_t *out);
+int adapter_text(struct provider_reply *out, const char *text, size_t len);
+/* Classifies a non-2xx status: ERR_TRANSIENT for 408/409/425/429/5xx,
+ * ERR_UPSTREAM for the rest; code NULL = derived from the status. */
+int adapter_status_error(long status, const char *code, const char *message, struct err *e);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * anthropic: the Messages API. Usage rule (DESIGN 6): cache reads and
+ * cache writes are reported SEPARATELY from input_tokens; thinking is
+ * billed inside output_tokens. System turns go to the top-level "system".
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "providers/adapter.h"
+
+#define ANTHROPIC_VERSION "2023-06-01"
+
+/* The request's system text and every system-role message, joined. */
+static char *anthropic_system(const struct request *req, size_t *len)
+{
+    size_t n = req->system ? req->system_len : 0;
+    for (size_t i = 0; i < req->nmessages; i++)
+        if (req->messages[i].role == REQUEST_SYSTEM)
+            n += req->messages[i].content_len + 2;
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    size_t used = 0;
+    if (req->system) {
+        memcpy(s, req->system, req->system_len);
+        used = req->system_len;
+    }
+    for (size_t i = 0; i < req->nmessages; i++) {
+        const struct request_message *m = &req->messages[i];
+        if (m->role != REQUEST_SYSTEM)
+            continue;
+        if (used > 0) {
+            memcpy(s + used, "\n\n", 2);
+            used += 2;
+        }
+        memcpy(s + used, m->content, m->content_len);
+        used += m->content_len;
+    }
+    s[used] = '\0';
+    *len = used;
+    return s;
+}
+
+static int anthropic_build(const struct provider_call *call, struct provider_http *out,
+                           struct err *e)
+{
+    const struct request *req = call->req;
+    json_t *messages = json_array();
+    for (size_t i = 0; i < req->nmessages; i++) {
+        const struct request_message *m = &req->messages[i];
+        if (m->role == REQUEST_SYSTEM)
+            continue;
+        json_array_append_new(messages, json_pack("{s:s, s:s%}", "role",
+                                                  request_role_name(m->role), "content",
+                                                  m->content, m->content_len));
+    }
+    if (json_array_size(messages) == 0) {
+        json_decref(messages);
+        return err_set(e, ERR_INPUT, "no_turns",
+                       "Anthropic needs at least one user or assistant message");
+    }
+    json_t *body = json_pack("{s:s, s:i, s:o}", "model", call->model, "max_tokens",
+                             (int)call->max_tokens, "messages", messages);
+    size_t system_len = 0;
+    char *system = anthropic_system(req, &system_len);
+    if (body && system && system_len > 0)
+        json_object_set_new(body, "system", json_stringn(system, system_len));
+    free(system);
+    if (body && req->has_temperature)
+        json_object_set_new(body, "temperature", json_real(req->temperature));
+    if (adapter_body(out, body) < 0 || adapter_url(out, call->base_url, "/v1/messages") < 0 ||
+        adapter_header(out, "x-api-key", call->api_key) < 0 ||
+        adapter_header(out, "anthropic-version",
+                       call->api_version ? call->api_version : ANTHROPIC_VERSION) < 0 ||
+        adapter_header(out, "content-type", "application/json") < 0) {
+        provider_http_release(out);
+        return err_set(e, ERR_FATAL, "oom", "out of memory building the request");
+    }
+    return 0;
+}
+
+static enum provider_finish anthropic_finish(const char *reason)
+{
+    if (!reason)
+        return PROVIDER_FINISH_OTHER;
+    if (strcmp(reason, "end_turn") == 0 || strcmp(reason, "stop_sequence") == 0)
+        return PROVIDER_FINISH_STOP;
+    if (strcmp(reason, "max_tokens") == 0)
+        return PROVIDER_FINISH_LENGTH;
+    if (strcmp(reason, "tool_use") == 0)
+        return PROVIDER_FINISH_TOOL_CALLS;
+    if (strcmp(reason, "refusal") == 0)
+        return PROVIDER_FINISH_CONTENT_FILTER;
+    return PROVIDER_FINISH_OTHER;
+}
+
+static int anthropic_parse(long status, const char *body, size_t len,
+                           struct provider_reply *out, struct err *e)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (status < 200 || status > 299) {
+        const json_t *error = json_object_get(root, "error");
+        const char *type = json_string_value(json_object_get(error, "type"));
+        const char *msg = json_string_value(json_object_get(error, "message"));
+        const char *code = NULL;
+        if (type && strcmp(type, "overloaded_error") == 0)
+            code = "overloaded";
+        else if (type && strcmp(type, "rate_limit_error") == 0)
+            code = "rate_limited";
+        int rc = adapter_status_error(status, code, msg, e);
+        json_decref(root);
+        return rc;
+    }
+    const json_t *content = json_object_get(root, "content");
+    const json_t *usage = json_object_get(root, "usage");
+    uint64_t input, output, cache_read, cache_write;
+    if (!json_is_array(content) || !json_is_object(usage) ||
+        !json_object_get(usage, "input_tokens") || !json_object_get(usage, "output_tokens") ||
+        adapter_count(usage, "input_tokens", &input) < 0 ||
+        adapter_count(usage, "output_tokens", &output) < 0 ||
+        adapter_count(usage, "cache_read_input_tokens", &cache_read) < 0 ||
+        adapter_count(usage, "cache_creation_input_tokens", &cache_write) < 0) {
+        json_decref(root);
+        /* possibly billed, but unknown: never invent a cost (see openai.c) */
+        return err_set(e, ERR_TRANSIENT, "malformed_reply",
+                       "reply not understood: no content or usage counts");
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const json_t *block = json_array_get(content, i);
+        const char *type = json_string_value(json_object_get(block, "type"));
+        if (type && strcmp(type, "text") == 0)
+            total += json_string_length(json_object_get(block, "text"));
+    }
+    out->text = malloc(total + 1);
+    if (!out->text) {
+        json_decref(root);
+        return err_set(e, ERR_FATAL, "oom", "out of memory");
+    }
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const json_t *block = json_array_get(content, i);
+        const char *type = json_string_value(json_object_get(block, "type"));
+        const json_t *text = json_object_get(block, "text");
+        if (type && strcmp(type, "text") == 0 && json_is_string(text)) {
+            memcpy(out->text + out->text_len, json_string_value(text), json_string_length(text));
+            out->text_len += json_string_length(text);
+        }
+    }
+    out->text[out->text_len] = '\0';
+    out->finish = anthropic_finish(json_string_value(json_object_get(root, "stop_reason")));
+    out->usage.tokens[COST_INPUT] = input;
+    out->usage.tokens[COST_OUTPUT] = output;
+    out->usage.tokens[COST_CACHE_READ] = cache_read;
+    out->usage.tokens[COST_CACHE_WRITE] = cache_write;
+    out->usage.tokens[COST_REASONING] = 0;
+    const char *model = json_string_value(json_object_get(root, "model"));
+    out->model = model ? strdup(model) : NULL;
+    json_decref(root);
+    return 0;
+}
+
+const struct provider_ops anthropic_ops = {"anthropic", anthropic_build, anthropic_parse};
