@@ -42,5 +42,8 @@ stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 [ -f tests/support/fake_provider_selftest.sh ] &&
     stage fake-provider bash tests/support/fake_provider_selftest.sh "$BUILD/fake_provider"
 
+stage e2e-pipeline "$PY" tests/e2e/test_pipeline.py
+stage e2e-group "$PY" tests/e2e/test_group.py
+
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

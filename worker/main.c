@@ -14,6 +14,7 @@
 #include "policy.h"
 #include "request.h"
 #include "router.h"
+#include "worker.h"
 
 #define SWITCHYARD_VERSION "0.1.0"
 
@@ -22,11 +23,14 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: switchyard --check-config --config FILE --policy FILE\n"
             "       switchyard --plan --config FILE --policy FILE [< requests.jsonl]\n"
+            "       switchyard [--config FILE] [--policy FILE] [--exit-when-idle MS]\n"
             "\n"
             "  --check-config  validate both files without connecting; exit 0 or print\n"
             "                  every error as file:line:column and exit 1\n"
             "  --plan          dry run: read request messages, one JSON document per\n"
             "                  line, and print the routing plan of each as a JSON line\n"
+            "  (no mode)       run the worker until SIGTERM/SIGINT; SIGHUP reloads the policy\n"
+            "  --exit-when-idle MS  stop (gracefully) after MS ms with nothing to do\n"
             "  --config FILE   worker configuration (default config/worker.yaml)\n"
             "  --policy FILE   routing policy (default config/policy.yaml)\n"
             "  --version, --help\n");
@@ -112,12 +116,14 @@ static int run_plan(const struct config *cfg, const struct policy *policy)
 
 int main(int argc, char **argv)
 {
-    enum { MODE_NONE, MODE_CHECK, MODE_PLAN } mode = MODE_NONE;
+    enum { MODE_RUN, MODE_CHECK, MODE_PLAN } mode = MODE_RUN;
+    long long idle_ms = 0;
     const char *config_path = "config/worker.yaml", *policy_path = "config/policy.yaml";
     static const struct option options[] = {
         {"check-config", no_argument, NULL, 'k'}, {"plan", no_argument, NULL, 'p'},
         {"config", required_argument, NULL, 'c'}, {"policy", required_argument, NULL, 'P'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"exit-when-idle", required_argument, NULL, 'i'},
         {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:P:h", options, NULL)) != -1) {
@@ -134,6 +140,13 @@ int main(int argc, char **argv)
         case 'P':
             policy_path = optarg;
             break;
+        case 'i':
+            idle_ms = strtoll(optarg, NULL, 10);
+            if (idle_ms <= 0) {
+                fprintf(stderr, "switchyard: --exit-when-idle: expected milliseconds > 0\n");
+                return 2;
+            }
+            break;
         case 'V':
             printf("switchyard %s\n", SWITCHYARD_VERSION);
             return 0;
@@ -145,7 +158,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc || mode == MODE_NONE) {
+    if (optind < argc) {
         usage(stderr);
         return 2;
     }
@@ -159,8 +172,10 @@ int main(int argc, char **argv)
         printf("%s: ok\n%s: ok (%zu models, %zu routes)\n", config_path, policy_path,
                policy->nmodels, policy->nroutes);
         rc = 0;
-    } else {
+    } else if (mode == MODE_PLAN) {
         rc = run_plan(cfg, policy);
+    } else {
+        rc = worker_run(cfg, policy, policy_path, (uint64_t)idle_ms);
     }
 out:
     policy_release(policy);

@@ -1,0 +1,157 @@
+"""Real processes for end-to-end tests and the demo: the mock Kafka
+cluster, the fake provider, switchyard itself, kcat to produce, Python's
+confluent-kafka to read back. Everything listens on 127.0.0.1 only, and
+everything started here is stopped by Harness.close()."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+
+
+class Harness:
+    def __init__(self, topics, fake_args=(), brokers=1):
+        self.dir = tempfile.mkdtemp(prefix="switchyard-e2e-")
+        self.procs = []
+        self.topics = topics
+        self.mock = subprocess.Popen(
+            [os.path.join(BUILD, "mock_kafka"), "--brokers", str(brokers)]
+            + sum((["--topic", f"{t}:{n}"] for t, n in topics.items()), []),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.procs.append(self.mock)
+        line = self.mock.stdout.readline().strip()
+        if not line.startswith("bootstrap="):
+            raise RuntimeError(f"mock_kafka did not start: {line!r}")
+        self.bootstrap = line.split("=", 1)[1]
+        self.fake_log = os.path.join(self.dir, "provider.jsonl")
+        self.fake = subprocess.Popen(
+            [os.path.join(BUILD, "fake_provider"), "--host", "127.0.0.1", "--port", "0",
+             "--log", self.fake_log] + list(fake_args),
+            stdout=subprocess.PIPE, text=True)
+        self.procs.append(self.fake)
+        line = self.fake.stdout.readline().strip()
+        if not line.startswith("listening="):
+            raise RuntimeError(f"fake_provider did not start: {line!r}")
+        self.provider_addr = line.split("=", 1)[1]
+        self.worker = None
+
+    def write_config(self, group, topics, limits=None, providers=None, extra_kafka=None):
+        """worker.yaml pointing at the mock cluster and the fake provider."""
+        base = f"http://{self.provider_addr}"
+        providers = providers or {
+            "anthropic": {"type": "anthropic", "base_url": base,
+                          "api_key_env": "SWITCHYARD_TEST_ANTHROPIC_KEY", "timeout_ms": 5000},
+            "openai": {"type": "openai", "base_url": base + "/v1",
+                       "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY", "timeout_ms": 5000},
+        }
+        kafka = {"bootstrap.servers": self.bootstrap, "group.id": group,
+                 "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                 "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 1000}
+        kafka.update(extra_kafka or {})
+        cfg = {"kafka": kafka, "topics": topics, "providers": providers,
+               "limits": limits or {"commit_interval_ms": 500, "backoff_initial_ms": 20,
+                                    "backoff_max_ms": 2000, "shutdown_grace_ms": 10000}}
+        path = os.path.join(self.dir, "worker.yaml")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=1)  # JSON is YAML
+        return path
+
+    def produce(self, topic, records):
+        """records: list of (key, value-bytes); produced with kcat, key and
+        value separated by a tab, one record per line."""
+        data = b"".join(k.encode() + b"\t" + v + b"\n" for k, v in records)
+        subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-K", "\t",
+                        "-X", "enable.idempotence=true"],
+                       input=data, check=True, timeout=120)
+
+    def start_worker(self, config, policy, env=None, args=()):
+        e = dict(os.environ)
+        e.update(env or {})
+        self.nworkers = getattr(self, "nworkers", 0) + 1
+        self.worker_log = os.path.join(self.dir, f"worker-{self.nworkers}.log")
+        self.worker = subprocess.Popen(
+            [os.path.join(BUILD, "switchyard"), "--config", config, "--policy", policy]
+            + list(args), env=e, stdout=subprocess.DEVNULL,
+            stderr=open(self.worker_log, "w"))
+        self.procs.append(self.worker)
+        return self.worker
+
+    def stop_worker(self, timeout=60):
+        self.worker.send_signal(signal.SIGTERM)
+        return self.worker.wait(timeout=timeout)
+
+    def consumer(self, group=None):
+        return Consumer({"bootstrap.servers": self.bootstrap,
+                         "group.id": group or f"reader-{os.getpid()}-{time.time()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+
+    def read(self, topic, until, timeout=120):
+        """Reads topic from the beginning until until(messages) is true or
+        timeout; returns the messages as (key, value, headers, partition,
+        offset) tuples."""
+        c = self.consumer()
+        parts = [TopicPartition(topic, p, 0) for p in range(self.topics[topic])]
+        c.assign(parts)
+        out = []
+        deadline = time.time() + timeout
+        while time.time() < deadline and not until(out):
+            for m in c.consume(1000, timeout=0.5):
+                if m.error():
+                    continue
+                out.append((m.key().decode() if m.key() is not None else None, m.value(),
+                            m.headers() or [], m.partition(), m.offset()))
+        c.close()
+        return out
+
+    def committed(self, group, topic):
+        c = self.consumer(group)
+        parts = [TopicPartition(topic, p) for p in range(self.topics[topic])]
+        got = c.committed(parts, timeout=10)
+        ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(self.topics[topic])]
+        c.close()
+        return [tp.offset for tp in got], ends
+
+    def provider_log(self):
+        with open(self.fake_log) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for p in self.procs:
+            for s in (p.stdin, p.stdout):
+                if s:
+                    s.close()
+
+
+class Checks:
+    """ok()-style counting: every check counts; the last line is the count."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def ok(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}", flush=True)
+        return cond
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 0 if self.failed == 0 else 1

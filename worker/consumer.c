@@ -1,0 +1,549 @@
+/*
+ * consumer: librdkafka's high-level consumer on the loop. Offsets are
+ * stored and committed by us only (enable.auto.commit and
+ * enable.auto.offset.store are off): an offset is committed when every
+ * message before it in its partition is finished. On revoke, the revoked
+ * partitions stop taking work, drain within rebalance_grace_ms, are
+ * committed, then released; on a lost assignment nothing is committed.
+ */
+#include "consumer.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "offsets.h"
+#include "producer.h"
+
+#define CONSUMER_BATCH 500      /* messages per wake-up, then yield to the loop */
+#define CONSUMER_POLL_MS 200    /* poll at least this often (max.poll.interval) */
+#define CONSUMER_METADATA_MAX 4000 /* offset commit metadata, under the broker's cap */
+
+struct partition {
+    int32_t id;
+    uint32_t generation;
+    int assigned;
+    int paused;   /* by us, for the caps */
+    int revoking; /* release pending: no new work */
+    struct offsets *offsets; /* NULL until the first message */
+    int64_t committed;       /* last offset we committed; -1 none */
+    size_t in_flight;
+};
+
+struct consumer {
+    struct loop *loop;
+    const struct config *cfg;
+    struct consumer_handlers handlers;
+    void *ctx;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    int pipe_fds[2];
+    struct loop_io wake;
+    struct loop_timer poll_timer, commit_timer, revoke_timer;
+    struct partition *parts; /* indexed by partition id */
+    size_t nparts;
+    size_t in_flight;
+    int stopped;
+    int cooperative;
+    rd_kafka_topic_partition_list_t *revoking; /* awaiting release */
+};
+
+static struct partition *consumer_part(struct consumer *c, int32_t id)
+{
+    if (id < 0)
+        return NULL;
+    if ((size_t)id >= c->nparts) {
+        size_t n = (size_t)id + 1;
+        struct partition *parts = realloc(c->parts, n * sizeof *parts);
+        if (!parts)
+            return NULL;
+        for (size_t i = c->nparts; i < n; i++)
+            parts[i] = (struct partition){.id = (int32_t)i, .committed = -1};
+        c->parts = parts;
+        c->nparts = n;
+    }
+    return &c->parts[id];
+}
+
+static void consumer_set_paused(struct consumer *c, struct partition *p, int pause)
+{
+    if (p->paused == pause)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->cfg->topic_requests, p->id);
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, l)
+                                    : rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err)
+        log_warn("pause_failed", "partition %d: %s", p->id, rd_kafka_err2str(err));
+    else
+        p->paused = pause;
+}
+
+/* Pause what the caps say must pause; resume only what we paused. */
+static void consumer_apply_caps(struct consumer *c)
+{
+    const struct config_limits *l = &c->cfg->limits;
+    int global_full = c->in_flight >= (size_t)l->max_in_flight;
+    for (size_t i = 0; i < c->nparts; i++) {
+        struct partition *p = &c->parts[i];
+        if (!p->assigned)
+            continue;
+        int want = c->stopped || p->revoking || global_full ||
+                   p->in_flight >= (size_t)l->max_in_flight_per_partition;
+        consumer_set_paused(c, p, want);
+    }
+}
+
+/* Adds p's committable offset to l when it moved past the last commit. */
+static void consumer_add_commit(struct consumer *c, struct partition *p,
+                                rd_kafka_topic_partition_list_t *l)
+{
+    if (!p->assigned || !p->offsets)
+        return;
+    int64_t next = offsets_committable(p->offsets);
+    if (next <= p->committed)
+        return;
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(l, c->cfg->topic_requests, p->id);
+    tp->offset = next;
+    char md[CONSUMER_METADATA_MAX];
+    size_t n = offsets_encode_metadata(p->offsets, md, sizeof md);
+    if (n > 0 && (tp->metadata = malloc(n)) != NULL) {
+        memcpy(tp->metadata, md, n);
+        tp->metadata_size = n;
+    }
+    p->committed = next;
+}
+
+static void consumer_commit(struct consumer *c, int sync, int only_revoking)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < c->nparts; i++)
+        if (!only_revoking || c->parts[i].revoking)
+            consumer_add_commit(c, &c->parts[i], l);
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, sync ? 0 : 1);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            log_warn("commit_failed", "%s", rd_kafka_err2str(err));
+            for (int i = 0; i < l->cnt; i++) {
+                struct partition *p = consumer_part(c, l->elems[i].partition);
+                if (p)
+                    p->committed = -1; /* try again next time */
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void consumer_commit_now(struct consumer *c)
+{
+    consumer_commit(c, 1, 0);
+}
+
+static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    struct consumer *c = opaque;
+    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return;
+    log_warn("commit_failed", "%s", rd_kafka_err2str(err));
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        struct partition *p = consumer_part(c, offsets->elems[i].partition);
+        if (p)
+            p->committed = -1;
+    }
+}
+
+static void consumer_forget(struct consumer *c, struct partition *p)
+{
+    offsets_free(p->offsets);
+    p->offsets = NULL;
+    c->in_flight -= p->in_flight;
+    p->in_flight = 0;
+    p->generation++; /* late completions for the old ownership are ignored */
+    p->assigned = p->paused = p->revoking = 0;
+    p->committed = -1;
+}
+
+/* Releases the revoking partitions: commit what is done, then unassign. */
+static void consumer_release_revoked(struct consumer *c)
+{
+    if (!c->revoking)
+        return;
+    loop_timer_stop(c->loop, &c->revoke_timer);
+    consumer_commit(c, 1, 1);
+    rd_kafka_topic_partition_list_t *l = c->revoking;
+    c->revoking = NULL;
+    for (int i = 0; i < l->cnt; i++) {
+        struct partition *p = consumer_part(c, l->elems[i].partition);
+        if (p) {
+            if (p->in_flight)
+                log_warn("revoke_grace_expired",
+                         "partition %d released with %zu messages unfinished; the next "
+                         "owner redoes them",
+                         p->id, p->in_flight);
+            consumer_forget(c, p);
+        }
+    }
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t err = 0;
+    if (c->cooperative)
+        error = rd_kafka_incremental_unassign(c->rk, l);
+    else
+        err = rd_kafka_assign(c->rk, NULL);
+    if (error) {
+        log_error("unassign_failed", "%s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (err) {
+        log_error("unassign_failed", "%s", rd_kafka_err2str(err));
+    }
+    log_info("partitions_released", "%d partitions released", l->cnt);
+    rd_kafka_topic_partition_list_destroy(l);
+    consumer_apply_caps(c);
+}
+
+static void consumer_revoke_grace(struct loop_timer *t)
+{
+    consumer_release_revoked(t->data);
+}
+
+static void consumer_maybe_release(struct consumer *c)
+{
+    if (!c->revoking)
+        return;
+    for (int i = 0; i < c->revoking->cnt; i++) {
+        struct partition *p = consumer_part(c, c->revoking->elems[i].partition);
+        if (p && p->in_flight > 0)
+            return;
+    }
+    consumer_release_revoked(c);
+}
+
+static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct consumer *c = opaque;
+    c->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            struct partition *p = consumer_part(c, parts->elems[i].partition);
+            if (p) {
+                consumer_forget(c, p);
+                p->assigned = 1;
+            }
+        }
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t aerr = 0;
+        if (c->cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, parts);
+        if (error) {
+            log_error("assign_failed", "%s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else if (aerr) {
+            log_error("assign_failed", "%s", rd_kafka_err2str(aerr));
+        }
+        log_info("partitions_assigned", "%d partitions assigned (%s)", parts->cnt,
+                 c->cooperative ? "cooperative" : "eager");
+        /* caps still full: the new partitions start paused */
+        consumer_apply_caps(c);
+        return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        log_error("rebalance_error", "%s", rd_kafka_err2str(err));
+        if (!c->cooperative)
+            rd_kafka_assign(rk, NULL);
+        return;
+    }
+    if (rd_kafka_assignment_lost(rk)) {
+        /* someone else owns them already: committing now could move their
+         * offsets past work we did not finish */
+        for (int i = 0; i < parts->cnt; i++) {
+            struct partition *p = consumer_part(c, parts->elems[i].partition);
+            if (p)
+                consumer_forget(c, p);
+        }
+        if (c->cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+            if (error)
+                rd_kafka_error_destroy(error);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+        log_warn("partitions_lost", "%d partitions lost; nothing committed for them",
+                 parts->cnt);
+        return;
+    }
+    /* a revoke: finish what is in flight (bounded), commit, then release */
+    if (!c->revoking)
+        c->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        struct partition *p = consumer_part(c, parts->elems[i].partition);
+        if (!p)
+            continue;
+        p->revoking = 1;
+        rd_kafka_topic_partition_list_add(c->revoking, parts->elems[i].topic, p->id);
+    }
+    consumer_apply_caps(c);
+    loop_timer_start(c->loop, &c->revoke_timer, (uint64_t)c->cfg->limits.rebalance_grace_ms);
+    consumer_maybe_release(c);
+}
+
+static void consumer_drain(struct consumer *c)
+{
+    for (int n = 0; n < CONSUMER_BATCH; n++) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 0);
+        if (!msg)
+            return;
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn("consume_error", "%s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        struct partition *p = consumer_part(c, msg->partition);
+        /* a message from a partition no longer ours (or being released)
+         * is left to its next owner: not tracked, never committed */
+        if (!p || !p->assigned || p->revoking || c->stopped) {
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        if (!p->offsets)
+            p->offsets = offsets_new(msg->offset);
+        if (!p->offsets || offsets_track(p->offsets, msg->offset) < 0) {
+            /* a rewind (e.g. after a seek by librdkafka): start the window
+             * again; finished-but-uncommitted work is redone, never skipped */
+            log_warn("offset_rewind", "partition %d rewound to %lld", p->id,
+                     (long long)msg->offset);
+            uint32_t gen = p->generation;
+            consumer_forget(c, p);
+            p->assigned = 1;
+            p->generation = gen + 1;
+            p->offsets = offsets_new(msg->offset);
+            if (!p->offsets || offsets_track(p->offsets, msg->offset) < 0) {
+                rd_kafka_message_destroy(msg);
+                continue;
+            }
+        }
+        p->in_flight++;
+        c->in_flight++;
+        if (p->in_flight >= (size_t)c->cfg->limits.max_in_flight_per_partition ||
+            c->in_flight >= (size_t)c->cfg->limits.max_in_flight)
+            consumer_apply_caps(c);
+        c->handlers.message(c->ctx, msg, p->generation);
+    }
+    /* more may be waiting: continue after the loop has served others */
+    loop_timer_start(c->loop, &c->poll_timer, 0);
+}
+
+static void consumer_woken(struct loop_io *io, unsigned events)
+{
+    (void)events;
+    struct consumer *c = io->data;
+    char buf[256];
+    while (read(c->pipe_fds[0], buf, sizeof buf) > 0)
+        ;
+    consumer_drain(c);
+}
+
+static void consumer_tick(struct loop_timer *t)
+{
+    struct consumer *c = t->data;
+    consumer_drain(c);
+    if (!loop_timer_armed(&c->poll_timer))
+        loop_timer_start(c->loop, &c->poll_timer, CONSUMER_POLL_MS);
+}
+
+static void consumer_commit_tick(struct loop_timer *t)
+{
+    struct consumer *c = t->data;
+    consumer_commit(c, 0, 0);
+    loop_timer_start(c->loop, &c->commit_timer, (uint64_t)c->cfg->limits.commit_interval_ms);
+}
+
+void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation,
+                       int64_t offset)
+{
+    struct partition *p = consumer_part(c, partition);
+    if (!p || p->generation != generation || !p->offsets)
+        return;
+    if (offsets_done(p->offsets, offset) < 0) {
+        log_error("offset_done_twice", "partition %d offset %lld", partition,
+                  (long long)offset);
+        return;
+    }
+    p->in_flight--;
+    c->in_flight--;
+    if (p->revoking)
+        consumer_maybe_release(c);
+    else if (p->paused)
+        consumer_apply_caps(c);
+}
+
+static int consumer_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                        struct err *e)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return err_set(e, ERR_CONFIG, "kafka_config", "consumer %s: %s", name, errstr);
+    return 0;
+}
+
+struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
+                              const struct consumer_handlers *handlers, void *ctx,
+                              struct err *e)
+{
+    struct consumer *c = calloc(1, sizeof *c);
+    if (!c) {
+        err_set(e, ERR_FATAL, "oom", "out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->cfg = cfg;
+    c->handlers = *handlers;
+    c->ctx = ctx;
+    c->pipe_fds[0] = c->pipe_fds[1] = -1;
+    c->poll_timer = (struct loop_timer){.cb = consumer_tick, .data = c};
+    c->commit_timer = (struct loop_timer){.cb = consumer_commit_tick, .data = c};
+    c->revoke_timer = (struct loop_timer){.cb = consumer_revoke_grace, .data = c};
+
+    rd_kafka_conf_t *conf = producer_base_conf(cfg, 1, e);
+    if (!conf)
+        goto fail;
+    int strategy_set = 0, reset_set = 0;
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        strategy_set |= strcmp(cfg->kafka[i].name, "partition.assignment.strategy") == 0;
+        reset_set |= strcmp(cfg->kafka[i].name, "auto.offset.reset") == 0;
+    }
+    if (consumer_set(conf, "enable.auto.commit", "false", e) < 0 ||
+        consumer_set(conf, "enable.auto.offset.store", "false", e) < 0 ||
+        consumer_set(conf, "enable.partition.eof", "false", e) < 0 ||
+        (!strategy_set &&
+         consumer_set(conf, "partition.assignment.strategy", "cooperative-sticky", e) < 0) ||
+        /* a new group starts at the oldest request, not after the backlog */
+        (!reset_set && consumer_set(conf, "auto.offset.reset", "earliest", e) < 0)) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, consumer_commit_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    char errstr[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(conf);
+        err_set(e, ERR_CONFIG, "kafka", "cannot create the consumer: %s", errstr);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic_requests, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        err_set(e, ERR_CONFIG, "kafka", "cannot subscribe to %s: %s", cfg->topic_requests,
+                rd_kafka_err2str(err));
+        goto fail;
+    }
+    if (pipe2(c->pipe_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        err_set(e, ERR_FATAL, "pipe", "cannot create a pipe");
+        goto fail;
+    }
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+    rd_kafka_queue_io_event_enable(c->queue, c->pipe_fds[1], "c", 1);
+    c->wake = (struct loop_io){.fd = c->pipe_fds[0], .cb = consumer_woken, .data = c};
+    loop_io_set(loop, &c->wake, LOOP_READ);
+    loop_timer_start(loop, &c->poll_timer, 0);
+    loop_timer_start(loop, &c->commit_timer, (uint64_t)cfg->limits.commit_interval_ms);
+    return c;
+fail:
+    consumer_free(c, 0);
+    return NULL;
+}
+
+void consumer_stop_fetching(struct consumer *c)
+{
+    c->stopped = 1;
+    consumer_apply_caps(c);
+}
+
+size_t consumer_in_flight(const struct consumer *c)
+{
+    return c->in_flight;
+}
+
+size_t consumer_assigned(const struct consumer *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nparts; i++)
+        n += c->parts[i].assigned != 0;
+    return n;
+}
+
+/* Leaves the group with a deadline: 2.0.2 can hang in close when an
+ * assignment arrives during it, so past the deadline we destroy without
+ * the consumer close. */
+void consumer_free(struct consumer *c, int timeout_ms)
+{
+    if (!c)
+        return;
+    loop_timer_stop(c->loop, &c->poll_timer);
+    loop_timer_stop(c->loop, &c->commit_timer);
+    loop_timer_stop(c->loop, &c->revoke_timer);
+    if (c->wake.events)
+        loop_io_set(c->loop, &c->wake, 0);
+    if (c->rk) {
+        if (c->queue)
+            rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+        int closed = 0;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+        rd_kafka_error_t *error = rd_kafka_consumer_close_queue(c->rk, q);
+        if (error) {
+            rd_kafka_error_destroy(error);
+        } else {
+            int64_t deadline = loop_wall_ms() + timeout_ms;
+            while (!(closed = rd_kafka_consumer_closed(c->rk)) && loop_wall_ms() < deadline) {
+                rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+                if (!ev)
+                    continue;
+                if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+                    /* during close: release everything, commit nothing more */
+                    if (c->cooperative) {
+                        rd_kafka_error_t *e2 = rd_kafka_incremental_unassign(
+                            c->rk, rd_kafka_event_topic_partition_list(ev));
+                        if (e2)
+                            rd_kafka_error_destroy(e2);
+                    } else {
+                        rd_kafka_assign(c->rk, NULL);
+                    }
+                }
+                rd_kafka_event_destroy(ev);
+            }
+        }
+        rd_kafka_queue_destroy(q);
+        if (c->queue)
+            rd_kafka_queue_destroy(c->queue);
+        if (closed) {
+            rd_kafka_destroy(c->rk);
+        } else {
+            log_warn("consumer_close_timeout", "leaving the group timed out; destroying");
+            rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
+    }
+    if (c->revoking)
+        rd_kafka_topic_partition_list_destroy(c->revoking);
+    for (size_t i = 0; i < c->nparts; i++)
+        offsets_free(c->parts[i].offsets);
+    free(c->parts);
+    if (c->pipe_fds[0] >= 0)
+        close(c->pipe_fds[0]);
+    if (c->pipe_fds[1] >= 0)
+        close(c->pipe_fds[1]);
+    free(c);
+}

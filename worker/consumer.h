@@ -1,0 +1,47 @@
+/*
+ * consumer: the Kafka consumer in its group. It owns the assignment, the
+ * per-partition offset windows, pause/resume for the in-flight caps, and
+ * commits: only the contiguous done prefix of each partition, only for
+ * partitions it still owns, never after losing them.
+ */
+#ifndef SWITCHYARD_CONSUMER_H
+#define SWITCHYARD_CONSUMER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "loop.h"
+
+struct consumer;
+
+struct consumer_handlers {
+    /* A new message to work on. The handler owns msg (destroy it with
+     * rd_kafka_message_destroy) and must call consumer_finished exactly
+     * once for it, with this generation, when its outputs are acked. */
+    void (*message)(void *ctx, rd_kafka_message_t *msg, uint32_t generation);
+};
+
+struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
+                              const struct consumer_handlers *handlers, void *ctx,
+                              struct err *e);
+
+/* The message at (partition, offset) is finished: its result, cost records
+ * or dead letter are acknowledged. A generation that is no longer current
+ * (the partition was lost or revoked since) is ignored. */
+void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation,
+                       int64_t offset);
+
+/* Stops taking new messages (shutdown has begun). */
+void consumer_stop_fetching(struct consumer *c);
+/* Messages received and not finished. */
+size_t consumer_in_flight(const struct consumer *c);
+/* Partitions currently assigned to this worker. */
+size_t consumer_assigned(const struct consumer *c);
+/* Commits every owned partition's done prefix, synchronously. */
+void consumer_commit_now(struct consumer *c);
+/* Leaves the group (bounded by timeout_ms) and frees. */
+void consumer_free(struct consumer *c, int timeout_ms);
+
+#endif

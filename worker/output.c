@@ -1,0 +1,195 @@
+/*
+ * output: encoding only. Field names and shapes follow schemas/; the e2e
+ * tests validate every published record against those files, so a change
+ * here without a schema change fails the build.
+ */
+#include "output.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static const char *const fate_names[] = {"taken", "skipped", "failed", "not_reached"};
+static const char *const attempt_status_names[] = {"ok", "error", "timeout"};
+
+static json_t *output_usage(const struct cost_usage *u)
+{
+    json_t *o = json_object();
+    for (int c = 0; c < COST_NCAT; c++)
+        json_object_set_new(o, cost_category_name((enum cost_category)c),
+                            json_integer((json_int_t)u->tokens[c]));
+    return o;
+}
+
+static json_t *output_prices(const struct cost_prices *p)
+{
+    json_t *o = json_object();
+    for (int c = 0; c < COST_NCAT; c++)
+        json_object_set_new(o, cost_category_name((enum cost_category)c),
+                            json_integer((json_int_t)p->nusd_per_mtok[c]));
+    return o;
+}
+
+static char *output_dump(json_t *o, size_t *len)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text)
+        *len = strlen(text);
+    return text;
+}
+
+static const struct policy_model *output_model(const struct job *job, size_t i)
+{
+    return &job->policy->models[i];
+}
+
+static const char *output_provider_type(const struct job *job, size_t model)
+{
+    return output_model(job, model)->provider;
+}
+
+char *output_result(const struct job *job, const char *worker_id, size_t *len)
+{
+    const struct request *req = job->req;
+    json_t *o = json_object();
+    json_object_set_new(o, "version", json_integer(1));
+    json_object_set_new(o, "id", json_string(req->id));
+    json_object_set_new(o, "status", json_string(job->ok ? "ok" : "error"));
+    json_object_set_new(o, "task", json_string(req->task));
+    if (req->tenant)
+        json_object_set_new(o, "tenant", json_string(req->tenant));
+
+    struct cost_usage total = {{0}};
+    uint64_t cost = 0;
+    json_t *attempts = json_array();
+    for (size_t i = 0; i < job->nattempts; i++) {
+        const struct attempt *a = &job->attempts[i];
+        json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt",
+                              (json_int_t)(i + 1), "model", output_model(job, a->model)->name,
+                              "provider", output_provider_type(job, a->model), "status",
+                              attempt_status_names[a->status], "http_status",
+                              (json_int_t)a->http_status, "latency_ms",
+                              (json_int_t)a->latency_ms, "cost_nusd",
+                              (json_int_t)a->cost_nusd, "billable", a->billable);
+        if (a->error_code[0])
+            json_object_set_new(e, "error",
+                                json_pack("{s:s, s:s}", "code", a->error_code, "message",
+                                          a->error_msg));
+        json_array_append_new(attempts, e);
+        if (a->billable) {
+            for (int c = 0; c < COST_NCAT; c++)
+                total.tokens[c] += a->usage.tokens[c];
+            cost += a->cost_nusd;
+        }
+    }
+    if (job->nattempts > 0) {
+        size_t last = job->ok ? job->answered_by : job->nattempts - 1;
+        const struct policy_model *m = output_model(job, job->attempts[last].model);
+        json_object_set_new(o, "model", json_string(m->name));
+        json_object_set_new(o, "provider", json_string(m->provider));
+        json_object_set_new(o, "provider_model",
+                            json_string(job->ok && job->reply.model ? job->reply.model
+                                                                    : m->model));
+    }
+    if (job->ok)
+        json_object_set_new(
+            o, "output",
+            json_pack("{s:s%, s:s}", "text", job->reply.text ? job->reply.text : "",
+                      job->reply.text ? job->reply.text_len : (size_t)0, "finish_reason",
+                      provider_finish_name(job->reply.finish)));
+    json_object_set_new(o, "usage", output_usage(&total));
+    json_object_set_new(o, "cost_nusd", json_integer((json_int_t)cost));
+    json_object_set_new(o, "budget_nusd", json_integer((json_int_t)job->plan.budget_nusd));
+    json_object_set_new(o, "attempts", attempts);
+
+    json_t *route = json_array();
+    for (size_t i = 0; i < job->plan.ncandidates; i++) {
+        const struct router_candidate *c = &job->plan.candidates[i];
+        json_t *e = json_pack("{s:s, s:s, s:s}", "model", output_model(job, c->model)->name,
+                              "decision", fate_names[job->fate[i]], "reason",
+                              job->fate_reason[i][0] ? job->fate_reason[i] : c->reason);
+        if (c->decision == ROUTER_TAKEN) {
+            json_object_set_new(e, "max_tokens", json_integer(c->max_tokens));
+            json_object_set_new(e, "worst_case_nusd",
+                                json_integer((json_int_t)c->worst_case_nusd));
+        }
+        json_array_append_new(route, e);
+    }
+    json_object_set_new(o, "route", route);
+    if (!job->ok)
+        json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", job->error_code,
+                                                  "message", job->error_msg));
+    if (req->metadata)
+        json_object_set(o, "metadata", req->metadata);
+    json_object_set_new(o, "received_at_ms", json_integer(job->received_ms));
+    json_object_set_new(o, "completed_at_ms", json_integer(job->completed_ms));
+    json_object_set_new(o, "worker", json_string(worker_id));
+    json_object_set_new(o, "source",
+                        json_pack("{s:s, s:i, s:I}", "topic",
+                                  rd_kafka_topic_name(job->msg->rkt), "partition",
+                                  (int)job->msg->partition, "offset",
+                                  (json_int_t)job->msg->offset));
+    return output_dump(o, len);
+}
+
+char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
+                  const char *worker_id, size_t *len)
+{
+    const struct request *req = job->req;
+    const struct policy_model *m = output_model(job, a->model);
+    json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, "
+                          "s:s}",
+                          "version", 1, "id", req->id, "attempt", (json_int_t)attempt_number,
+                          "task", req->task, "model", m->name, "provider", m->provider,
+                          "provider_model",
+                          a == &job->attempts[job->answered_by] && job->reply.model
+                              ? job->reply.model
+                              : m->model,
+                          "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage",
+                          output_usage(&a->usage), "prices_nusd_per_mtok",
+                          output_prices(&m->prices), "cost_nusd", (json_int_t)a->cost_nusd,
+                          "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms",
+                          (json_int_t)a->ts_ms, "worker", worker_id);
+    if (o && req->tenant)
+        json_object_set_new(o, "tenant", json_string(req->tenant));
+    return output_dump(o, len);
+}
+
+static void output_header(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+rd_kafka_headers_t *output_dead_letter_headers(const struct job *job, const char *worker_id)
+{
+    rd_kafka_headers_t *in = NULL;
+    rd_kafka_headers_t *h;
+    if (rd_kafka_message_headers(job->msg, &in) == RD_KAFKA_RESP_ERR_NO_ERROR && in)
+        h = rd_kafka_headers_copy(in);
+    else
+        h = rd_kafka_headers_new(12);
+    char partition[16], offset[24], ts[24], class_name[64];
+    snprintf(partition, sizeof partition, "%d", (int)job->msg->partition);
+    snprintf(offset, sizeof offset, "%" PRId64, job->msg->offset);
+    snprintf(ts, sizeof ts, "%" PRId64, job->completed_ms);
+    snprintf(class_name, sizeof class_name, "switchyard.error.%s", job->input_error.code);
+    const char *topic = rd_kafka_topic_name(job->msg->rkt);
+    output_header(h, "x-error-code", job->input_error.code);
+    output_header(h, "x-error-message", job->input_error.msg);
+    output_header(h, "x-error-topic", topic);
+    output_header(h, "x-error-partition", partition);
+    output_header(h, "x-error-offset", offset);
+    output_header(h, "x-error-worker", worker_id);
+    output_header(h, "x-error-ts-ms", ts);
+    output_header(h, "__connect.errors.topic", topic);
+    output_header(h, "__connect.errors.partition", partition);
+    output_header(h, "__connect.errors.offset", offset);
+    output_header(h, "__connect.errors.exception.class.name", class_name);
+    output_header(h, "__connect.errors.exception.message", job->input_error.msg);
+    return h;
+}
