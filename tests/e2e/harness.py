@@ -76,8 +76,10 @@ class Harness:
         e.update(env or {})
         self.nworkers = getattr(self, "nworkers", 0) + 1
         self.worker_log = os.path.join(self.dir, f"worker-{self.nworkers}.log")
+        # SWITCHYARD_WRAPPER="valgrind --error-exitcode=9 ..." runs the worker under a tool
+        wrapper = os.environ.get("SWITCHYARD_WRAPPER", "").split()
         self.worker = subprocess.Popen(
-            [os.path.join(BUILD, "switchyard"), "--config", config, "--policy", policy]
+            wrapper + [os.path.join(BUILD, "switchyard"), "--config", config, "--policy", policy]
             + list(args), env=e, stdout=subprocess.DEVNULL,
             stderr=open(self.worker_log, "w"))
         self.procs.append(self.worker)
