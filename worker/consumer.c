@@ -8,15 +8,13 @@
  */
 #include "consumer.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "offsets.h"
-#include "producer.h"
+#include "kafka.h"
 
 #define CONSUMER_BATCH 500      /* messages per wake-up, then yield to the loop */
 #define CONSUMER_POLL_MS 200    /* poll at least this often (max.poll.interval) */
@@ -40,8 +38,7 @@ struct consumer {
     void *ctx;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
-    int pipe_fds[2];
-    struct loop_io wake;
+    struct kafka_wake wake;
     struct loop_timer poll_timer, commit_timer, revoke_timer;
     struct partition *parts; /* indexed by partition id */
     size_t nparts;
@@ -342,14 +339,9 @@ static void consumer_drain(struct consumer *c)
     loop_timer_start(c->loop, &c->poll_timer, 0);
 }
 
-static void consumer_woken(struct loop_io *io, unsigned events)
+static void consumer_woken(void *data)
 {
-    (void)events;
-    struct consumer *c = io->data;
-    char buf[256];
-    while (read(c->pipe_fds[0], buf, sizeof buf) > 0)
-        ;
-    consumer_drain(c);
+    consumer_drain(data);
 }
 
 static void consumer_tick(struct loop_timer *t)
@@ -408,12 +400,11 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
     c->cfg = cfg;
     c->handlers = *handlers;
     c->ctx = ctx;
-    c->pipe_fds[0] = c->pipe_fds[1] = -1;
     c->poll_timer = (struct loop_timer){.cb = consumer_tick, .data = c};
     c->commit_timer = (struct loop_timer){.cb = consumer_commit_tick, .data = c};
     c->revoke_timer = (struct loop_timer){.cb = consumer_revoke_grace, .data = c};
 
-    rd_kafka_conf_t *conf = producer_base_conf(cfg, 1, e);
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, KAFKA_CONSUMER, e);
     if (!conf)
         goto fail;
     int strategy_set = 0, reset_set = 0;
@@ -451,14 +442,9 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
                 rd_kafka_err2str(err));
         goto fail;
     }
-    if (pipe2(c->pipe_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-        err_set(e, ERR_FATAL, "pipe", "cannot create a pipe");
-        goto fail;
-    }
     c->queue = rd_kafka_queue_get_consumer(c->rk);
-    rd_kafka_queue_io_event_enable(c->queue, c->pipe_fds[1], "c", 1);
-    c->wake = (struct loop_io){.fd = c->pipe_fds[0], .cb = consumer_woken, .data = c};
-    loop_io_set(loop, &c->wake, LOOP_READ);
+    if (kafka_wake_start(&c->wake, loop, c->queue, consumer_woken, c, e) < 0)
+        goto fail;
     loop_timer_start(loop, &c->poll_timer, 0);
     loop_timer_start(loop, &c->commit_timer, (uint64_t)cfg->limits.commit_interval_ms);
     return c;
@@ -496,11 +482,8 @@ void consumer_free(struct consumer *c, int timeout_ms)
     loop_timer_stop(c->loop, &c->poll_timer);
     loop_timer_stop(c->loop, &c->commit_timer);
     loop_timer_stop(c->loop, &c->revoke_timer);
-    if (c->wake.events)
-        loop_io_set(c->loop, &c->wake, 0);
+    kafka_wake_stop(&c->wake);
     if (c->rk) {
-        if (c->queue)
-            rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
         int closed = 0;
         rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
         rd_kafka_error_t *error = rd_kafka_consumer_close_queue(c->rk, q);
@@ -541,9 +524,5 @@ void consumer_free(struct consumer *c, int timeout_ms)
     for (size_t i = 0; i < c->nparts; i++)
         offsets_free(c->parts[i].offsets);
     free(c->parts);
-    if (c->pipe_fds[0] >= 0)
-        close(c->pipe_fds[0]);
-    if (c->pipe_fds[1] >= 0)
-        close(c->pipe_fds[1]);
     free(c);
 }

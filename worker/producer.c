@@ -6,12 +6,11 @@
  */
 #include "producer.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "kafka.h"
 #include "log.h"
 
 #define PRODUCER_RETRY_MS 100
@@ -34,8 +33,7 @@ struct producer {
     struct loop *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *main_queue;
-    int pipe_fds[2];
-    struct loop_io wake;
+    struct kafka_wake wake;
     struct loop_timer poll_timer, retry_timer;
     struct output *waiting, **waiting_tail; /* to (re)send */
     size_t pending;
@@ -133,14 +131,9 @@ void producer_poll(struct producer *p)
     producer_flush_waiting(p);
 }
 
-static void producer_woken(struct loop_io *io, unsigned events)
+static void producer_woken(void *data)
 {
-    (void)events;
-    struct producer *p = io->data;
-    char buf[256];
-    while (read(p->pipe_fds[0], buf, sizeof buf) > 0)
-        ;
-    producer_poll(p);
+    producer_poll(data);
 }
 
 static void producer_tick(struct loop_timer *t)
@@ -164,50 +157,6 @@ static int producer_set(rd_kafka_conf_t *conf, const char *name, const char *val
     return 0;
 }
 
-rd_kafka_conf_t *producer_base_conf(const struct config *cfg, int consumer, struct err *e)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (size_t i = 0; i < cfg->nkafka; i++) {
-        const char *name = cfg->kafka[i].name, *value = cfg->kafka[i].value;
-        /* group.id and friends only matter to the consumer; librdkafka
-         * warns about consumer properties on a producer, so skip them */
-        if (!consumer && (strcmp(name, "group.id") == 0 ||
-                          strcmp(name, "partition.assignment.strategy") == 0 ||
-                          strcmp(name, "session.timeout.ms") == 0 ||
-                          strcmp(name, "group.instance.id") == 0 ||
-                          strcmp(name, "auto.offset.reset") == 0 ||
-                          strcmp(name, "max.poll.interval.ms") == 0 ||
-                          strcmp(name, "heartbeat.interval.ms") == 0))
-            continue;
-        if (consumer && (strcmp(name, "message.timeout.ms") == 0 ||
-                         strcmp(name, "compression.type") == 0 ||
-                         strcmp(name, "linger.ms") == 0 ||
-                         strcmp(name, "queue.buffering.max.ms") == 0 ||
-                         strcmp(name, "batch.num.messages") == 0))
-            continue;
-        char expanded[1024];
-        size_t n = strlen(value);
-        if (n > 3 && value[0] == '$' && value[1] == '{' && value[n - 1] == '}') {
-            char var[256];
-            snprintf(var, sizeof var, "%.*s", (int)(n - 3), value + 2);
-            const char *env = getenv(var);
-            if (!env) {
-                rd_kafka_conf_destroy(conf);
-                err_set(e, ERR_CONFIG, "kafka_config",
-                        "kafka %s: environment variable %s is not set", name, var);
-                return NULL;
-            }
-            snprintf(expanded, sizeof expanded, "%s", env);
-            value = expanded;
-        }
-        if (producer_set(conf, name, value, e) < 0) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    return conf;
-}
-
 struct producer *producer_new(struct loop *loop, const struct config *cfg, struct err *e)
 {
     struct producer *p = calloc(1, sizeof *p);
@@ -216,9 +165,8 @@ struct producer *producer_new(struct loop *loop, const struct config *cfg, struc
         return NULL;
     }
     p->loop = loop;
-    p->pipe_fds[0] = p->pipe_fds[1] = -1;
     p->waiting_tail = &p->waiting;
-    rd_kafka_conf_t *conf = producer_base_conf(cfg, 0, e);
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, KAFKA_PRODUCER, e);
     if (!conf)
         goto fail;
     if (producer_set(conf, "enable.idempotence", "true", e) < 0 ||
@@ -235,16 +183,9 @@ struct producer *producer_new(struct loop *loop, const struct config *cfg, struc
         err_set(e, ERR_CONFIG, "kafka", "cannot create the producer: %s", errstr);
         goto fail;
     }
-    if (pipe2(p->pipe_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-        err_set(e, ERR_FATAL, "pipe", "cannot create a pipe");
-        goto fail;
-    }
     p->main_queue = rd_kafka_queue_get_main(p->rk);
-    rd_kafka_queue_io_event_enable(p->main_queue, p->pipe_fds[1], "p", 1);
-    p->wake.fd = p->pipe_fds[0];
-    p->wake.cb = producer_woken;
-    p->wake.data = p;
-    loop_io_set(loop, &p->wake, LOOP_READ);
+    if (kafka_wake_start(&p->wake, loop, p->main_queue, producer_woken, p, e) < 0)
+        goto fail;
     p->poll_timer.cb = producer_tick;
     p->poll_timer.data = p;
     p->retry_timer.cb = producer_retry;
@@ -314,18 +255,13 @@ size_t producer_free(struct producer *p, int timeout_ms)
         p->waiting = o->next;
         producer_output_free(o);
     }
-    if (p->wake.events)
-        loop_io_set(p->loop, &p->wake, 0);
+    kafka_wake_stop(&p->wake);
     loop_timer_stop(p->loop, &p->poll_timer);
     loop_timer_stop(p->loop, &p->retry_timer);
     if (p->main_queue)
         rd_kafka_queue_destroy(p->main_queue);
     if (p->rk)
         rd_kafka_destroy(p->rk);
-    if (p->pipe_fds[0] >= 0)
-        close(p->pipe_fds[0]);
-    if (p->pipe_fds[1] >= 0)
-        close(p->pipe_fds[1]);
     free(p);
     return lost;
 }

@@ -39,11 +39,6 @@ int producer_send(struct producer *p, const char *topic, const char *key, size_t
 /* Outputs queued or in flight, not yet acknowledged. */
 size_t producer_pending(const struct producer *p);
 
-/* A librdkafka conf from worker.yaml's kafka section, "${ENV}" values
- * expanded, keeping only the properties that matter to a consumer
- * (consumer = 1) or a producer. New object, or NULL with e set. */
-rd_kafka_conf_t *producer_base_conf(const struct config *cfg, int consumer, struct err *e);
-
 /* Serves delivery reports now (also done from the loop on wake-ups). */
 void producer_poll(struct producer *p);
 
