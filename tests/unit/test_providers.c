@@ -13,7 +13,11 @@
 #include "providers/provider.h"
 
 #define PROVIDERS_DIR "tests/data/providers/"
-#define TEST_KEY "sk-test-KEY"
+/* shaped like a real project key, so that redaction is tested on the
+ * real thing; build cases expect it in their headers */
+#define TEST_KEY "sk-proj-T3stK3y0123456789abcdefXYZ"
+/* what OpenAI's 401 shows of it: prefix and last four, middle masked */
+#define TEST_KEY_MASKED "sk-proj-************************fXYZ"
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -41,8 +45,8 @@ static char *read_in(const char *dir, const char *name, size_t *len)
     return check_read_file(path, len);
 }
 
-static void describe_reply(int rc, const struct provider_reply *r, const struct err *e,
-                           char *out, size_t size)
+static void describe_reply(int rc, const struct provider_reply *r, const struct err *e, char *out,
+                           size_t size)
 {
     if (rc < 0) {
         snprintf(out, size, "error kind=%s code=%s\n",
@@ -77,13 +81,15 @@ static size_t run_replies(enum provider_type type)
         char *expected = read_in(cdir, "expected", NULL);
         struct provider_reply r = {0};
         struct err e = {0};
-        int rc = ops->parse(status ? strtol(status, NULL, 10) : 0, body ? body : "", len, &r,
-                            &e);
+        int rc = ops->parse(status ? strtol(status, NULL, 10) : 0, body ? body : "", len, &r, &e);
         char got[1024];
         describe_reply(rc, &r, &e, got, sizeof got);
         ok(expected && strcmp(expected, got) == 0, "%s:\n    expected: %s    got:      %s", cdir,
            expected ? expected : "(missing)\n", got);
         ok(rc == 0 || strlen(e.msg) > 0, "%s: an error says what happened", cdir);
+        ok(rc == 0 || (!strstr(e.msg, TEST_KEY) && !strstr(e.msg, "fXYZ") && !strstr(e.msg, "sk-")),
+           "%s: no key in the message: %s", cdir, e.msg);
+        ok(rc == 0 || r.text == NULL, "%s: nothing to release after an error", cdir);
         provider_reply_release(&r);
         free(status);
         free(body);
@@ -127,14 +133,19 @@ static size_t run_builds(enum provider_type type)
             free(names[i]);
             continue;
         }
-        char model[128], max[32], base[256], version[64];
+        char model[128], max[32], base[256], version[64], key[128];
+        const char *api_key = call_get(call_text, "api_key", key, sizeof key);
+        if (!api_key)
+            api_key = TEST_KEY;
+        else if (strcmp(api_key, "-") == 0)
+            api_key = "";
         struct provider_call call = {
             .req = req,
             .base_url = call_get(call_text, "base_url", base, sizeof base),
             .model = call_get(call_text, "model", model, sizeof model),
-            .max_tokens = (uint32_t)strtoul(call_get(call_text, "max_tokens", max, sizeof max),
-                                            NULL, 10),
-            .api_key = TEST_KEY,
+            .max_tokens =
+                (uint32_t)strtoul(call_get(call_text, "max_tokens", max, sizeof max), NULL, 10),
+            .api_key = api_key,
             .api_version = call_get(call_text, "api_version", version, sizeof version)};
         struct provider_http http = {0};
         int rc = ops->build(&call, &http, &e);
@@ -158,8 +169,8 @@ static size_t run_builds(enum provider_type type)
             }
             ok(want_headers && strcmp(headers, want_headers) == 0, "%s: headers\n%s", cdir,
                headers);
-            json_t *got = http.body ? json_loadb(http.body, http.body_len, JSON_ALLOW_NUL, NULL)
-                                    : NULL;
+            json_t *got =
+                http.body ? json_loadb(http.body, http.body_len, JSON_ALLOW_NUL, NULL) : NULL;
             json_t *want = want_body ? json_loads(want_body, JSON_ALLOW_NUL, NULL) : NULL;
             ok(got && want && json_equal(got, want), "%s: body %s", cdir,
                http.body ? http.body : "(none)");
@@ -194,9 +205,10 @@ static void test_usage_rules(void)
            r.usage.tokens[COST_CACHE_WRITE] == 0,
        "OpenAI: cached inside prompt, reasoning inside completion");
     provider_reply_release(&r);
-    const char *an = "{\"content\":[{\"type\":\"text\",\"text\":\"x\"}],\"stop_reason\":\"end_turn\","
-                     "\"usage\":{\"input_tokens\":200,\"cache_read_input_tokens\":800,"
-                     "\"cache_creation_input_tokens\":100,\"output_tokens\":500}}";
+    const char *an =
+        "{\"content\":[{\"type\":\"text\",\"text\":\"x\"}],\"stop_reason\":\"end_turn\","
+        "\"usage\":{\"input_tokens\":200,\"cache_read_input_tokens\":800,"
+        "\"cache_creation_input_tokens\":100,\"output_tokens\":500}}";
     ok(provider_ops_for(PROVIDER_ANTHROPIC)->parse(200, an, strlen(an), &r, &e) == 0 &&
            r.usage.tokens[COST_INPUT] == 200 && r.usage.tokens[COST_CACHE_READ] == 800 &&
            r.usage.tokens[COST_CACHE_WRITE] == 100 && r.usage.tokens[COST_OUTPUT] == 500 &&
@@ -205,19 +217,188 @@ static void test_usage_rules(void)
     provider_reply_release(&r);
 }
 
-/* An error message may quote the provider; it never carries our key. */
+/* An error message may quote the provider; it never carries our key, even
+ * when the provider echoes it (OpenAI's 401 does, masked). parse() never
+ * sees the key, so what it redacts is what keys look like: this test runs
+ * every error class of both providers with the key in the message, bare,
+ * masked, quoted and at the edge of the quoting bound. */
 static void test_key_not_echoed(void)
 {
-    const char *body = "{\"error\":{\"message\":\"Incorrect API key provided: sk-test-KEY\"}}";
-    struct provider_reply r = {0};
+    static const long statuses[] = {0,   400, 401, 402, 403, 404, 408, 409, 413,
+                                    422, 429, 500, 502, 503, 504, 520, 529};
+    static const char *const echoes[] = {
+        "Incorrect API key provided: " TEST_KEY ". You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "Incorrect API key provided: " TEST_KEY_MASKED ".",
+        "invalid x-api-key '" TEST_KEY "'",
+        "key=" TEST_KEY,
+        TEST_KEY,
+        /* the key straddles the 200-byte bound */
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
+        "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud "
+        "exercitation ull " TEST_KEY " amco laboris",
+    };
+    int leaks = 0, checked = 0;
+    for (int t = 0; t < PROVIDER_NTYPES; t++) {
+        const struct provider_ops *ops = provider_ops_for((enum provider_type)t);
+        for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+            for (size_t j = 0; j < sizeof echoes / sizeof echoes[0]; j++) {
+                json_t *doc = t == PROVIDER_ANTHROPIC
+                                  ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error",
+                                              "type", "authentication_error", "message", echoes[j])
+                                  : json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message",
+                                              echoes[j], "type", "invalid_request_error", "param",
+                                              "code", "invalid_api_key");
+                char *body = json_dumps(doc, JSON_COMPACT);
+                struct provider_reply r = {0};
+                struct err e = {0};
+                int rc = ops->parse(statuses[i], body, strlen(body), &r, &e);
+                checked++;
+                if (rc != -1 || strstr(e.msg, TEST_KEY) || strstr(e.msg, "sk-") ||
+                    strstr(e.msg, "fXYZ") || strstr(e.msg, "T3stK3y")) {
+                    leaks++;
+                    ok(0, "%s HTTP %ld: key in e->msg: %s", ops->type, statuses[i], e.msg);
+                }
+                free(body);
+                json_decref(doc);
+            }
+        }
+    }
+    ok(leaks == 0 && checked > 150, "the key never reaches e->msg (%d error replies)", checked);
+
+    /* the body of a non-JSON error page is quoted, and redacted too */
+    const char *html = "<html><body>401 Authorization Required: Bearer " TEST_KEY "</body></html>";
     struct err e = {0};
-    provider_ops_for(PROVIDER_OPENAI)->parse(401, body, strlen(body), &r, &e);
-    /* the provider itself echoed it here; what we must never do is add it */
-    ok(e.kind == ERR_UPSTREAM, "401 is not retryable");
-    const char *an = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
-                     "\"message\":\"Overloaded\"}}";
-    provider_ops_for(PROVIDER_ANTHROPIC)->parse(529, an, strlen(an), &r, &e);
-    ok(strstr(e.msg, TEST_KEY) == NULL && e.kind == ERR_TRANSIENT, "529 retryable, no key");
+    struct provider_reply r = {0};
+    provider_ops_for(PROVIDER_OPENAI)->parse(401, html, strlen(html), &r, &e);
+    ok(strstr(e.msg, "Authorization Required") && !strstr(e.msg, "sk-"),
+       "an HTML page is quoted without the key: %s", e.msg);
+
+    /* build errors never quote the key either */
+    struct request *req = NULL;
+    const char *only_system = "{\"id\":\"a\",\"task\":\"t\",\"messages\":[{\"role\":\"system\","
+                              "\"content\":\"S\"}]}";
+    ok(request_decode(only_system, strlen(only_system), 1 << 20, &req, &e) == 0, "decodes");
+    struct provider_call call = {.req = req,
+                                 .base_url = "https://api.anthropic.com",
+                                 .model = "claude-haiku-4-5",
+                                 .max_tokens = 5,
+                                 .api_key = TEST_KEY};
+    struct provider_http http = {0};
+    ok(provider_ops_for(PROVIDER_ANTHROPIC)->build(&call, &http, &e) == -1 && e.kind == ERR_INPUT &&
+           !strstr(e.msg, TEST_KEY) && http.body == NULL && http.nheaders == 0,
+       "a refused build says why, owns nothing, and names no key");
+    request_free(req);
+}
+
+/* e->msg holds at most ~200 bytes of the provider's message, cut between
+ * UTF-8 characters (the result encoder refuses invalid UTF-8), on one
+ * line. */
+static void test_quote_bounds(void)
+{
+    char msg[1200] = "x";
+    for (int i = 0; i < 300; i++)
+        strcat(msg, "\xc3\xa9"); /* é: an odd cut would split one */
+    for (int t = 0; t < PROVIDER_NTYPES; t++) {
+        const struct provider_ops *ops = provider_ops_for((enum provider_type)t);
+        json_t *doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                                "invalid_request_error", "message", msg);
+        char *body = json_dumps(doc, JSON_COMPACT);
+        struct provider_reply r = {0};
+        struct err e = {0};
+        ops->parse(400, body, strlen(body), &r, &e);
+        json_t *as_json = json_string(e.msg); /* NULL when not valid UTF-8 */
+        ok(as_json != NULL, "%s: a long message is cut between characters", ops->type);
+        ok(strlen(e.msg) <= 220 && strstr(e.msg, "..."),
+           "%s: bounded, and says it was cut (%zu bytes)", ops->type, strlen(e.msg));
+        json_decref(as_json);
+        free(body);
+        json_decref(doc);
+
+        const char *lines = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+                            "\"message\":\"line one\\nline two\\ttab \\u0001\"}}";
+        ops->parse(500, lines, strlen(lines), &r, &e);
+        ok(strcmp(e.msg, "HTTP 500: line one line two tab  ") == 0, "%s: one line: [%s]", ops->type,
+           e.msg);
+
+        const char *bytes = "\xff\xfe bad \xe2\x82"; /* not UTF-8, cut sequence */
+        ops->parse(502, bytes, strlen(bytes), &r, &e);
+        as_json = json_string(e.msg);
+        ok(as_json && strcmp(e.msg, "HTTP 502: ?? bad ??") == 0,
+           "%s: invalid bytes of a raw body become '?': [%s]", ops->type, e.msg);
+        json_decref(as_json);
+    }
+}
+
+/* A model may emit U+0000: the reply keeps it, and text_len counts it. */
+static void test_nul_in_reply(void)
+{
+    const char *oa = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"m\","
+                     "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                     "\"content\":\"a\\u0000b\",\"refusal\":null},\"finish_reason\":\"stop\"}],"
+                     "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,"
+                     "\"total_tokens\":5}}";
+    const char *an = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+                     "\"model\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"a\\u0000\"},"
+                     "{\"type\":\"text\",\"text\":\"b\"}],\"stop_reason\":\"end_turn\","
+                     "\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}";
+    const char *bodies[PROVIDER_NTYPES] = {[PROVIDER_OPENAI] = oa, [PROVIDER_ANTHROPIC] = an};
+    for (int t = 0; t < PROVIDER_NTYPES; t++) {
+        const struct provider_ops *ops = provider_ops_for((enum provider_type)t);
+        struct provider_reply r = {0};
+        struct err e = {0};
+        int rc = ops->parse(200, bodies[t], strlen(bodies[t]), &r, &e);
+        ok(rc == 0 && r.text_len == 3 && memcmp(r.text, "a\0b", 4) == 0,
+           "%s: NUL kept in the text (%s)", ops->type, e.code);
+        provider_reply_release(&r);
+        ok(r.text == NULL && r.model == NULL, "%s: release clears", ops->type);
+    }
+}
+
+/* What the table and the helpers promise. */
+static void test_table(void)
+{
+    for (int t = 0; t < PROVIDER_NTYPES; t++) {
+        const struct provider_ops *ops = provider_ops_for((enum provider_type)t);
+        ok(ops && strcmp(ops->type, provider_type_name((enum provider_type)t)) == 0 && ops->build &&
+               ops->parse,
+           "the adapter of type %d is \"%s\"", t, provider_type_name((enum provider_type)t));
+    }
+    ok(provider_ops_for(PROVIDER_NTYPES) == NULL &&
+           provider_ops_for((enum provider_type) - 1) == NULL,
+       "no adapter out of range");
+    ok(strcmp(provider_finish_name(PROVIDER_FINISH_STOP), "stop") == 0 &&
+           strcmp(provider_finish_name(PROVIDER_FINISH_LENGTH), "length") == 0 &&
+           strcmp(provider_finish_name(PROVIDER_FINISH_CONTENT_FILTER), "content_filter") == 0 &&
+           strcmp(provider_finish_name(PROVIDER_FINISH_TOOL_CALLS), "tool_calls") == 0 &&
+           strcmp(provider_finish_name(PROVIDER_FINISH_OTHER), "other") == 0,
+       "finish names, as results carry them");
+    struct provider_http http = {0};
+    provider_http_release(&http);
+    struct provider_reply reply = {0};
+    provider_reply_release(&reply);
+    ok(1, "releasing an empty value is harmless");
+
+    /* a body that cannot be encoded (a model id that is not UTF-8): an
+     * error, nothing owned, nothing leaked (make asan checks the last) */
+    struct request *req = NULL;
+    struct err e = {0};
+    const char *json = "{\"id\":\"a\",\"task\":\"t\",\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"Hi\"}]}";
+    request_decode(json, strlen(json), 1 << 20, &req, &e);
+    for (int t = 0; req && t < PROVIDER_NTYPES; t++) {
+        struct provider_call call = {.req = req,
+                                     .base_url = "http://h",
+                                     .model = "bad\xff",
+                                     .max_tokens = 5,
+                                     .api_key = TEST_KEY};
+        int rc = provider_ops_for((enum provider_type)t)->build(&call, &http, &e);
+        ok(rc == -1 && http.body == NULL && http.url == NULL && http.nheaders == 0,
+           "%s: an unencodable body is an error that owns nothing",
+           provider_type_name((enum provider_type)t));
+        provider_http_release(&http);
+    }
+    request_free(req);
 }
 
 void test_providers(void)
@@ -228,9 +409,11 @@ void test_providers(void)
         size_t builds = run_builds((enum provider_type)t);
         ok(replies >= 12, "%s: at least 12 reply cases (%zu)",
            provider_type_name((enum provider_type)t), replies);
-        ok(builds >= 3, "%s: build cases (%zu)", provider_type_name((enum provider_type)t),
-           builds);
+        ok(builds >= 3, "%s: build cases (%zu)", provider_type_name((enum provider_type)t), builds);
     }
+    test_table();
     test_usage_rules();
     test_key_not_echoed();
+    test_quote_bounds();
+    test_nul_in_reply();
 }

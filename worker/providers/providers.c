@@ -35,8 +35,7 @@ void provider_reply_release(struct provider_reply *reply)
 
 const char *provider_finish_name(enum provider_finish finish)
 {
-    static const char *const names[] = {"stop", "length", "content_filter", "tool_calls",
-                                        "other"};
+    static const char *const names[] = {"stop", "length", "content_filter", "tool_calls", "other"};
     return (unsigned)finish < sizeof names / sizeof names[0] ? names[finish] : "other";
 }
 
@@ -103,17 +102,107 @@ int adapter_text(struct provider_reply *out, const char *text, size_t len)
     return 0;
 }
 
+/* Bytes of a provider's message kept in e->msg: enough to say what went
+ * wrong, bounded so that a chatty error page cannot fill logs. */
+#define ADAPTER_QUOTE_MAX 200
+
+/* ASCII only, whatever the locale: keys are ASCII */
+static int adapter_word_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' ||
+           c == '_' || c == '*';
+}
+
+/* A word that is, or shows part of, a credential. parse() never sees our
+ * key, so it cannot look for it; it recognizes what the providers echo:
+ * OpenAI's and Anthropic's keys start with "sk-" (sk-proj-, sk-svcacct-,
+ * sk-ant-api03-), and OpenAI's 401 repeats the key with its middle
+ * masked by '*' ("sk-proj-********abcd"). */
+static int adapter_secret_word(const char *w, size_t n)
+{
+    if (n >= 3 && (strncmp(w, "sk-", 3) == 0 || strncmp(w, "sk_", 3) == 0))
+        return 1;
+    return n >= 8 && memchr(w, '*', n) != NULL;
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0 when p does not start one
+ * (a truncated or invalid sequence must not reach e->msg: the result
+ * encoder rejects invalid UTF-8). */
+static size_t adapter_utf8_len(const unsigned char *p)
+{
+    size_t n = *p < 0x80                  ? 1
+               : *p >= 0xC2 && *p <= 0xDF ? 2
+               : *p >= 0xE0 && *p <= 0xEF ? 3
+               : *p >= 0xF0 && *p <= 0xF4 ? 4
+                                          : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    /* no overlong forms, no surrogates, nothing above U+10FFFF */
+    if ((*p == 0xE0 && p[1] < 0xA0) || (*p == 0xED && p[1] > 0x9F) || (*p == 0xF0 && p[1] < 0x90) ||
+        (*p == 0xF4 && p[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+/* Copies a provider's message into out (size > ADAPTER_QUOTE_MAX + 3): at
+ * most ADAPTER_QUOTE_MAX bytes, cut between characters, control characters
+ * as spaces, invalid bytes as '?', credential-looking words redacted. */
+static void adapter_quote(const char *msg, char *out, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)msg;
+    size_t o = 0;
+    while (*p) {
+        if (adapter_word_char(*p)) {
+            size_t n = 0;
+            while (adapter_word_char(p[n]))
+                n++;
+            const char *word = (const char *)p;
+            size_t wlen = n;
+            if (adapter_secret_word(word, n)) {
+                word = "[redacted]";
+                wlen = strlen(word);
+            }
+            if (o + wlen > ADAPTER_QUOTE_MAX) {
+                if (word == (const char *)p) { /* a long plain word: keep its start */
+                    memcpy(out + o, word, ADAPTER_QUOTE_MAX - o);
+                    o = ADAPTER_QUOTE_MAX;
+                }
+                break;
+            }
+            memcpy(out + o, word, wlen);
+            o += wlen;
+            p += n;
+            continue;
+        }
+        size_t n = adapter_utf8_len(p);
+        if (o + (n ? n : 1) > ADAPTER_QUOTE_MAX)
+            break;
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7F))) {
+            out[o++] = n ? ' ' : '?';
+            p++;
+        } else {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    if (*p && o + 3 < size) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
 int adapter_status_error(long status, const char *code, const char *message, struct err *e)
 {
-    /* what a retry can fix: rate limits, overload, server trouble */
+    /* what a retry can fix: rate limits, overload, server trouble, and no
+     * answer at all (status 0 is the HTTP layer's business; a defence) */
     int transient = status == 408 || status == 409 || status == 425 || status == 429 ||
-                    status >= 500 || status == 0;
+                    status >= 500 || status <= 0;
     const char *kind = code;
     if (!kind) {
         switch (status) {
-        case 0:
-            kind = "no_response";
-            break;
         case 400:
         case 422:
             kind = "bad_request";
@@ -126,7 +215,11 @@ int adapter_status_error(long status, const char *code, const char *message, str
             kind = "not_found";
             break;
         case 408:
+        case 504:
             kind = "timeout";
+            break;
+        case 409:
+            kind = "conflict";
             break;
         case 413:
             kind = "too_large";
@@ -141,9 +234,11 @@ int adapter_status_error(long status, const char *code, const char *message, str
             kind = "overloaded";
             break;
         default:
-            kind = status >= 500 ? "server_error" : "rejected";
+            kind = status <= 0 ? "no_response" : status >= 500 ? "server_error" : "rejected";
         }
     }
-    return err_set(e, transient ? ERR_TRANSIENT : ERR_UPSTREAM, kind, "HTTP %ld: %.200s",
-                   status, message ? message : "(no message)");
+    char quoted[ADAPTER_QUOTE_MAX + 4];
+    adapter_quote(message ? message : "(no message)", quoted, sizeof quoted);
+    return err_set(e, transient ? ERR_TRANSIENT : ERR_UPSTREAM, kind, "HTTP %ld: %s", status,
+                   quoted);
 }
