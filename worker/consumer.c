@@ -28,7 +28,12 @@ struct partition {
     int revoking; /* release pending: no new work */
     struct offsets *offsets; /* NULL until the first message */
     int64_t committed;       /* last offset we committed; -1 none */
+    uint64_t committed_md_hash; /* and a hash of its metadata */
     size_t in_flight;
+    /* done by the previous owner above its committed offset (from the
+     * commit's metadata): skipped, not paid for twice */
+    struct offsets_range *skip;
+    size_t nskip;
 };
 
 struct consumer {
@@ -43,6 +48,7 @@ struct consumer {
     struct partition *parts; /* indexed by partition id */
     size_t nparts;
     size_t in_flight;
+    uint64_t skipped; /* messages finished by a previous owner */
     int stopped;
     int cooperative;
     rd_kafka_topic_partition_list_t *revoking; /* awaiting release */
@@ -102,18 +108,24 @@ static void consumer_add_commit(struct consumer *c, struct partition *p,
     if (!p->assigned || !p->offsets)
         return;
     int64_t next = offsets_committable(p->offsets);
-    if (next <= p->committed)
+    char md[CONSUMER_METADATA_MAX];
+    size_t n = offsets_encode_metadata(p->offsets, md, sizeof md);
+    /* the same offset is committed again when more work above it is done,
+     * so that a new owner knows to skip it */
+    uint64_t hash = 1469598103934665603ull; /* FNV-1a of the metadata */
+    for (size_t i = 0; i < n; i++)
+        hash = (hash ^ (unsigned char)md[i]) * 1099511628211ull;
+    if (next < p->committed || (next == p->committed && hash == p->committed_md_hash))
         return;
     rd_kafka_topic_partition_t *tp =
         rd_kafka_topic_partition_list_add(l, c->cfg->topic_requests, p->id);
     tp->offset = next;
-    char md[CONSUMER_METADATA_MAX];
-    size_t n = offsets_encode_metadata(p->offsets, md, sizeof md);
     if (n > 0 && (tp->metadata = malloc(n)) != NULL) {
         memcpy(tp->metadata, md, n);
         tp->metadata_size = n;
     }
     p->committed = next;
+    p->committed_md_hash = hash;
 }
 
 static void consumer_commit(struct consumer *c, int sync, int only_revoking)
@@ -122,6 +134,10 @@ static void consumer_commit(struct consumer *c, int sync, int only_revoking)
     for (size_t i = 0; i < c->nparts; i++)
         if (!only_revoking || c->parts[i].revoking)
             consumer_add_commit(c, &c->parts[i], l);
+    for (int i = 0; i < l->cnt; i++)
+        log_debug("commit", "partition %d offset %lld metadata %.*s", l->elems[i].partition,
+                  (long long)l->elems[i].offset, (int)l->elems[i].metadata_size,
+                  (const char *)l->elems[i].metadata);
     if (l->cnt > 0) {
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, sync ? 0 : 1);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -160,6 +176,9 @@ static void consumer_forget(struct consumer *c, struct partition *p)
 {
     offsets_free(p->offsets);
     p->offsets = NULL;
+    free(p->skip);
+    p->skip = NULL;
+    p->nskip = 0;
     c->in_flight -= p->in_flight;
     p->in_flight = 0;
     p->generation++; /* late completions for the old ownership are ignored */
@@ -221,6 +240,53 @@ static void consumer_maybe_release(struct consumer *c)
     consumer_release_revoked(c);
 }
 
+/* Reads the committed offsets' metadata of newly assigned partitions: the
+ * offsets the previous owner finished above its commit. One synchronous
+ * round trip per rebalance (as the revoke's commit is): not per message. */
+static void consumer_load_skips(struct consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, q, 10000);
+    if (err) {
+        log_warn("committed_unknown", "cannot read committed offsets: %s; nothing skipped",
+                 rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(q);
+        return;
+    }
+    size_t total = 0;
+    for (int i = 0; i < q->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &q->elems[i];
+        struct partition *p = consumer_part(c, tp->partition);
+        log_debug("committed_metadata", "partition %d offset %lld err %d metadata %zu bytes",
+                  tp->partition, (long long)tp->offset, (int)tp->err, tp->metadata_size);
+        if (!p || tp->err || tp->offset < 0 || !tp->metadata || tp->metadata_size == 0)
+            continue;
+        struct offsets_range ranges[CONSUMER_METADATA_MAX / 4];
+        int n = offsets_decode_metadata(tp->metadata, tp->metadata_size, tp->offset, ranges,
+                                        sizeof ranges / sizeof ranges[0]);
+        if (n <= 0)
+            continue;
+        p->skip = malloc((size_t)n * sizeof *p->skip);
+        if (!p->skip)
+            continue;
+        memcpy(p->skip, ranges, (size_t)n * sizeof *p->skip);
+        p->nskip = (size_t)n;
+        total += (size_t)n;
+    }
+    if (total)
+        log_info("resume_done_work", "%zu ranges of offsets above the committed ones are done "
+                 "already and will be skipped", total);
+    rd_kafka_topic_partition_list_destroy(q);
+}
+
+static int consumer_skippable(const struct partition *p, int64_t offset)
+{
+    for (size_t i = 0; i < p->nskip; i++)
+        if (offset >= p->skip[i].first && offset < p->skip[i].first + p->skip[i].count)
+            return 1;
+    return 0;
+}
+
 static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                   rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -234,6 +300,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 p->assigned = 1;
             }
         }
+        consumer_load_skips(c, parts);
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t aerr = 0;
         if (c->cooperative)
@@ -327,6 +394,13 @@ static void consumer_drain(struct consumer *c)
                 rd_kafka_message_destroy(msg);
                 continue;
             }
+        }
+        if (consumer_skippable(p, msg->offset)) {
+            /* finished by the previous owner: its outputs are on the topics */
+            offsets_done(p->offsets, msg->offset);
+            c->skipped++;
+            rd_kafka_message_destroy(msg);
+            continue;
         }
         p->in_flight++;
         c->in_flight++;
@@ -521,8 +595,13 @@ void consumer_free(struct consumer *c, int timeout_ms)
     }
     if (c->revoking)
         rd_kafka_topic_partition_list_destroy(c->revoking);
-    for (size_t i = 0; i < c->nparts; i++)
+    for (size_t i = 0; i < c->nparts; i++) {
         offsets_free(c->parts[i].offsets);
+        free(c->parts[i].skip);
+    }
+    if (c->skipped)
+        log_info("skipped_done_work", "%llu messages were finished by a previous owner",
+                 (unsigned long long)c->skipped);
     free(c->parts);
     free(c);
 }

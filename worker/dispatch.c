@@ -36,6 +36,22 @@ static uint64_t dispatch_random(void)
     return state * 2685821657736338717ull;
 }
 
+/* A provider may quote our key back in an error; it goes no further. */
+static void dispatch_redact(char *text, const char *key)
+{
+    size_t klen = key ? strlen(key) : 0;
+    char *hit;
+    if (klen < 4)
+        return;
+    while ((hit = strstr(text, key)) != NULL) {
+        static const char mask[] = "[redacted]";
+        size_t tail = strlen(hit + klen) + 1;
+        size_t mlen = klen < sizeof mask - 1 ? klen : sizeof mask - 1;
+        memcpy(hit, mask, mlen);
+        memmove(hit + mlen, hit + klen, tail);
+    }
+}
+
 static void job_free(struct job *job)
 {
     struct worker *w = job->worker;
@@ -226,6 +242,7 @@ static void job_transfer_done(struct http_transfer *t)
             a->status = ATTEMPT_ERROR;
             snprintf(a->error_code, sizeof a->error_code, "%s", e.code);
             snprintf(a->error_msg, sizeof a->error_msg, "%.250s", e.msg);
+            dispatch_redact(a->error_msg, wp->api_key);
             retryable = e.kind == ERR_TRANSIENT;
         }
     }

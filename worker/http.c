@@ -322,7 +322,12 @@ int http_submit(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, t->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    /* waiting for a connection to confirm it can multiplex pays off only
+     * where HTTP/2 can be negotiated (TLS ALPN, known after the handshake);
+     * on plain http it would queue every new call behind the first one's
+     * whole reply, however slow */
+    if (strncmp(t->url, "https://", 8) == 0)
+        curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);

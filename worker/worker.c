@@ -121,6 +121,14 @@ static int worker_keys(struct worker *w)
             }
             continue;
         }
+        for (const char *k = key; *k; k++)
+            if ((unsigned char)*k < 0x21 || *k == 0x7f) {
+                /* a CR or LF would inject a header; the key is not shown */
+                log_error("bad_api_key", "provider %s: the key in %s holds a control "
+                          "character or space", wp->cfg->name, wp->cfg->api_key_env);
+                bad = 1;
+                break;
+            }
         wp->api_key = strdup(key);
     }
     return bad ? -1 : 0;
