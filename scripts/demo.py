@@ -73,8 +73,12 @@ def main():
         picks = ", ".join(f"{m} x{n}" for m, n in served[task].most_common())
         print(f"{task:18} {picks:44} {spend[task] / 1e9:12.6f}")
     total = sum(c["cost_nusd"] for c in cost_recs.values())
-    print(f"{'total':18} {sum(sum(s.values()) for s in served.values())} answered{'':34} "
-          f"{total / 1e9:12.6f}")
+    answered = f"{sum(sum(s.values()) for s in served.values())} answered"
+    print(f"{'total':18} {answered:44} {total / 1e9:12.6f}")
+    calls = sum(len(r["attempts"]) for r in res.values())
+    again = sum(1 for r in res.values() if len(r["attempts"]) > 1)
+    print(f"\nprovider calls: {calls} ({again} requests retried or fell back after an "
+          f"injected 529)")
     print(f"\nerror results: {sum(errors.values())} "
           f"({', '.join(f'{k} x{v}' for k, v in sorted(errors.items())) or 'none'})")
     reasons = collections.Counter(next(v.decode() for k, v in hd if k == "x-error-code")

@@ -45,6 +45,7 @@ stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 stage e2e-pipeline "$PY" tests/e2e/test_pipeline.py
 stage e2e-group "$PY" tests/e2e/test_group.py
 stage e2e-handover "$PY" tests/e2e/test_handover.py
+stage e2e-producer-fatal "$PY" tests/e2e/test_producer_fatal.py
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

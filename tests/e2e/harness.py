@@ -42,6 +42,13 @@ class Harness:
         self.provider_addr = line.split("=", 1)[1]
         self.worker = None
 
+    def mock_command(self, line):
+        """A control command for the mock cluster (see mock_kafka.c); its
+        one-line answer."""
+        self.mock.stdin.write(line + "\n")
+        self.mock.stdin.flush()
+        return self.mock.stdout.readline().strip()
+
     def write_config(self, group, topics, limits=None, providers=None, extra_kafka=None):
         """worker.yaml pointing at the mock cluster and the fake provider."""
         base = f"http://{self.provider_addr}"
