@@ -452,15 +452,6 @@ void consumer_finished(struct consumer *c, int32_t partition, uint32_t generatio
         consumer_apply_caps(c);
 }
 
-static int consumer_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                        struct err *e)
-{
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-        return err_set(e, ERR_CONFIG, "kafka_config", "consumer %s: %s", name, errstr);
-    return 0;
-}
-
 struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
                               const struct consumer_handlers *handlers, void *ctx,
                               struct err *e)
@@ -486,13 +477,13 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
         strategy_set |= strcmp(cfg->kafka[i].name, "partition.assignment.strategy") == 0;
         reset_set |= strcmp(cfg->kafka[i].name, "auto.offset.reset") == 0;
     }
-    if (consumer_set(conf, "enable.auto.commit", "false", e) < 0 ||
-        consumer_set(conf, "enable.auto.offset.store", "false", e) < 0 ||
-        consumer_set(conf, "enable.partition.eof", "false", e) < 0 ||
+    if (kafka_conf_set(conf, "enable.auto.commit", "false", e) < 0 ||
+        kafka_conf_set(conf, "enable.auto.offset.store", "false", e) < 0 ||
+        kafka_conf_set(conf, "enable.partition.eof", "false", e) < 0 ||
         (!strategy_set &&
-         consumer_set(conf, "partition.assignment.strategy", "cooperative-sticky", e) < 0) ||
+         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", e) < 0) ||
         /* a new group starts at the oldest request, not after the backlog */
-        (!reset_set && consumer_set(conf, "auto.offset.reset", "earliest", e) < 0)) {
+        (!reset_set && kafka_conf_set(conf, "auto.offset.reset", "earliest", e) < 0)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }

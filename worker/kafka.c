@@ -48,14 +48,20 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, 
             snprintf(expanded, sizeof expanded, "%s", env);
             value = expanded;
         }
-        char errstr[512];
-        if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        if (kafka_conf_set(conf, name, value, e) < 0) {
             rd_kafka_conf_destroy(conf);
-            err_set(e, ERR_CONFIG, "kafka_config", "kafka %s: %s", name, errstr);
             return NULL;
         }
     }
     return conf;
+}
+
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct err *e)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return err_set(e, ERR_CONFIG, "kafka_config", "kafka %s: %s", name, errstr);
+    return 0;
 }
 
 static void kafka_woken(struct loop_io *io, unsigned events)

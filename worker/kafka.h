@@ -19,6 +19,9 @@ enum kafka_role { KAFKA_CONSUMER, KAFKA_PRODUCER };
  * e set. */
 rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, struct err *e);
 
+/* rd_kafka_conf_set with our error value: 0, or -1 with e set. */
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct err *e);
+
 struct kafka_wake {
     struct loop *loop;
     rd_kafka_queue_t *queue; /* borrowed */

@@ -245,15 +245,6 @@ static void producer_retry(struct loop_timer *t)
     producer_flush_waiting(t->data);
 }
 
-static int producer_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                        struct err *e)
-{
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-        return err_set(e, ERR_CONFIG, "kafka_config", "producer %s: %s", name, errstr);
-    return 0;
-}
-
 static int producer_start(struct producer *p, struct err *e)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf);
@@ -284,8 +275,8 @@ struct producer *producer_new(struct loop *loop, const struct config *cfg, struc
     p->conf = kafka_conf_new(cfg, KAFKA_PRODUCER, e);
     if (!p->conf)
         goto fail;
-    if (producer_set(p->conf, "enable.idempotence", "true", e) < 0 ||
-        producer_set(p->conf, "acks", "all", e) < 0)
+    if (kafka_conf_set(p->conf, "enable.idempotence", "true", e) < 0 ||
+        kafka_conf_set(p->conf, "acks", "all", e) < 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(p->conf, producer_dr_cb);
     rd_kafka_conf_set_error_cb(p->conf, producer_error_cb);

@@ -14,6 +14,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+# the key variables write_config names by default, and the tests' policy
+TEST_KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "k1", "SWITCHYARD_TEST_OPENAI_KEY": "k2"}
+TEST_POLICY = os.path.join(ROOT, "tests", "e2e", "policy.yaml")
 
 
 class Harness:

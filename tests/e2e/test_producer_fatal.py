@@ -13,10 +13,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, Checks, Harness  # noqa: E402
+from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
 
-KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "k1", "SWITCHYARD_TEST_OPENAI_KEY": "k2"}
-POLICY = os.path.join(ROOT, "tests", "e2e", "policy.yaml")
 
 
 def main():
