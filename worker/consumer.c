@@ -49,6 +49,10 @@ struct consumer {
     size_t nparts;
     size_t in_flight;
     uint64_t skipped; /* messages finished by a previous owner */
+    /* a commit failed because the group is rebalancing: librdkafka 2.0.2
+     * loses the assignment when commits keep landing in a rebalance
+     * (librdkafka#4059), so periodic commits wait for the next assignment */
+    int commits_held;
     int stopped;
     int cooperative;
     rd_kafka_topic_partition_list_t *revoking; /* awaiting release */
@@ -128,8 +132,17 @@ static void consumer_add_commit(struct consumer *c, struct partition *p,
     p->committed_md_hash = hash;
 }
 
+static int consumer_rebalancing_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+}
+
 static void consumer_commit(struct consumer *c, int sync, int only_revoking)
 {
+    if (!sync && c->commits_held)
+        return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < c->nparts; i++)
         if (!only_revoking || c->parts[i].revoking)
@@ -142,6 +155,8 @@ static void consumer_commit(struct consumer *c, int sync, int only_revoking)
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, sync ? 0 : 1);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             log_warn("commit_failed", "%s", rd_kafka_err2str(err));
+            if (consumer_rebalancing_error(err))
+                c->commits_held = 1;
             for (int i = 0; i < l->cnt; i++) {
                 struct partition *p = consumer_part(c, l->elems[i].partition);
                 if (p)
@@ -165,6 +180,8 @@ static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
     log_warn("commit_failed", "%s", rd_kafka_err2str(err));
+    if (consumer_rebalancing_error(err))
+        c->commits_held = 1;
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         struct partition *p = consumer_part(c, offsets->elems[i].partition);
         if (p)
@@ -293,6 +310,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct consumer *c = opaque;
     c->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->commits_held = 0; /* a new generation: commits are welcome again */
         for (int i = 0; i < parts->cnt; i++) {
             struct partition *p = consumer_part(c, parts->elems[i].partition);
             if (p) {
