@@ -225,8 +225,9 @@ static void config_bind_topics(struct ydoc *doc, const struct ydoc_node *map, st
 static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
                                  const struct ydoc_node *map, struct config_provider *p)
 {
-    const char *allowed[16] = {"type", "base_url", "api_key_env", "api_version"};
-    size_t n = 4;
+    const char *allowed[16] = {"type", "base_url", "api_key_env", "api_version",
+                               "max_tokens_field"};
+    size_t n = 5;
     config_key_names(provider_int_keys, allowed, &n);
     allowed[n] = NULL;
 
@@ -285,6 +286,13 @@ static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
 
     if ((v = ydoc_get(map, "api_version")) && ydoc_string(doc, v, "api_version", &s) == 0)
         p->api_version = xstrdup(s);
+    /* OpenAI's reasoning models refuse max_tokens; many compatible servers
+     * know only max_tokens: the operator says which one a server takes */
+    static const char *const fields[] = {"max_tokens", "max_completion_tokens", NULL};
+    int field;
+    if ((v = ydoc_get(map, "max_tokens_field")) &&
+        ydoc_enum(doc, v, "max_tokens_field", fields, &field) == 0)
+        p->max_tokens_field = xstrdup(fields[field]);
 }
 
 static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
@@ -413,6 +421,7 @@ void config_free(struct config *cfg)
         free(p->base_url);
         free(p->api_key_env);
         free(p->api_version);
+        free(p->max_tokens_field);
     }
     free(cfg->providers);
     free(cfg->metrics_listen);

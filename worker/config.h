@@ -23,6 +23,7 @@ struct config_provider {
     char *base_url;
     char *api_key_env; /* the NAME of the environment variable, never the key */
     char *api_version; /* anthropic-version header; NULL = adapter default */
+    char *max_tokens_field; /* OpenAI: "max_tokens" or "max_completion_tokens" (o-series) */
     int64_t timeout_ms;
     int64_t connect_timeout_ms;
     int64_t max_connections;

@@ -379,7 +379,8 @@ static void job_attempt(struct job *job)
     struct provider_call call = {.req = job->req, .base_url = wp->cfg->base_url,
                                  .model = m->model, .max_tokens = cap,
                                  .api_key = wp->api_key ? wp->api_key : "",
-                                 .api_version = wp->cfg->api_version};
+                                 .api_version = wp->cfg->api_version,
+                                 .max_tokens_field = wp->cfg->max_tokens_field};
     struct err e = {0};
     provider_http_release(&job->call);
     if (wp->ops->build(&call, &job->call, &e) < 0) {

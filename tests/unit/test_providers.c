@@ -133,7 +133,7 @@ static size_t run_builds(enum provider_type type)
             free(names[i]);
             continue;
         }
-        char model[128], max[32], base[256], version[64], key[128];
+        char model[128], max[32], base[256], version[64], key[128], field[64];
         const char *api_key = call_get(call_text, "api_key", key, sizeof key);
         if (!api_key)
             api_key = TEST_KEY;
@@ -146,7 +146,8 @@ static size_t run_builds(enum provider_type type)
             .max_tokens =
                 (uint32_t)strtoul(call_get(call_text, "max_tokens", max, sizeof max), NULL, 10),
             .api_key = api_key,
-            .api_version = call_get(call_text, "api_version", version, sizeof version)};
+            .api_version = call_get(call_text, "api_version", version, sizeof version),
+            .max_tokens_field = call_get(call_text, "max_tokens_field", field, sizeof field)};
         struct provider_http http = {0};
         int rc = ops->build(&call, &http, &e);
         char *want_error = read_in(cdir, "expected.error", NULL);

@@ -32,11 +32,12 @@ static int openai_build(const struct provider_call *call, struct provider_http *
         json_decref(messages);
         return err_set(e, ERR_FATAL, "oom", "out of memory building the request");
     }
-    /* max_tokens, not max_completion_tokens: deprecated by OpenAI but still
-     * accepted there, and the one every compatible server (vLLM, Ollama,
-     * llama.cpp) understands. o-series models take it too. */
+    /* max_tokens by default: every compatible server (vLLM, Ollama,
+     * llama.cpp) understands it; OpenAI's reasoning (o-series) models refuse
+     * it and need max_completion_tokens (worker.yaml's max_tokens_field) */
     json_t *body = json_pack("{s:s, s:o, s:I, s:b}", "model", call->model, "messages", messages,
-                             "max_tokens", (json_int_t)call->max_tokens, "stream", 0);
+                             call->max_tokens_field ? call->max_tokens_field : "max_tokens",
+                             (json_int_t)call->max_tokens, "stream", 0);
     if (body && req->has_temperature &&
         json_object_set_new(body, "temperature", json_real(req->temperature)) < 0) {
         json_decref(body);

@@ -35,6 +35,7 @@ struct provider_call {
     uint32_t max_tokens;     /* the cap the router allowed */
     const char *api_key;     /* from the environment; never logged or echoed */
     const char *api_version; /* provider-specific version header; NULL = default */
+    const char *max_tokens_field; /* name of the output cap field; NULL = default */
 };
 
 /* One HTTP request, owned: release with provider_http_release. */
