@@ -298,10 +298,7 @@ static void consumer_load_skips(struct consumer *c, const rd_kafka_topic_partiti
 
 static int consumer_skippable(const struct partition *p, int64_t offset)
 {
-    for (size_t i = 0; i < p->nskip; i++)
-        if (offset >= p->skip[i].first && offset < p->skip[i].first + p->skip[i].count)
-            return 1;
-    return 0;
+    return offsets_ranges_contain(p->skip, p->nskip, offset);
 }
 
 static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
