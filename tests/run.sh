@@ -46,6 +46,7 @@ stage e2e-pipeline "$PY" tests/e2e/test_pipeline.py
 stage e2e-group "$PY" tests/e2e/test_group.py
 stage e2e-handover "$PY" tests/e2e/test_handover.py
 stage e2e-producer-fatal "$PY" tests/e2e/test_producer_fatal.py
+stage e2e-metrics "$PY" tests/e2e/test_metrics.py
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -552,6 +552,56 @@ size_t consumer_assigned(const struct consumer *c)
     return n;
 }
 
+size_t consumer_partitions(const struct consumer *c, struct consumer_partition_info *out,
+                           size_t max)
+{
+    /* before a partition's first message, its position is the fetcher's
+     * (cached: rd_kafka_position asks no broker) */
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].assigned && !c->parts[i].offsets)
+            rd_kafka_topic_partition_list_add(pos, c->cfg->topic_requests, c->parts[i].id);
+    if (pos->cnt && rd_kafka_position(c->rk, pos))
+        pos->cnt = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nparts && n < max; i++) {
+        const struct partition *p = &c->parts[i];
+        if (!p->assigned)
+            continue;
+        int64_t position = p->committed;
+        if (p->offsets) {
+            position = offsets_committable(p->offsets);
+        } else {
+            const rd_kafka_topic_partition_t *tp =
+                rd_kafka_topic_partition_list_find(pos, c->cfg->topic_requests, p->id);
+            if (tp && tp->offset >= 0)
+                position = tp->offset;
+        }
+        int64_t lo = -1, hi = -1;
+        /* cached from fetch responses: never a request to the broker */
+        if (rd_kafka_get_watermark_offsets(c->rk, c->cfg->topic_requests, p->id, &lo, &hi) ||
+            hi < 0)
+            hi = -1;
+        if (position < 0 && hi >= 0 && lo == hi)
+            position = hi; /* an empty partition: nothing to wait for */
+        out[n++] = (struct consumer_partition_info){
+            .id = p->id,
+            .paused = p->paused,
+            .in_flight = p->in_flight,
+            .committed = p->committed,
+            .position = position,
+            .high_watermark = hi,
+        };
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    return n;
+}
+
+uint64_t consumer_skipped(const struct consumer *c)
+{
+    return c->skipped;
+}
+
 /* Leaves the group with a deadline: 2.0.2 can hang in close when an
  * assignment arrives during it, so past the deadline we destroy without
  * the consumer close. */

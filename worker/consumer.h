@@ -39,6 +39,20 @@ void consumer_stop_fetching(struct consumer *c);
 size_t consumer_in_flight(const struct consumer *c);
 /* Partitions currently assigned to this worker. */
 size_t consumer_assigned(const struct consumer *c);
+/* One assigned partition, for metrics. Offsets are -1 when not known. */
+struct consumer_partition_info {
+    int32_t id;
+    int paused;             /* by us, for the in-flight caps */
+    size_t in_flight;       /* received, not finished */
+    int64_t committed;      /* the last offset this worker committed */
+    int64_t position;       /* the first offset not finished (what a commit would say) */
+    int64_t high_watermark; /* the log end, as of the last fetch (no broker call) */
+};
+/* Fills out with up to max assigned partitions; returns how many. */
+size_t consumer_partitions(const struct consumer *c, struct consumer_partition_info *out,
+                           size_t max);
+/* Messages skipped because a previous owner had finished them. */
+uint64_t consumer_skipped(const struct consumer *c);
 /* Commits every owned partition's done prefix, synchronously. */
 void consumer_commit_now(struct consumer *c);
 /* Leaves the group (bounded by timeout_ms) and frees. */

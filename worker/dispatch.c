@@ -145,6 +145,7 @@ static void job_finish(struct job *job)
             abort();
         w->stats.cost_records++;
         w->stats.cost_nusd += a->cost_nusd;
+        stats_cost(w, &job->policy->models[a->model], a);
         producer_send(w->producer, w->cfg->topic_costs, id, strlen(id), cost, clen, NULL,
                       job_output_acked, job);
     }
@@ -193,6 +194,7 @@ static void job_release_slot(struct worker_provider *wp)
         if (!wp->waiting)
             wp->waiting_tail = &wp->waiting;
         next->waiting_slot = 0;
+        wp->nwaiting--;
         job_start_transfer(next);
     }
 }
@@ -251,6 +253,7 @@ static void job_transfer_done(struct http_transfer *t)
     provider_http_release(&job->call);
     job_release_slot(wp);
     w->stats.attempts++;
+    stats_attempt(w, m, a);
 
     if (job->ok) {
         job_finish(job);
@@ -309,6 +312,7 @@ static void job_start_transfer(struct job *job)
         job->queue_next = NULL;
         *wp->waiting_tail = job;
         wp->waiting_tail = &job->queue_next;
+        wp->nwaiting++;
         return;
     }
     long timeout = (long)wp->cfg->timeout_ms;
@@ -447,8 +451,10 @@ void dispatch_abandon(struct worker *w)
                 struct job **pp = &wp->waiting;
                 while (*pp && *pp != job)
                     pp = &(*pp)->queue_next;
-                if (*pp)
+                if (*pp) {
                     *pp = job->queue_next;
+                    wp->nwaiting--;
+                }
                 wp->waiting_tail = &wp->waiting;
                 while (*wp->waiting_tail)
                     wp->waiting_tail = &(*wp->waiting_tail)->queue_next;

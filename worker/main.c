@@ -16,8 +16,6 @@
 #include "router.h"
 #include "worker.h"
 
-#define SWITCHYARD_VERSION "0.1.0"
-
 static void usage(FILE *out)
 {
     fprintf(out,

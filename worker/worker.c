@@ -38,10 +38,12 @@ static void worker_reload_policy(struct worker *w)
         for (size_t i = 0; i < errs.count; i++)
             log_error("policy_reload_failed", "%s", errs.lines[i]);
         log_error("policy_reload_failed", "keeping the current policy");
+        w->stats.reloads_failed++;
     } else {
         /* in-flight jobs keep the policy they started with */
         policy_release(w->policy);
         w->policy = p;
+        w->stats.reloads_ok++;
         log_info("policy_reloaded", "%s: %zu models, %zu routes", w->policy_path, p->nmodels,
                  p->nroutes);
     }
@@ -95,6 +97,17 @@ static void worker_tick(struct loop_timer *t)
             worker_begin_stop(w, "idle");
     }
     loop_timer_start(w->loop, t, WORKER_DRAIN_CHECK_MS);
+}
+
+/* /readyz: ready until the worker begins to stop */
+static int worker_ready(void *ctx, const char **why)
+{
+    const struct worker *w = ctx;
+    if (w->stopping) {
+        *why = "stopping: draining in-flight work";
+        return 0;
+    }
+    return 1;
 }
 
 static int worker_keys(struct worker *w)
@@ -153,7 +166,8 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
                uint64_t exit_when_idle_ms)
 {
     struct worker w = {.cfg = cfg, .policy = policy_retain(policy), .policy_path = policy_path,
-                       .signal_fd = -1, .exit_when_idle_ms = exit_when_idle_ms};
+                       .signal_fd = -1, .exit_when_idle_ms = exit_when_idle_ms,
+                       .stats = {.started_ms = loop_wall_ms()}};
     struct loop_timer tick = {.cb = worker_tick, .data = &w};
     struct err e = {0};
     int rc = 1;
@@ -192,6 +206,15 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
+    if (cfg->metrics_listen) {
+        struct metrics_handlers mh = {.render = stats_render, .ready = worker_ready};
+        w.metrics = metrics_new(w.loop, cfg->metrics_listen, &mh, &w, &e);
+        if (!w.metrics) {
+            log_error("start_failed", "%s", e.msg);
+            goto out;
+        }
+        log_info("metrics_listening", "http://%s/metrics", metrics_address(w.metrics));
+    }
     w.idle_since_ms = loop_now_ms(w.loop);
     loop_timer_start(w.loop, &tick, WORKER_DRAIN_CHECK_MS);
     log_info("started", "worker %s consuming %s", w.worker_id, cfg->topic_requests);
@@ -219,6 +242,7 @@ out:
         w.jobs->outputs_pending = 0;
         dispatch_abandon(&w);
     }
+    metrics_free(w.metrics);
     http_free(w.http);
     log_info("stopped", "received %llu, results ok %llu, error %llu, dead letters %llu, cost "
              "records %llu (%llu nUSD)",
@@ -234,6 +258,7 @@ out:
         free(w.providers[i].api_key);
     free(w.providers);
     policy_release(w.policy);
+    stats_release(&w.stats);
     loop_free(w.loop);
     return rc;
 }

@@ -14,8 +14,12 @@
 #include "dispatch.h"
 #include "http.h"
 #include "loop.h"
+#include "metrics.h"
 #include "policy.h"
 #include "producer.h"
+#include "stats.h"
+
+#define SWITCHYARD_VERSION "0.1.0"
 
 struct worker_provider {
     const struct config_provider *cfg;
@@ -23,12 +27,8 @@ struct worker_provider {
     char *api_key;     /* from the environment; never logged */
     size_t in_flight;  /* calls running, capped by cfg->max_connections */
     struct job *waiting, **waiting_tail; /* calls waiting for a slot */
-};
-
-struct worker_stats {
-    uint64_t received, results_ok, results_error, dead_letters, cost_records;
-    uint64_t attempts, retries, fallbacks;
-    uint64_t cost_nusd;
+    size_t nwaiting;
+    struct stats_provider stats;
 };
 
 struct worker {
@@ -39,6 +39,7 @@ struct worker {
     struct http *http;
     struct producer *producer;
     struct consumer *consumer;
+    struct metrics *metrics; /* NULL without metrics.listen */
     struct worker_provider *providers; /* parallel to cfg->providers */
     char worker_id[128];
     struct job *jobs; /* live */
@@ -48,7 +49,7 @@ struct worker {
     int signal_fd;
     struct loop_io signals;
     struct loop_timer drain_timer;
-    struct worker_stats stats;
+    struct stats stats;
     uint64_t exit_when_idle_ms; /* >0: exit after this long with no work (tests, demo) */
     uint64_t idle_since_ms;
 };

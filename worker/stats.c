@@ -1,0 +1,303 @@
+/*
+ * stats: counting and the Prometheus rendering. Names follow Prometheus'
+ * conventions: counters end in _total, units in the name (_seconds,
+ * _nanousd), labels for what an operator slices by (model, provider,
+ * outcome, partition).
+ */
+#include "stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "worker.h"
+
+static const char *const stats_outcome_names[OUTCOME_COUNT] = {
+    [OUTCOME_OK] = "ok",
+    [OUTCOME_RATE_LIMITED] = "rate_limited",
+    [OUTCOME_SERVER_ERROR] = "server_error",
+    [OUTCOME_CLIENT_ERROR] = "client_error",
+    [OUTCOME_MALFORMED] = "malformed_reply",
+    [OUTCOME_TIMEOUT] = "timeout",
+    [OUTCOME_TRANSPORT] = "transport_error",
+};
+
+/* upper bounds in ms, and the same as Prometheus' `le` in seconds */
+static const uint64_t stats_latency_ms[STATS_LATENCY_BUCKETS] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000};
+static const char *const stats_latency_le[STATS_LATENCY_BUCKETS] = {
+    "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "120", "300"};
+
+enum stats_outcome stats_outcome_of(const struct attempt *a)
+{
+    if (a->status == ATTEMPT_OK)
+        return OUTCOME_OK;
+    if (a->status == ATTEMPT_TIMEOUT)
+        return OUTCOME_TIMEOUT;
+    if (a->http_status == 0)
+        return OUTCOME_TRANSPORT;
+    if (a->http_status == 429)
+        return OUTCOME_RATE_LIMITED;
+    if (a->http_status >= 500)
+        return OUTCOME_SERVER_ERROR;
+    if (a->http_status >= 400)
+        return OUTCOME_CLIENT_ERROR;
+    return OUTCOME_MALFORMED;
+}
+
+/* The model's counters, added at its first use. NULL when out of memory
+ * (the count is then lost, never the work). */
+static struct stats_model *stats_model_for(struct stats *s, const struct policy_model *m)
+{
+    for (size_t i = 0; i < s->nmodels; i++)
+        if (strcmp(s->models[i].name, m->name) == 0 &&
+            strcmp(s->models[i].provider, m->provider) == 0)
+            return &s->models[i];
+    struct stats_model *models = realloc(s->models, (s->nmodels + 1) * sizeof *models);
+    if (!models)
+        return NULL;
+    s->models = models;
+    struct stats_model *sm = &models[s->nmodels];
+    *sm = (struct stats_model){.name = strdup(m->name), .provider = strdup(m->provider)};
+    if (!sm->name || !sm->provider) {
+        free(sm->name);
+        free(sm->provider);
+        return NULL;
+    }
+    s->nmodels++;
+    return sm;
+}
+
+void stats_attempt(struct worker *w, const struct policy_model *m, const struct attempt *a)
+{
+    struct stats_model *sm = stats_model_for(&w->stats, m);
+    if (sm)
+        sm->attempts[stats_outcome_of(a)]++;
+    struct worker_provider *wp = worker_provider_for(w, m);
+    if (!wp)
+        return;
+    size_t b = 0;
+    while (b < STATS_LATENCY_BUCKETS && a->latency_ms > stats_latency_ms[b])
+        b++;
+    if (b < STATS_LATENCY_BUCKETS)
+        wp->stats.latency_buckets[b]++;
+    wp->stats.latency_count++;
+    wp->stats.latency_sum_ms += a->latency_ms;
+}
+
+void stats_cost(struct worker *w, const struct policy_model *m, const struct attempt *a)
+{
+    struct stats_model *sm = stats_model_for(&w->stats, m);
+    if (!sm)
+        return;
+    for (size_t c = 0; c < COST_NCAT; c++)
+        sm->tokens[c] += a->usage.tokens[c];
+    sm->cost_nusd += a->cost_nusd;
+    sm->cost_records++;
+}
+
+void stats_release(struct stats *s)
+{
+    for (size_t i = 0; i < s->nmodels; i++) {
+        free(s->models[i].name);
+        free(s->models[i].provider);
+    }
+    free(s->models);
+    s->models = NULL;
+    s->nmodels = 0;
+}
+
+static void stats_family(struct metrics_buf *b, const char *name, const char *type,
+                         const char *help)
+{
+    metrics_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void stats_one(struct metrics_buf *b, const char *name, const char *type,
+                      const char *help, unsigned long long v)
+{
+    stats_family(b, name, type, help);
+    metrics_printf(b, "%s %llu\n", name, v);
+}
+
+/* name{label="value"} v, the value escaped */
+static void stats_labelled(struct metrics_buf *b, const char *name, const char *label,
+                           const char *value, unsigned long long v)
+{
+    metrics_printf(b, "%s{%s=\"", name, label);
+    metrics_label(b, value);
+    metrics_printf(b, "\"} %llu\n", v);
+}
+
+static void stats_render_partitions(struct worker *w, struct metrics_buf *b)
+{
+    size_t cap = consumer_assigned(w->consumer);
+    struct consumer_partition_info *parts = calloc(cap ? cap : 1, sizeof *parts);
+    size_t n = parts ? consumer_partitions(w->consumer, parts, cap) : 0;
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"switchyard_partition_paused", "1 while the partition is paused by the in-flight caps."},
+        {"switchyard_partition_in_flight", "Messages received from the partition and not finished."},
+        {"switchyard_partition_committed_offset", "The last offset this worker committed."},
+        {"switchyard_partition_position_offset",
+         "The first offset not finished: what the next commit says."},
+        {"switchyard_partition_high_watermark_offset",
+         "The partition's log end, as of the last fetch."},
+        {"switchyard_partition_lag_messages",
+         "Messages between the position and the log end: waiting or in flight."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        stats_family(b, fam[f].name, "gauge", fam[f].help);
+        for (size_t i = 0; i < n; i++) {
+            const struct consumer_partition_info *p = &parts[i];
+            long long v;
+            switch (f) {
+            case 0: v = p->paused; break;
+            case 1: v = (long long)p->in_flight; break;
+            case 2: v = p->committed; break;
+            case 3: v = p->position; break;
+            case 4: v = p->high_watermark; break;
+            default:
+                if (p->high_watermark < 0 || p->position < 0)
+                    continue; /* not known yet: no sample rather than a wrong one */
+                v = p->high_watermark > p->position ? p->high_watermark - p->position : 0;
+                break;
+            }
+            if (v < 0 && f >= 2)
+                continue;
+            metrics_printf(b, "%s{topic=\"", fam[f].name);
+            metrics_label(b, w->cfg->topic_requests);
+            metrics_printf(b, "\",partition=\"%d\"} %lld\n", (int)p->id, v);
+        }
+    }
+    free(parts);
+}
+
+static void stats_render_providers(struct worker *w, struct metrics_buf *b)
+{
+    const struct config *cfg = w->cfg;
+    stats_family(b, "switchyard_provider_in_flight", "gauge",
+                 "Calls running on the provider's connections.");
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        stats_labelled(b, "switchyard_provider_in_flight", "provider", cfg->providers[i].name,
+                       w->providers[i].in_flight);
+    stats_family(b, "switchyard_provider_queued", "gauge",
+                 "Calls waiting for one of the provider's max_connections.");
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        stats_labelled(b, "switchyard_provider_queued", "provider", cfg->providers[i].name,
+                       w->providers[i].nwaiting);
+    stats_family(b, "switchyard_provider_latency_seconds", "histogram",
+                 "Duration of provider calls, from request to the last byte or the error.");
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        const struct stats_provider *sp = &w->providers[i].stats;
+        const char *name = cfg->providers[i].name;
+        unsigned long long cum = 0;
+        for (size_t k = 0; k <= STATS_LATENCY_BUCKETS; k++) {
+            cum += k < STATS_LATENCY_BUCKETS ? sp->latency_buckets[k] : 0;
+            metrics_printf(b, "switchyard_provider_latency_seconds_bucket{provider=\"");
+            metrics_label(b, name);
+            metrics_printf(b, "\",le=\"%s\"} %llu\n",
+                           k < STATS_LATENCY_BUCKETS ? stats_latency_le[k] : "+Inf",
+                           k < STATS_LATENCY_BUCKETS ? cum : (unsigned long long)sp->latency_count);
+        }
+        metrics_printf(b, "switchyard_provider_latency_seconds_sum{provider=\"");
+        metrics_label(b, name);
+        metrics_printf(b, "\"} %llu.%03llu\n", (unsigned long long)(sp->latency_sum_ms / 1000),
+                       (unsigned long long)(sp->latency_sum_ms % 1000));
+        stats_labelled(b, "switchyard_provider_latency_seconds_count", "provider", name,
+                       sp->latency_count);
+    }
+}
+
+static void stats_model_labels(struct metrics_buf *b, const char *name,
+                               const struct stats_model *sm)
+{
+    metrics_printf(b, "%s{model=\"", name);
+    metrics_label(b, sm->name);
+    metrics_printf(b, "\",provider=\"");
+    metrics_label(b, sm->provider);
+    metrics_printf(b, "\"");
+}
+
+static void stats_render_models(const struct stats *s, struct metrics_buf *b)
+{
+    stats_family(b, "switchyard_model_attempts_total", "counter",
+                 "Provider calls by policy model and how they ended.");
+    for (size_t i = 0; i < s->nmodels; i++)
+        for (size_t o = 0; o < OUTCOME_COUNT; o++) {
+            stats_model_labels(b, "switchyard_model_attempts_total", &s->models[i]);
+            metrics_printf(b, ",outcome=\"%s\"} %llu\n", stats_outcome_names[o],
+                           (unsigned long long)s->models[i].attempts[o]);
+        }
+    stats_family(b, "switchyard_model_tokens_total", "counter",
+                 "Billed tokens by policy model and category (the categories are disjoint).");
+    for (size_t i = 0; i < s->nmodels; i++)
+        for (size_t c = 0; c < COST_NCAT; c++) {
+            stats_model_labels(b, "switchyard_model_tokens_total", &s->models[i]);
+            metrics_printf(b, ",category=\"%s\"} %llu\n",
+                           cost_category_name((enum cost_category)c),
+                           (unsigned long long)s->models[i].tokens[c]);
+        }
+    stats_family(b, "switchyard_model_cost_nanousd_total", "counter",
+                 "Cost of the cost records produced, in nano-USD (1e-9 USD).");
+    for (size_t i = 0; i < s->nmodels; i++) {
+        stats_model_labels(b, "switchyard_model_cost_nanousd_total", &s->models[i]);
+        metrics_printf(b, "} %llu\n", (unsigned long long)s->models[i].cost_nusd);
+    }
+    stats_family(b, "switchyard_model_cost_records_total", "counter",
+                 "Cost records produced (one per billable attempt).");
+    for (size_t i = 0; i < s->nmodels; i++) {
+        stats_model_labels(b, "switchyard_model_cost_records_total", &s->models[i]);
+        metrics_printf(b, "} %llu\n", (unsigned long long)s->models[i].cost_records);
+    }
+}
+
+void stats_render(void *ctx, struct metrics_buf *b)
+{
+    struct worker *w = ctx;
+    const struct stats *s = &w->stats;
+    stats_family(b, "switchyard_info", "gauge", "The worker's version and id.");
+    metrics_printf(b, "switchyard_info{version=\"%s\",worker_id=\"", SWITCHYARD_VERSION);
+    metrics_label(b, w->worker_id);
+    metrics_printf(b, "\"} 1\n");
+    stats_family(b, "switchyard_start_time_seconds", "gauge",
+                 "When the worker started, in seconds since the epoch.");
+    metrics_printf(b, "switchyard_start_time_seconds %lld.%03lld\n",
+                   (long long)(s->started_ms / 1000), (long long)(s->started_ms % 1000));
+    stats_one(b, "switchyard_messages_received_total", "counter",
+              "Request messages taken from the requests topic.", s->received);
+    stats_one(b, "switchyard_messages_skipped_total", "counter",
+              "Messages skipped because a previous owner had finished them.",
+              consumer_skipped(w->consumer));
+    stats_family(b, "switchyard_results_total", "counter",
+                 "Results produced, by status (error: no candidate could serve).");
+    stats_labelled(b, "switchyard_results_total", "status", "ok", s->results_ok);
+    stats_labelled(b, "switchyard_results_total", "status", "error", s->results_error);
+    stats_one(b, "switchyard_dead_letters_total", "counter",
+              "Invalid messages sent to the dead-letter topic.", s->dead_letters);
+    stats_one(b, "switchyard_cost_records_total", "counter", "Cost records produced.",
+              s->cost_records);
+    stats_one(b, "switchyard_retries_total", "counter",
+              "Calls retried on the same candidate after a transient failure.", s->retries);
+    stats_one(b, "switchyard_fallbacks_total", "counter",
+              "Moves to the next candidate of a route after one failed.", s->fallbacks);
+    stats_family(b, "switchyard_policy_reloads_total", "counter",
+                 "Policy reloads on SIGHUP, by result (failed: the old policy stays).");
+    stats_labelled(b, "switchyard_policy_reloads_total", "result", "ok", s->reloads_ok);
+    stats_labelled(b, "switchyard_policy_reloads_total", "result", "failed", s->reloads_failed);
+    stats_one(b, "switchyard_jobs_in_flight", "gauge",
+              "Messages being worked on, or waiting for their outputs' acknowledgements.",
+              w->njobs);
+    stats_one(b, "switchyard_producer_unacknowledged", "gauge",
+              "Outputs queued or sent and not yet acknowledged by the broker.",
+              producer_pending(w->producer));
+    stats_one(b, "switchyard_stopping", "gauge", "1 while the worker drains to stop.",
+              (unsigned long long)w->stopping);
+    stats_one(b, "switchyard_partitions_assigned", "gauge",
+              "Partitions of the requests topic this worker owns.",
+              consumer_assigned(w->consumer));
+    stats_render_partitions(w, b);
+    stats_render_providers(w, b);
+    stats_render_models(s, b);
+}

@@ -1,0 +1,70 @@
+/*
+ * stats: what the worker counts for operators, and its rendering as
+ * Prometheus text for the metrics endpoint. Counting is a few additions
+ * per attempt; rendering happens only when scraped.
+ *
+ * Costs are exported in integer nano-USD (switchyard_model_cost_nanousd_total).
+ * Prometheus stores float64, exact up to 2^53 nUSD (about 9 million USD) per
+ * series: plenty for alerting; finance sums the cost topic, not this.
+ */
+#ifndef SWITCHYARD_STATS_H
+#define SWITCHYARD_STATS_H
+
+#include <stdint.h>
+
+#include "cost.h"
+#include "metrics.h"
+
+/* How a provider call ended, from the worker's side. */
+enum stats_outcome {
+    OUTCOME_OK,
+    OUTCOME_RATE_LIMITED, /* HTTP 429 */
+    OUTCOME_SERVER_ERROR, /* HTTP 5xx (incl. Anthropic's 529) */
+    OUTCOME_CLIENT_ERROR, /* other HTTP 4xx */
+    OUTCOME_MALFORMED,    /* 2xx whose body could not be used */
+    OUTCOME_TIMEOUT,
+    OUTCOME_TRANSPORT, /* connection refused, reset, TLS, ... */
+    OUTCOME_COUNT
+};
+
+#define STATS_LATENCY_BUCKETS 12
+
+/* Per policy model, by name (a reload may add models; counts survive). */
+struct stats_model {
+    char *name, *provider;
+    uint64_t attempts[OUTCOME_COUNT];
+    uint64_t tokens[COST_NCAT];
+    uint64_t cost_nusd, cost_records;
+};
+
+/* Per provider of worker.yaml. */
+struct stats_provider {
+    uint64_t latency_buckets[STATS_LATENCY_BUCKETS]; /* not cumulative */
+    uint64_t latency_count, latency_sum_ms;
+};
+
+struct stats {
+    int64_t started_ms; /* ms since the epoch */
+    uint64_t received, results_ok, results_error, dead_letters, cost_records;
+    uint64_t attempts, retries, fallbacks;
+    uint64_t cost_nusd;
+    uint64_t reloads_ok, reloads_failed;
+    struct stats_model *models;
+    size_t nmodels;
+};
+
+struct attempt;
+struct policy_model;
+struct worker;
+
+enum stats_outcome stats_outcome_of(const struct attempt *a);
+/* One provider call ended. */
+void stats_attempt(struct worker *w, const struct policy_model *m, const struct attempt *a);
+/* One cost record was produced for a billable attempt. */
+void stats_cost(struct worker *w, const struct policy_model *m, const struct attempt *a);
+void stats_release(struct stats *s);
+
+/* The metrics endpoint's render callback; ctx is the struct worker. */
+void stats_render(void *ctx, struct metrics_buf *out);
+
+#endif
