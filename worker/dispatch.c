@@ -71,7 +71,42 @@ static void job_free(struct job *job)
     request_free(job->req);
     policy_release(job->policy);
     rd_kafka_message_destroy(job->msg);
+    for (size_t i = 0; i < POLICY_MAX_CANDIDATES; i++)
+        free(job->fate_reason[i]);
+    free(job->attempts);
     free(job);
+}
+
+/* Why candidate i did not answer, replacing the router's reason. */
+static void job_fate_reason(struct job *job, size_t i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void job_fate_reason(struct job *job, size_t i, const char *fmt, ...)
+{
+    char text[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    free(job->fate_reason[i]);
+    job->fate_reason[i] = strdup(text);
+    if (!job->fate_reason[i])
+        abort(); /* out of memory: better to die and be redone than to lose */
+}
+
+/* A new attempt record, zeroed. */
+static struct attempt *job_new_attempt(struct job *job)
+{
+    if (job->nattempts == job->attempts_cap) {
+        size_t cap = job->attempts_cap ? job->attempts_cap * 2 : 2;
+        struct attempt *grown = realloc(job->attempts, cap * sizeof *grown);
+        if (!grown)
+            abort(); /* out of memory: better to die and be redone than to lose */
+        job->attempts = grown;
+        job->attempts_cap = cap;
+    }
+    struct attempt *a = &job->attempts[job->nattempts++];
+    memset(a, 0, sizeof *a);
+    return a;
 }
 
 static void job_output_acked(void *opaque)
@@ -166,7 +201,7 @@ static void job_fall_back(struct job *job, const char *why)
 {
     struct worker *w = job->worker;
     job->fate[job->current] = FATE_FAILED;
-    snprintf(job->fate_reason[job->current], sizeof job->fate_reason[0], "%s", why);
+    job_fate_reason(job, job->current, "%s", why);
     long next = job_next_candidate(job, job->current + 1);
     if (next < 0) {
         job_fail(job, "candidates_exhausted", "every candidate failed; last: %s", why);
@@ -206,8 +241,7 @@ static void job_transfer_done(struct http_transfer *t)
     job->transfer_running = 0;
     const struct policy_model *m = &job->policy->models[job->plan.candidates[job->current].model];
     struct worker_provider *wp = worker_provider_for(w, m);
-    struct attempt *a = &job->attempts[job->nattempts++];
-    memset(a, 0, sizeof *a);
+    struct attempt *a = job_new_attempt(job);
     a->model = job->plan.candidates[job->current].model;
     a->http_status = t->status;
     a->latency_ms = t->latency_ms;
@@ -366,9 +400,8 @@ static void job_attempt(struct job *job)
     uint32_t cap = router_fit(job->policy, m, job->plan.input_tokens, job->req->max_tokens, left);
     if (cap == 0) {
         job->fate[job->current] = FATE_SKIPPED;
-        snprintf(job->fate_reason[job->current], sizeof job->fate_reason[0],
-                 "over budget after %llu nUSD already spent",
-                 (unsigned long long)job->spent_nusd);
+        job_fate_reason(job, job->current, "over budget after %llu nUSD already spent",
+                        (unsigned long long)job->spent_nusd);
         long next = job_next_candidate(job, job->current + 1);
         if (next < 0) {
             job_fail(job, "over_budget", "no candidate fits the %llu nUSD left of the budget",

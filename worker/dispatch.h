@@ -56,11 +56,11 @@ struct job {
     struct err input_error;       /* why it is a dead letter */
     struct plan plan;
     enum route_fate fate[POLICY_MAX_CANDIDATES];
-    char fate_reason[POLICY_MAX_CANDIDATES][160];
+    char *fate_reason[POLICY_MAX_CANDIDATES]; /* NULL: the router's reason */
     size_t current;               /* index into plan.candidates */
     unsigned tries_on_current;
-    struct attempt attempts[DISPATCH_MAX_ATTEMPTS];
-    size_t nattempts;
+    struct attempt *attempts; /* grown as calls are made: most need one */
+    size_t nattempts, attempts_cap;
     uint64_t spent_nusd;          /* billable so far: the budget left shrinks */
     int ok;                       /* the final status */
     char error_code[32];

@@ -112,7 +112,7 @@ char *output_result(const struct job *job, const char *worker_id, size_t *len)
         const struct router_candidate *c = &job->plan.candidates[i];
         json_t *e = json_pack("{s:s, s:s, s:s}", "model", output_model(job, c->model)->name,
                               "decision", fate_names[job->fate[i]], "reason",
-                              job->fate_reason[i][0] ? job->fate_reason[i] : c->reason);
+                              job->fate_reason[i] ? job->fate_reason[i] : c->reason);
         if (c->decision == ROUTER_TAKEN) {
             json_object_set_new(e, "max_tokens", json_integer(c->max_tokens));
             json_object_set_new(e, "worst_case_nusd",
