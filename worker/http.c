@@ -15,6 +15,9 @@
 
 #define HTTP_DEFAULT_PER_SHARD 64
 #define HTTP_DEFAULT_MAX_RESPONSE (8u << 20)
+/* finished easy handles kept for the next transfers: curl_easy_reset
+ * keeps their buffers, so a steady stream of calls allocates none */
+#define HTTP_EASY_POOL 1024
 
 struct http_socket {
     struct loop_io io;
@@ -42,6 +45,8 @@ struct http {
      * since an epoll event for them may still be queued */
     struct http_socket *dead;
     struct loop_timer reaper;
+    CURL *pool[HTTP_EASY_POOL];
+    size_t npool;
 };
 
 static void http_check_done(struct http_shard *shard);
@@ -164,11 +169,27 @@ struct http *http_new(struct loop *loop, const struct http_options *opt)
     return http;
 }
 
+/* A finished easy handle back to the pool (or freed when it is full). */
+static void http_easy_put(struct http *http, CURL *easy)
+{
+    if (http->npool < HTTP_EASY_POOL) {
+        curl_easy_reset(easy);
+        http->pool[http->npool++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
+static CURL *http_easy_get(struct http *http)
+{
+    return http->npool ? http->pool[--http->npool] : curl_easy_init();
+}
+
 static void http_detach(struct http_transfer *t)
 {
     struct http_shard *shard = t->shard;
     curl_multi_remove_handle(shard->multi, t->easy);
-    curl_easy_cleanup(t->easy);
+    http_easy_put(shard->http, t->easy);
     curl_slist_free_all(t->slist);
     t->easy = NULL;
     t->slist = NULL;
@@ -200,6 +221,8 @@ void http_free(struct http *http)
         free(shard);
     }
     free(http->shards);
+    while (http->npool)
+        curl_easy_cleanup(http->pool[--http->npool]);
     loop_timer_stop(http->loop, &http->reaper);
     http_reap(&http->reaper);
     free(http);
@@ -287,7 +310,7 @@ int http_submit(struct http *http, struct http_transfer *t)
     t->retry_after_ms = -1;
     t->latency_ms = 0;
     struct http_shard *shard = http_pick_shard(http);
-    CURL *easy = shard ? curl_easy_init() : NULL;
+    CURL *easy = shard ? http_easy_get(http) : NULL;
     if (!easy) {
         snprintf(t->error, sizeof t->error, "out of memory");
         return -1;
@@ -297,7 +320,7 @@ int http_submit(struct http *http, struct http_transfer *t)
         struct curl_slist *next = curl_slist_append(slist, t->headers[i]);
         if (!next) {
             curl_slist_free_all(slist);
-            curl_easy_cleanup(easy);
+            http_easy_put(http, easy);
             snprintf(t->error, sizeof t->error, "out of memory");
             return -1;
         }
@@ -334,7 +357,7 @@ int http_submit(struct http *http, struct http_transfer *t)
     t->started_ms = loop_now_ms(http->loop);
     if (curl_multi_add_handle(shard->multi, easy) != CURLM_OK) {
         curl_slist_free_all(slist);
-        curl_easy_cleanup(easy);
+        http_easy_put(http, easy);
         t->easy = t->slist = NULL;
         t->shard = NULL;
         snprintf(t->error, sizeof t->error, "curl refused the transfer");
