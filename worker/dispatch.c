@@ -178,9 +178,7 @@ static void job_finish(struct job *job)
         char *cost = output_cost(job, a, i + 1, w->worker_id, &clen);
         if (!cost)
             abort();
-        w->stats.cost_records++;
-        w->stats.cost_nusd += a->cost_nusd;
-        stats_cost(w, &job->policy->models[a->model], a);
+        stats_cost(&w->stats, &job->policy->models[a->model], a);
         producer_send(w->producer, w->cfg->topic_costs, id, strlen(id), cost, clen, NULL,
                       job_output_acked, job);
     }
@@ -286,8 +284,7 @@ static void job_transfer_done(struct http_transfer *t)
     http_transfer_release(t);
     provider_http_release(&job->call);
     job_release_slot(wp);
-    w->stats.attempts++;
-    stats_attempt(w, m, a);
+    stats_attempt(&w->stats, &wp->stats, m, a);
 
     if (job->ok) {
         job_finish(job);

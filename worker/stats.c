@@ -28,7 +28,7 @@ static const uint64_t stats_latency_ms[STATS_LATENCY_BUCKETS] = {
 static const char *const stats_latency_le[STATS_LATENCY_BUCKETS] = {
     "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "120", "300"};
 
-enum stats_outcome stats_outcome_of(const struct attempt *a)
+static enum stats_outcome stats_outcome_of(const struct attempt *a)
 {
     if (a->status == ATTEMPT_OK)
         return OUTCOME_OK;
@@ -68,26 +68,26 @@ static struct stats_model *stats_model_for(struct stats *s, const struct policy_
     return sm;
 }
 
-void stats_attempt(struct worker *w, const struct policy_model *m, const struct attempt *a)
+void stats_attempt(struct stats *s, struct stats_provider *sp, const struct policy_model *m,
+                   const struct attempt *a)
 {
-    struct stats_model *sm = stats_model_for(&w->stats, m);
+    struct stats_model *sm = stats_model_for(s, m);
     if (sm)
         sm->attempts[stats_outcome_of(a)]++;
-    struct worker_provider *wp = worker_provider_for(w, m);
-    if (!wp)
-        return;
     size_t b = 0;
     while (b < STATS_LATENCY_BUCKETS && a->latency_ms > stats_latency_ms[b])
         b++;
     if (b < STATS_LATENCY_BUCKETS)
-        wp->stats.latency_buckets[b]++;
-    wp->stats.latency_count++;
-    wp->stats.latency_sum_ms += a->latency_ms;
+        sp->latency_buckets[b]++;
+    sp->latency_count++;
+    sp->latency_sum_ms += a->latency_ms;
 }
 
-void stats_cost(struct worker *w, const struct policy_model *m, const struct attempt *a)
+void stats_cost(struct stats *s, const struct policy_model *m, const struct attempt *a)
 {
-    struct stats_model *sm = stats_model_for(&w->stats, m);
+    s->cost_records++;
+    s->cost_nusd += a->cost_nusd;
+    struct stats_model *sm = stats_model_for(s, m);
     if (!sm)
         return;
     for (size_t c = 0; c < COST_NCAT; c++)

@@ -46,7 +46,7 @@ struct stats_provider {
 struct stats {
     int64_t started_ms; /* ms since the epoch */
     uint64_t received, results_ok, results_error, dead_letters, cost_records;
-    uint64_t attempts, retries, fallbacks;
+    uint64_t retries, fallbacks;
     uint64_t cost_nusd;
     uint64_t reloads_ok, reloads_failed;
     struct stats_model *models;
@@ -55,13 +55,12 @@ struct stats {
 
 struct attempt;
 struct policy_model;
-struct worker;
 
-enum stats_outcome stats_outcome_of(const struct attempt *a);
-/* One provider call ended. */
-void stats_attempt(struct worker *w, const struct policy_model *m, const struct attempt *a);
+/* One provider call of model m, through the provider counted in sp, ended. */
+void stats_attempt(struct stats *s, struct stats_provider *sp, const struct policy_model *m,
+                   const struct attempt *a);
 /* One cost record was produced for a billable attempt. */
-void stats_cost(struct worker *w, const struct policy_model *m, const struct attempt *a);
+void stats_cost(struct stats *s, const struct policy_model *m, const struct attempt *a);
 void stats_release(struct stats *s);
 
 /* The metrics endpoint's render callback; ctx is the struct worker. */
