@@ -42,11 +42,11 @@ stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 [ -f tests/support/fake_provider_selftest.sh ] &&
     stage fake-provider bash tests/support/fake_provider_selftest.sh "$BUILD/fake_provider"
 
-stage e2e-pipeline "$PY" tests/e2e/test_pipeline.py
-stage e2e-group "$PY" tests/e2e/test_group.py
-stage e2e-handover "$PY" tests/e2e/test_handover.py
-stage e2e-producer-fatal "$PY" tests/e2e/test_producer_fatal.py
-stage e2e-metrics "$PY" tests/e2e/test_metrics.py
+# every end-to-end scenario: tests/e2e/test_*.py, one stage each
+for t in tests/e2e/test_*.py; do
+    name=$(basename "$t" .py)
+    stage "e2e-${name#test_}" "$PY" "$t"
+done
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

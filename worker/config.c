@@ -40,6 +40,9 @@ static const struct config_int_key limit_keys[] = {
     LIMIT(commit_interval_ms, 100, 60000, 2000),
     LIMIT(rebalance_grace_ms, 0, 600000, 10000),
     LIMIT(shutdown_grace_ms, 0, 3600000, 30000),
+    LIMIT(flush_timeout_ms, 0, 600000, 10000),
+    LIMIT(stalled_partition_ms, 1000, 86400000, 120000),
+    LIMIT(startup_timeout_ms, 1000, 600000, 30000),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -193,12 +196,17 @@ static void config_bind_kafka(struct ydoc *doc, const struct ydoc_node *map, str
 static void config_bind_topics(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
 {
     static const char *const keys[] = {"requests", "results", "costs", "dead_letter", NULL};
+    static const char *const all_keys[] = {"requests",    "results",        "costs",
+                                           "dead_letter", "create_missing", NULL};
     char **slots[] = {&cfg->topic_requests, &cfg->topic_results, &cfg->topic_costs,
                       &cfg->topic_dead_letter};
     const struct ydoc_node *nodes[4] = {0};
     if (ydoc_expect_map(doc, map, "topics") < 0)
         return;
-    ydoc_check_keys(doc, map, keys, "topics");
+    ydoc_check_keys(doc, map, all_keys, "topics");
+    const struct ydoc_node *create = ydoc_get(map, "create_missing");
+    if (create)
+        ydoc_bool(doc, create, "create_missing", &cfg->topics_create_missing);
     for (size_t i = 0; keys[i]; i++) {
         const char *name;
         nodes[i] = ydoc_get(map, keys[i]);

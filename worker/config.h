@@ -40,6 +40,10 @@ struct config_limits {
     int64_t commit_interval_ms;
     int64_t rebalance_grace_ms;
     int64_t shutdown_grace_ms;
+    int64_t flush_timeout_ms;     /* bound on the producer flush at shutdown */
+    int64_t stalled_partition_ms; /* a partition holding work whose commit has not moved
+                                     for this long is reported as stalled */
+    int64_t startup_timeout_ms;   /* bound on the start-up checks (cluster, topics) */
 };
 
 struct config {
@@ -47,6 +51,7 @@ struct config {
     struct config_kafka_property *kafka;
     size_t nkafka;
     char *topic_requests, *topic_results, *topic_costs, *topic_dead_letter;
+    int topics_create_missing; /* 1: missing topics may be created (broker auto-create) */
     struct config_provider *providers;
     size_t nproviders;
     struct config_limits limits;
