@@ -30,5 +30,6 @@ void test_request(void);
 void test_providers(void);
 void test_offsets(void);
 void test_loop(void);
+void test_ratelog(void);
 
 #endif

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
         {"cost", test_cost},     {"ydoc", test_ydoc},     {"config", test_config},
         {"router", test_router}, {"request", test_request},
         {"providers", test_providers}, {"offsets", test_offsets},
-        {"loop", test_loop},
+        {"loop", test_loop},     {"ratelog", test_ratelog},
     };
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)
