@@ -1,70 +1,98 @@
 /*
  * dispatch: the life of one request, as a small state machine driven by
  * the loop: decode -> route -> attempt (HTTP) -> retry / fall back ->
- * outputs -> acknowledged -> offset done. Nothing here blocks, and a job
- * ends exactly once: when every output it produced is acknowledged.
+ * outputs -> acknowledged -> finished. Nothing here blocks, and a job
+ * ends exactly once: when every output it produced is settled, or when it
+ * is abandoned while the worker stops (then its input is not finished and
+ * the next owner redoes it). What to do after a failed call is retry.c's
+ * decision; this file only applies it.
  */
 #include "dispatch.h"
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "output.h"
-#include "worker.h"
+#include "retry.h"
+
+#define DISPATCH_TROUBLE_INTERVAL_MS 30000
 
 static void job_attempt(struct job *job);
 static void job_finish(struct job *job);
+static void job_start_transfer(struct job *job);
 
-const char *job_id(const struct job *job)
+static uint64_t dispatch_random(struct dispatch *d)
 {
-    return job->req ? job->req->id : "";
+    uint64_t x = d->random_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    d->random_state = x;
+    return x * 2685821657736338717ull;
 }
 
-static uint64_t dispatch_random(void)
+void dispatch_call_id(struct dispatch *d, char *out)
 {
-    static uint64_t state;
-    if (!state)
-        state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return state * 2685821657736338717ull;
-}
-
-/* A provider may quote our key back in an error; it goes no further. */
-static void dispatch_redact(char *text, const char *key)
-{
-    size_t klen = key ? strlen(key) : 0;
-    char *hit;
-    if (klen < 4)
-        return;
-    while ((hit = strstr(text, key)) != NULL) {
-        static const char mask[] = "[redacted]";
-        size_t tail = strlen(hit + klen) + 1;
-        size_t mlen = klen < sizeof mask - 1 ? klen : sizeof mask - 1;
-        memcpy(hit, mask, mlen);
-        memmove(hit + mlen, hit + klen, tail);
+    /* UUIDv7: 48 bits of Unix ms (time-ordered), then 74 random bits from
+     * the kernel; unique across workers and restarts */
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)loop_wall_ms();
+    if (getrandom(b + 6, 10, GRND_NONBLOCK) != 10) {
+        /* no entropy yet (early boot): the seeded generator, never a repeat
+         * within this process, and the pid and time apart from others */
+        uint64_t r1 = dispatch_random(d), r2 = dispatch_random(d);
+        memcpy(b + 6, &r1, 8);
+        memcpy(b + 14, &r2, 2);
     }
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+struct dispatch_provider *dispatch_provider_for(struct dispatch *d, const struct policy_model *m)
+{
+    for (size_t i = 0; i < d->cfg->nproviders; i++)
+        if (strcmp(d->cfg->providers[i].name, m->provider) == 0)
+            return &d->providers[i];
+    return NULL;
+}
+
+static struct dispatch_provider *job_provider(struct job *job)
+{
+    const struct policy_model *m = &job->policy->models[job->plan.candidates[job->current].model];
+    return dispatch_provider_for(job->dispatch, m);
 }
 
 static void job_free(struct job *job)
 {
-    struct worker *w = job->worker;
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        w->jobs = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
-    w->njobs--;
-    loop_timer_stop(w->loop, &job->backoff);
-    if (job->transfer_running)
-        http_cancel(w->http, &job->transfer);
+    struct dispatch *d = job->dispatch;
+    TAILQ_REMOVE(&d->jobs, job, link);
+    d->njobs--;
+    loop_timer_stop(d->loop, &job->backoff);
+    if (job->slot.queued)
+        pqueue_remove(&job_provider(job)->slots, &job->slot);
+    if (job->transfer_running) {
+        http_cancel(d->http, &job->transfer);
+        pqueue_release(&job_provider(job)->slots); /* the cancelled call's slot */
+        job->transfer_running = 0;
+    }
     http_transfer_release(&job->transfer);
     provider_http_release(&job->call);
     provider_reply_release(&job->reply);
@@ -74,7 +102,18 @@ static void job_free(struct job *job)
     for (size_t i = 0; i < POLICY_MAX_CANDIDATES; i++)
         free(job->fate_reason[i]);
     free(job->attempts);
+    free(job->outputs);
     free(job);
+}
+
+/* Drops a job that has not produced anything: its input stays unfinished,
+ * so its offset is not committed and the next owner redoes it. */
+static void job_abandon(struct job *job)
+{
+    job->dispatch->counters.abandoned++;
+    log_debug("abandoned", "partition %d offset %lld: %s", (int)job->msg->partition,
+              (long long)job->msg->offset, job_id(job));
+    job_free(job);
 }
 
 /* Why candidate i did not answer, replacing the router's reason. */
@@ -82,7 +121,7 @@ static void job_fate_reason(struct job *job, size_t i, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void job_fate_reason(struct job *job, size_t i, const char *fmt, ...)
 {
-    char text[160];
+    char text[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
@@ -109,32 +148,196 @@ static struct attempt *job_new_attempt(struct job *job)
     return a;
 }
 
-static void job_output_acked(void *opaque)
+/* ---- outputs ---- */
+
+static void job_output_done(void *opaque, rd_kafka_resp_err_t err);
+
+/* One output settled (acknowledged, or given up on): the job ends with
+ * its last. */
+static void job_output_settle(struct job *job)
 {
-    struct job *job = opaque;
     if (--job->outputs_pending > 0)
         return;
-    struct worker *w = job->worker;
-    consumer_finished(w->consumer, job->msg->partition, job->generation, job->msg->offset);
+    struct dispatch *d = job->dispatch;
+    int32_t partition = job->msg->partition;
+    int64_t offset = job->msg->offset;
+    uint32_t generation = job->generation;
+    int delivered = 1;
+    for (size_t i = 0; i < job->noutputs; i++)
+        delivered &= job->outputs[i].pending == 0 && job->outputs[i].replaced < 99;
     job_free(job);
+    if (delivered)
+        d->finished(d->ctx, partition, generation, offset);
+}
+
+static void job_send(struct job *job, struct job_output *out, const char *topic, const char *key,
+                     size_t key_len, char *value, size_t value_len, rd_kafka_headers_t *headers)
+{
+    out->pending = 1;
+    out->topic = topic;
+    if (producer_send(job->dispatch->producer, topic, key, key_len, value, value_len, headers,
+                      job_output_done, out) < 0)
+        abort(); /* out of memory: better to die and be redone than to lose */
+}
+
+/* The dead letter for the job's input: its own key, value and headers
+ * (null stays null), or, past what the topic can take, the headers and a
+ * bounded prefix with a pointer to the source offset. */
+static void job_send_dead_letter(struct job *job, struct job_output *out, const char *code,
+                                 const char *why, size_t max_value)
+{
+    struct dispatch *d = job->dispatch;
+    const rd_kafka_message_t *m = job->msg;
+    size_t keep = m->len;
+    int truncated = 0;
+    if (keep > max_value) {
+        keep = max_value;
+        truncated = 1;
+    }
+    char *value = NULL;
+    if (m->payload) {
+        value = malloc(keep ? keep : 1);
+        if (!value)
+            abort();
+        memcpy(value, m->payload, keep);
+    }
+    struct output_dead_letter dl = {
+        .code = code ? code : job->input_error.code,
+        .message = why ? why : job->input_error.msg,
+        .original_len = m->len,
+        .truncated = truncated,
+    };
+    rd_kafka_headers_t *h = output_dead_letter_headers(job, d->worker_id, &dl);
+    job_send(job, out, d->cfg->topic_dead_letter, m->key, m->key ? m->key_len : 0, value,
+             m->payload ? keep : 0, h);
+}
+
+/* The bytes of a result; a replacement (result_too_large) when code is
+ * set. */
+static void job_send_result(struct job *job, struct job_output *out, const char *code,
+                            const char *why)
+{
+    struct dispatch *d = job->dispatch;
+    size_t len;
+    char *result = output_result(job, d->worker_id, code, why, &len);
+    if (!result)
+        abort(); /* out of memory: better to die and be redone than to lose */
+    size_t max = producer_max_message_bytes(d->producer);
+    if (!code && len > max) {
+        /* it cannot fit: say so in a result that does, without waiting for
+         * the producer to refuse it */
+        free(result);
+        char text[256];
+        output_too_large_message(job, len, max, text, sizeof text);
+        d->counters.outputs_replaced++;
+        log_warn("result_too_large", "%s: %s", job_id(job), text);
+        out->replaced++;
+        result = output_result(job, d->worker_id, "result_too_large", text, &len);
+        if (!result)
+            abort();
+    }
+    const char *id = job->req->id;
+    job_send(job, out, d->cfg->topic_results, id, strlen(id), result, len, NULL);
+}
+
+static void job_send_cost(struct job *job, struct job_output *out)
+{
+    struct dispatch *d = job->dispatch;
+    size_t len;
+    char *cost = output_cost(job, &job->attempts[out->attempt], out->attempt + 1, d->worker_id,
+                             &len);
+    if (!cost)
+        abort();
+    const char *id = job->req->id;
+    job_send(job, out, d->cfg->topic_costs, id, strlen(id), cost, len, NULL);
+}
+
+/* The producer's report on one output: acknowledged, or refused for a
+ * permanent reason; then it is replaced by a form that can be delivered
+ * (output_replacement says which), never sent again as it was. */
+static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
+{
+    struct job_output *out = opaque;
+    struct job *job = out->job;
+    struct dispatch *d = job->dispatch;
+    out->pending = 0;
+    if (!err) {
+        job_output_settle(job);
+        return;
+    }
+    const char *topic = out->topic;
+    enum output_replacement r = output_replace(out->kind, out->replaced, err);
+    char why[400];
+    snprintf(why, sizeof why, "topic %s refused the %s for %s (partition %d offset %lld): %s",
+             topic, output_kind_name(out->kind), job_id(job), (int)job->msg->partition,
+             (long long)job->msg->offset, rd_kafka_err2str(err));
+    if (r == OUTPUT_GIVE_UP) {
+        /* nothing can be delivered: the input stays unfinished and the
+         * worker stops, saying what to fix */
+        d->counters.outputs_undeliverable++;
+        log_error("output_undeliverable", "%s; even a bounded dead letter was refused: check "
+                  "the topics' existence, ACLs and max.message.bytes", why);
+        out->replaced = 99;
+        d->undeliverable(d->ctx, why);
+        job_output_settle(job);
+        return;
+    }
+    d->counters.outputs_replaced++;
+    out->replaced++;
+    log_warn("output_replaced", "%s; sending %s instead", why, output_replacement_name(r));
+    out->pending = 1;
+    switch (r) {
+    case OUTPUT_ERROR_RESULT: {
+        char text[256];
+        size_t len = 0;
+        char *full = output_result(job, d->worker_id, NULL, NULL, &len);
+        free(full);
+        output_too_large_message(job, len, producer_max_message_bytes(d->producer), text,
+                                 sizeof text);
+        out->pending = 0;
+        job_send_result(job, out, "result_too_large", text);
+        break;
+    }
+    case OUTPUT_DEAD_LETTER:
+    case OUTPUT_BOUNDED_DEAD_LETTER: {
+        /* a dead letter of the input, pointing at its offset; the bounded
+         * form keeps only the headers */
+        const char *code = out->kind == JOB_OUTPUT_COST     ? "cost_undeliverable"
+                           : out->kind == JOB_OUTPUT_RESULT ? "result_undeliverable"
+                                                            : NULL;
+        out->pending = 0;
+        job_send_dead_letter(job, out, code, code ? why : NULL,
+                             r == OUTPUT_DEAD_LETTER ? OUTPUT_DEAD_LETTER_PREFIX : 0);
+        break;
+    }
+    case OUTPUT_GIVE_UP:
+        break;
+    }
 }
 
 static void job_dead_letter(struct job *job)
 {
-    struct worker *w = job->worker;
+    struct dispatch *d = job->dispatch;
     job->completed_ms = loop_wall_ms();
-    w->stats.dead_letters++;
+    d->stats.dead_letters++;
     log_warn("dead_letter", "partition %d offset %lld: %s: %s", (int)job->msg->partition,
              (long long)job->msg->offset, job->input_error.code, job->input_error.msg);
-    char *value = malloc(job->msg->len ? job->msg->len : 1);
-    if (!value)
+    job->outputs = calloc(1, sizeof *job->outputs);
+    if (!job->outputs)
         abort();
-    if (job->msg->len)
-        memcpy(value, job->msg->payload, job->msg->len);
-    job->outputs_pending = 1;
-    producer_send(w->producer, w->cfg->topic_dead_letter, job->msg->key ? job->msg->key : "",
-                  job->msg->key ? job->msg->key_len : 0, value, job->msg->len,
-                  output_dead_letter_headers(job, w->worker_id), job_output_acked, job);
+    job->noutputs = 1;
+    job->outputs[0] = (struct job_output){.job = job, .kind = JOB_OUTPUT_DEAD_LETTER};
+    job->outputs_pending = 2; /* + 1 while sending: a synchronous report cannot end it */
+    size_t max = producer_max_message_bytes(d->producer);
+    size_t room = max > OUTPUT_DEAD_LETTER_ENVELOPE ? max - OUTPUT_DEAD_LETTER_ENVELOPE : 0;
+    if (job->msg->len > room) {
+        job->outputs[0].replaced = 1;
+        d->counters.outputs_replaced++;
+        job_send_dead_letter(job, &job->outputs[0], NULL, NULL, OUTPUT_DEAD_LETTER_PREFIX);
+    } else {
+        job_send_dead_letter(job, &job->outputs[0], NULL, NULL, job->msg->len);
+    }
+    job_output_settle(job);
 }
 
 static void job_fail(struct job *job, const char *code, const char *fmt, ...)
@@ -152,41 +355,41 @@ static void job_fail(struct job *job, const char *code, const char *fmt, ...)
 
 static void job_finish(struct job *job)
 {
-    struct worker *w = job->worker;
+    struct dispatch *d = job->dispatch;
     job->completed_ms = loop_wall_ms();
     for (size_t i = 0; i < job->plan.ncandidates; i++)
         if (job->fate[i] == FATE_TAKEN && !(job->ok && i == job->current))
             job->fate[i] = FATE_NOT_REACHED;
-    size_t len;
-    char *result = output_result(job, w->worker_id, &len);
-    if (!result)
-        abort(); /* out of memory: better to die and be redone than to lose */
-    unsigned outputs = 1;
+    size_t n = 1;
     for (size_t i = 0; i < job->nattempts; i++)
-        outputs += job->attempts[i].billable != 0;
-    job->outputs_pending = outputs;
+        n += job->attempts[i].billable != 0;
+    job->outputs = calloc(n, sizeof *job->outputs);
+    if (!job->outputs)
+        abort(); /* out of memory: better to die and be redone than to lose */
+    job->noutputs = n;
+    job->outputs_pending = (unsigned)n + 1; /* + 1 while sending */
     if (job->ok)
-        w->stats.results_ok++;
+        d->stats.results_ok++;
     else
-        w->stats.results_error++;
-    const char *id = job->req->id;
+        d->stats.results_error++;
+    size_t k = 0;
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
         if (!a->billable)
             continue;
-        size_t clen;
-        char *cost = output_cost(job, a, i + 1, w->worker_id, &clen);
-        if (!cost)
-            abort();
-        stats_cost(&w->stats, &job->policy->models[a->model], a);
-        producer_send(w->producer, w->cfg->topic_costs, id, strlen(id), cost, clen, NULL,
-                      job_output_acked, job);
+        stats_cost(&d->stats, &job->policy->models[a->model], a);
+        job->outputs[k] = (struct job_output){.job = job, .kind = JOB_OUTPUT_COST, .attempt = i};
+        job_send_cost(job, &job->outputs[k]);
+        k++;
     }
-    producer_send(w->producer, w->cfg->topic_results, id, strlen(id), result, len, NULL,
-                  job_output_acked, job);
+    job->outputs[k] = (struct job_output){.job = job, .kind = JOB_OUTPUT_RESULT};
+    job_send_result(job, &job->outputs[k], NULL, NULL);
+    job_output_settle(job);
 }
 
-/* The next candidate the router took, after the current one; -1 if none. */
+/* ---- calls ---- */
+
+/* The next candidate the router took, after `from`; -1 if none. */
 static long job_next_candidate(const struct job *job, size_t from)
 {
     for (size_t i = from; i < job->plan.ncandidates; i++)
@@ -197,7 +400,7 @@ static long job_next_candidate(const struct job *job, size_t from)
 
 static void job_fall_back(struct job *job, const char *why)
 {
-    struct worker *w = job->worker;
+    struct dispatch *d = job->dispatch;
     job->fate[job->current] = FATE_FAILED;
     job_fate_reason(job, job->current, "%s", why);
     long next = job_next_candidate(job, job->current + 1);
@@ -205,7 +408,7 @@ static void job_fall_back(struct job *job, const char *why)
         job_fail(job, "candidates_exhausted", "every candidate failed; last: %s", why);
         return;
     }
-    w->stats.fallbacks++;
+    d->stats.fallbacks++;
     job->current = (size_t)next;
     job->tries_on_current = 0;
     job_attempt(job);
@@ -216,34 +419,49 @@ static void job_backoff_fired(struct loop_timer *t)
     job_attempt(t->data);
 }
 
-static void job_start_transfer(struct job *job);
-
-static void job_release_slot(struct worker_provider *wp)
+/* A provider that refuses our key, does not know the model or cannot be
+ * reached is an operator's problem, not the request's: say what to check,
+ * once and then at a bounded rate, per provider and model. */
+static void dispatch_trouble(struct dispatch *d, const struct dispatch_provider *p,
+                             const struct policy_model *m, const struct attempt *a)
 {
-    wp->in_flight--;
-    if (wp->waiting) {
-        struct job *next = wp->waiting;
-        wp->waiting = next->queue_next;
-        if (!wp->waiting)
-            wp->waiting_tail = &wp->waiting;
-        next->waiting_slot = 0;
-        wp->nwaiting--;
-        job_start_transfer(next);
+    const char *kind, *check;
+    if (a->status == ATTEMPT_ERROR && a->http_status == 0) {
+        kind = "provider_unreachable";
+        check = "check base_url, DNS and the network path to it";
+    } else if (a->http_status == 401 || a->http_status == 403) {
+        kind = "provider_key_rejected";
+        check = "check the key in the environment variable that api_key_env names";
+    } else if (a->http_status == 404) {
+        kind = "provider_model_unknown";
+        check = "check the model id in the policy and the provider's base_url";
+    } else {
+        return;
     }
+    char key[96];
+    snprintf(key, sizeof key, "%.30s/%.30s/%.30s", kind, p->cfg->name, m->name);
+    uint64_t suppressed;
+    if (!ratelog_allow_key(&d->trouble, key, (uint64_t)loop_now_ms(d->loop), &suppressed))
+        return;
+    log_error(kind, "provider %s, model %s (%s) at %s: %s%s%ld%s: %s; %s (%llu more since the "
+              "last report)", p->cfg->name, m->name, m->model, p->cfg->base_url, a->error_code,
+              a->http_status ? " (HTTP " : "", a->http_status, a->http_status ? ")" : "",
+              a->error_msg, check, (unsigned long long)suppressed);
 }
 
 static void job_transfer_done(struct http_transfer *t)
 {
     struct job *job = t->data;
-    struct worker *w = job->worker;
+    struct dispatch *d = job->dispatch;
     job->transfer_running = 0;
     const struct policy_model *m = &job->policy->models[job->plan.candidates[job->current].model];
-    struct worker_provider *wp = worker_provider_for(w, m);
+    struct dispatch_provider *dp = job_provider(job);
     struct attempt *a = job_new_attempt(job);
     a->model = job->plan.candidates[job->current].model;
     a->http_status = t->status;
     a->latency_ms = t->latency_ms;
     a->ts_ms = loop_wall_ms();
+    memcpy(a->call_id, job->next_call_id, sizeof a->call_id);
     int retryable = 1;
     if (t->transport_error) {
         int timeout = t->transport_error == CURLE_OPERATION_TIMEDOUT;
@@ -254,7 +472,7 @@ static void job_transfer_done(struct http_transfer *t)
     } else {
         struct err e = {0};
         struct provider_reply reply = {0};
-        if (wp->ops->parse(t->status, t->response ? t->response : "", t->response_len, &reply,
+        if (dp->ops->parse(t->status, t->response ? t->response : "", t->response_len, &reply,
                            &e) == 0) {
             a->status = ATTEMPT_OK;
             a->usage = reply.usage;
@@ -276,83 +494,90 @@ static void job_transfer_done(struct http_transfer *t)
             a->status = ATTEMPT_ERROR;
             snprintf(a->error_code, sizeof a->error_code, "%s", e.code);
             snprintf(a->error_msg, sizeof a->error_msg, "%.250s", e.msg);
-            dispatch_redact(a->error_msg, wp->api_key);
             retryable = e.kind == ERR_TRANSIENT;
         }
     }
     int64_t retry_after = t->retry_after_ms;
     http_transfer_release(t);
     provider_http_release(&job->call);
-    job_release_slot(wp);
-    stats_attempt(&w->stats, &wp->stats, m, a);
+    /* the slot goes to the next waiting call: started after this job is
+     * settled, so a synchronous failure there cannot reach this one */
+    struct pqueue_entry *next_slot = pqueue_release(&dp->slots);
+    stats_attempt(&d->stats, &dp->stats, m, a);
+    dispatch_trouble(d, dp, m, a);
 
     if (job->ok) {
         job_finish(job);
-        return;
-    }
-    char why[200];
-    snprintf(why, sizeof why, "%s%s%ld%s", a->error_code, a->http_status ? " (HTTP " : "",
-             a->http_status, a->http_status ? ")" : "");
-    if (!a->http_status)
-        snprintf(why, sizeof why, "%s", a->error_code);
-    if (w->stopping) {
-        /* shutting down: the job is abandoned below, its offset not done */
-        return;
-    }
-    if (job->nattempts >= (size_t)w->cfg->limits.max_attempts ||
-        job->nattempts >= DISPATCH_MAX_ATTEMPTS) {
-        job_fail(job, "candidates_exhausted", "gave up after %zu attempts; last: %s",
-                 job->nattempts, why);
-        return;
-    }
-    if (!retryable || job->tries_on_current > (unsigned)w->cfg->limits.retries_per_candidate) {
-        job_fall_back(job, why);
-        return;
-    }
-    /* backoff with jitter, at least what the provider asked for */
-    const struct config_limits *l = &w->cfg->limits;
-    uint64_t cap = (uint64_t)l->backoff_initial_ms << (job->tries_on_current - 1 < 16 ? job->tries_on_current - 1 : 16);
-    if (cap > (uint64_t)l->backoff_max_ms)
-        cap = (uint64_t)l->backoff_max_ms;
-    uint64_t delay = cap / 2 + dispatch_random() % (cap / 2 + 1);
-    if (retry_after >= 0) {
-        if ((uint64_t)retry_after > (uint64_t)l->backoff_max_ms) {
-            job_fall_back(job, why); /* asked to wait longer than we allow */
-            return;
+    } else {
+        char why[200];
+        if (a->http_status)
+            snprintf(why, sizeof why, "%s (HTTP %ld)", a->error_code, a->http_status);
+        else
+            snprintf(why, sizeof why, "%s", a->error_code);
+        struct retry_input in = {
+            .retryable = retryable,
+            .retry_after_ms = retry_after,
+            .tries_on_current = job->tries_on_current,
+            .attempts = job->nattempts,
+            .has_next = job_next_candidate(job, job->current + 1) >= 0,
+            .stopping = d->stopping,
+            .now_ms = loop_wall_ms(),
+            .deadline_ms = job->req->deadline_ms,
+            .max_attempts = (uint64_t)d->cfg->limits.max_attempts < JOB_MAX_ATTEMPTS
+                                ? (uint64_t)d->cfg->limits.max_attempts
+                                : JOB_MAX_ATTEMPTS,
+            .retries_per_candidate = (uint64_t)d->cfg->limits.retries_per_candidate,
+            .backoff_initial_ms = (uint64_t)d->cfg->limits.backoff_initial_ms,
+            .backoff_max_ms = (uint64_t)d->cfg->limits.backoff_max_ms,
+            .random = dispatch_random(d),
+        };
+        struct retry_decision dec = retry_decide(&in);
+        switch (dec.action) {
+        case RETRY_ABANDON:
+            job_abandon(job);
+            break;
+        case RETRY_GIVE_UP:
+            if (strcmp(dec.why, "max_attempts") == 0)
+                job_fail(job, "candidates_exhausted", "gave up after %zu attempts; last: %s",
+                         job->nattempts, why);
+            else
+                job_fall_back(job, why); /* no candidate left: fails with the reason */
+            break;
+        case RETRY_FALL_BACK:
+            job_fall_back(job, why);
+            break;
+        case RETRY_SAME:
+            d->stats.retries++;
+            job->backoff.cb = job_backoff_fired;
+            job->backoff.data = job;
+            loop_timer_start(d->loop, &job->backoff, dec.delay_ms);
+            break;
         }
-        if ((uint64_t)retry_after > delay)
-            delay = (uint64_t)retry_after;
     }
-    if (job->req->deadline_ms >= 0 && loop_wall_ms() + (int64_t)delay >= job->req->deadline_ms) {
-        job_fall_back(job, why);
-        return;
-    }
-    w->stats.retries++;
-    job->backoff.cb = job_backoff_fired;
-    job->backoff.data = job;
-    loop_timer_start(w->loop, &job->backoff, delay);
+    if (next_slot)
+        job_start_transfer((struct job *)((char *)next_slot - offsetof(struct job, slot)));
 }
 
+/* Starts the built call; the job holds a connection slot. */
 static void job_start_transfer(struct job *job)
 {
-    struct worker *w = job->worker;
-    const struct policy_model *m = &job->policy->models[job->plan.candidates[job->current].model];
-    struct worker_provider *wp = worker_provider_for(w, m);
-    if (wp->in_flight >= (size_t)wp->cfg->max_connections) {
-        job->waiting_slot = 1;
-        job->queue_next = NULL;
-        *wp->waiting_tail = job;
-        wp->waiting_tail = &job->queue_next;
-        wp->nwaiting++;
+    struct dispatch *d = job->dispatch;
+    struct dispatch_provider *dp = job_provider(job);
+    if (d->stopping) {
+        pqueue_release(&dp->slots);
+        job_abandon(job);
         return;
     }
-    long timeout = (long)wp->cfg->timeout_ms;
+    long timeout = (long)dp->cfg->timeout_ms;
     if (job->req->deadline_ms >= 0) {
         int64_t left = job->req->deadline_ms - loop_wall_ms();
         if (left <= 0) {
+            struct pqueue_entry *next = pqueue_release(&dp->slots);
             provider_http_release(&job->call);
             job_fail(job, "deadline_exceeded", "the deadline passed before attempt %zu",
                      job->nattempts + 1);
+            if (next)
+                job_start_transfer((struct job *)((char *)next - offsetof(struct job, slot)));
             return;
         }
         if (left < timeout)
@@ -366,14 +591,17 @@ static void job_start_transfer(struct job *job)
     t->body = job->call.body;
     t->body_len = job->call.body_len;
     t->timeout_ms = timeout;
-    t->connect_timeout_ms = (long)wp->cfg->connect_timeout_ms;
+    t->connect_timeout_ms = (long)dp->cfg->connect_timeout_ms;
     t->done = job_transfer_done;
     t->data = job;
-    wp->in_flight++;
-    if (http_submit(w->http, t) < 0) {
-        wp->in_flight--;
+    if (http_submit(d->http, t) < 0) {
+        struct pqueue_entry *next = pqueue_release(&dp->slots);
         provider_http_release(&job->call);
-        job_fall_back(job, t->error);
+        char why[300];
+        snprintf(why, sizeof why, "transport: %s", t->error);
+        job_fall_back(job, why);
+        if (next)
+            job_start_transfer((struct job *)((char *)next - offsetof(struct job, slot)));
         return;
     }
     job->transfer_running = 1;
@@ -381,10 +609,14 @@ static void job_start_transfer(struct job *job)
 
 static void job_attempt(struct job *job)
 {
-    struct worker *w = job->worker;
+    struct dispatch *d = job->dispatch;
+    if (d->stopping) {
+        job_abandon(job); /* no new provider call after a stop signal */
+        return;
+    }
     struct router_candidate *c = &job->plan.candidates[job->current];
     const struct policy_model *m = &job->policy->models[c->model];
-    struct worker_provider *wp = worker_provider_for(w, m);
+    struct dispatch_provider *dp = job_provider(job);
     if (job->req->deadline_ms >= 0 && loop_wall_ms() >= job->req->deadline_ms) {
         job_fail(job, "deadline_exceeded", "the deadline passed before attempt %zu",
                  job->nattempts + 1);
@@ -410,44 +642,49 @@ static void job_attempt(struct job *job)
         job_attempt(job);
         return;
     }
-    struct provider_call call = {.req = job->req, .base_url = wp->cfg->base_url,
+    struct provider_call call = {.req = job->req, .base_url = dp->cfg->base_url,
                                  .model = m->model, .max_tokens = cap,
-                                 .api_key = wp->api_key ? wp->api_key : "",
-                                 .api_version = wp->cfg->api_version,
-                                 .max_tokens_field = wp->cfg->max_tokens_field};
+                                 .api_key = dp->api_key ? dp->api_key : "",
+                                 .api_version = dp->cfg->api_version,
+                                 .max_tokens_field = dp->cfg->max_tokens_field};
     struct err e = {0};
     provider_http_release(&job->call);
-    if (wp->ops->build(&call, &job->call, &e) < 0) {
+    if (dp->ops->build(&call, &job->call, &e) < 0) {
         char why[200];
-        snprintf(why, sizeof why, "cannot express the request for %.32s: %.120s", wp->cfg->name, e.msg);
+        snprintf(why, sizeof why, "cannot express the request for %.32s: %.120s", dp->cfg->name,
+                 e.msg);
         job_fall_back(job, why);
         return;
     }
+    /* the call id exists before the call is sent: a cost record for it
+     * can never be confused with another call's */
+    dispatch_call_id(d, job->next_call_id);
     job->tries_on_current++;
-    job_start_transfer(job);
+    if (pqueue_acquire(&dp->slots, &job->slot))
+        job_start_transfer(job);
+    /* else: waits in order; the slot's release starts it */
 }
 
-void dispatch_message(void *ctx, rd_kafka_message_t *msg, uint32_t generation);
-void dispatch_message(void *ctx, rd_kafka_message_t *msg, uint32_t generation)
+void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t generation)
 {
-    struct worker *w = ctx;
     struct job *job = calloc(1, sizeof *job);
     if (!job)
         abort(); /* cannot even record the failure: die, the offset is redone */
-    job->worker = w;
+    job->dispatch = d;
     job->msg = msg;
     job->generation = generation;
     job->received_ms = loop_wall_ms();
-    job->policy = policy_retain(w->policy);
-    job->next = w->jobs;
-    if (w->jobs)
-        w->jobs->prev = job;
-    w->jobs = job;
-    w->njobs++;
-    w->stats.received++;
+    job->policy = policy_retain(d->policy);
+    TAILQ_INSERT_HEAD(&d->jobs, job, link);
+    d->njobs++;
+    if (d->stopping) {
+        job_abandon(job); /* taken after the stop: the next owner has it */
+        return;
+    }
+    d->stats.received++;
 
     if (request_decode(msg->payload ? msg->payload : "", msg->len,
-                       (size_t)w->cfg->limits.max_message_bytes, &job->req,
+                       (size_t)d->cfg->limits.max_message_bytes, &job->req,
                        &job->input_error) < 0) {
         job_dead_letter(job);
         return;
@@ -464,33 +701,91 @@ void dispatch_message(void *ctx, rd_kafka_message_t *msg, uint32_t generation)
     job_attempt(job);
 }
 
-/* Abandons every job not already waiting for its outputs' acks: their
- * offsets stay uncommitted, so the next owner redoes them. */
-void dispatch_abandon(struct worker *w);
-void dispatch_abandon(struct worker *w)
+void dispatch_stop(struct dispatch *d)
 {
-    struct job *job = w->jobs;
-    while (job) {
-        struct job *next = job->next;
-        if (job->outputs_pending == 0) {
-            if (job->waiting_slot) {
-                /* unlink from its provider's queue */
-                const struct policy_model *m =
-                    &job->policy->models[job->plan.candidates[job->current].model];
-                struct worker_provider *wp = worker_provider_for(w, m);
-                struct job **pp = &wp->waiting;
-                while (*pp && *pp != job)
-                    pp = &(*pp)->queue_next;
-                if (*pp) {
-                    *pp = job->queue_next;
-                    wp->nwaiting--;
-                }
-                wp->waiting_tail = &wp->waiting;
-                while (*wp->waiting_tail)
-                    wp->waiting_tail = &(*wp->waiting_tail)->queue_next;
-            }
-            job_free(job);
-        }
-        job = next;
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    struct job *job, *next;
+    for (job = TAILQ_FIRST(&d->jobs); job; job = next) {
+        next = TAILQ_NEXT(job, link);
+        if (job->outputs_pending == 0 && !job->transfer_running)
+            job_abandon(job); /* waiting to retry, or for a connection */
     }
+}
+
+size_t dispatch_abandon_calls(struct dispatch *d)
+{
+    size_t n = 0;
+    struct job *job, *next;
+    for (job = TAILQ_FIRST(&d->jobs); job; job = next) {
+        next = TAILQ_NEXT(job, link);
+        if (job->outputs_pending == 0) {
+            job_abandon(job);
+            n++;
+        }
+    }
+    return n;
+}
+
+void dispatch_set_policy(struct dispatch *d, struct policy *p)
+{
+    policy_release(d->policy);
+    d->policy = policy_retain(p);
+}
+
+struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e)
+{
+    struct dispatch *d = calloc(1, sizeof *d);
+    if (!d) {
+        err_set(e, ERR_FATAL, "oom", "out of memory");
+        return NULL;
+    }
+    *d = (struct dispatch){.loop = o->loop, .cfg = o->cfg, .http = o->http,
+                           .producer = o->producer, .worker_id = o->worker_id,
+                           .policy = policy_retain(o->policy), .finished = o->finished,
+                           .undeliverable = o->undeliverable, .ctx = o->ctx,
+                           .stats = {.started_ms = loop_wall_ms()},
+                           .trouble = {.interval_ms = DISPATCH_TROUBLE_INTERVAL_MS}};
+    TAILQ_INIT(&d->jobs);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    d->random_state = seed | 1;
+    size_t n = o->cfg->nproviders;
+    d->providers = calloc(n ? n : 1, sizeof *d->providers);
+    if (!d->providers)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        struct dispatch_provider *p = &d->providers[i];
+        p->cfg = &o->cfg->providers[i];
+        p->ops = provider_ops_for(p->cfg->type);
+        pqueue_init(&p->slots, (size_t)p->cfg->max_connections);
+        if (o->api_keys && o->api_keys[i] && !(p->api_key = strdup(o->api_keys[i])))
+            goto oom;
+    }
+    return d;
+oom:
+    dispatch_free(d);
+    err_set(e, ERR_FATAL, "oom", "out of memory");
+    return NULL;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+    if (!d)
+        return;
+    while (!TAILQ_EMPTY(&d->jobs))
+        job_free(TAILQ_FIRST(&d->jobs));
+    for (size_t i = 0; d->providers && i < d->cfg->nproviders; i++) {
+        if (d->providers[i].api_key) {
+            /* the key leaves memory with us */
+            memset(d->providers[i].api_key, 0, strlen(d->providers[i].api_key));
+            free(d->providers[i].api_key);
+        }
+    }
+    free(d->providers);
+    policy_release(d->policy);
+    stats_release(&d->stats);
+    free(d);
 }

@@ -1,82 +1,110 @@
 /*
  * dispatch: one request's life. A message becomes a job: decode (bad ->
  * dead letter), route (no fit -> error result), then the plan's candidates
- * in order, each with retries and backoff for transient failures, until one
- * answers or none is left; then its result and cost records are produced,
- * and when the broker has acknowledged them all, the input offset is done.
+ * in order, each with retries and backoff for transient failures (the
+ * decision is retry.c's), until one answers or none is left; then its
+ * result and cost records are produced, and when the broker has
+ * acknowledged them all, the owner is told the input is finished.
+ *
+ * Dispatch knows nothing of the consumer or the worker: it is handed its
+ * clients and a callback, so tests can drive it alone.
  */
 #ifndef SWITCHYARD_DISPATCH_H
 #define SWITCHYARD_DISPATCH_H
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "config.h"
-#include "cost.h"
-#include "err.h"
 #include "http.h"
+#include "job.h"
 #include "loop.h"
 #include "policy.h"
-#include "providers/provider.h"
-#include "request.h"
-#include "router.h"
+#include "pqueue.h"
+#include "producer.h"
+#include "ratelog.h"
+#include "stats.h"
 
-#define DISPATCH_MAX_ATTEMPTS 32
-
-enum attempt_status { ATTEMPT_OK, ATTEMPT_ERROR, ATTEMPT_TIMEOUT };
-
-/* One provider call. */
-struct attempt {
-    size_t model; /* index into the job's policy->models */
-    enum attempt_status status;
-    long http_status; /* 0: no HTTP response */
-    uint64_t latency_ms;
-    int billable;
-    struct cost_usage usage; /* when billable */
-    uint64_t cost_nusd;      /* when billable */
-    int64_t ts_ms;           /* when it ended, ms since the epoch */
-    char error_code[32];
-    char error_msg[256];
+/* A provider of worker.yaml, as dispatch calls it. */
+struct dispatch_provider {
+    const struct config_provider *cfg;
+    const struct provider_ops *ops;
+    char *api_key;       /* from the environment; never logged */
+    struct pqueue slots; /* max_connections */
+    struct stats_provider stats;
 };
 
-/* What happened to each candidate of the route, for the result. */
-enum route_fate { FATE_TAKEN, FATE_SKIPPED, FATE_FAILED, FATE_NOT_REACHED };
-
-struct worker; /* main's wiring: config, policy, clients */
-
-struct job {
-    struct worker *worker;
-    struct job *prev, *next;      /* the worker's live jobs */
-    struct job *queue_next;       /* waiting for a provider connection */
-    rd_kafka_message_t *msg;      /* the input; owned until the job ends */
-    uint32_t generation;
-    int64_t received_ms;          /* ms since the epoch */
-    struct policy *policy;        /* retained: a reload does not change a job */
-    struct request *req;          /* NULL for a dead letter */
-    struct err input_error;       /* why it is a dead letter */
-    struct plan plan;
-    enum route_fate fate[POLICY_MAX_CANDIDATES];
-    char *fate_reason[POLICY_MAX_CANDIDATES]; /* NULL: the router's reason */
-    size_t current;               /* index into plan.candidates */
-    unsigned tries_on_current;
-    struct attempt *attempts; /* grown as calls are made: most need one */
-    size_t nattempts, attempts_cap;
-    uint64_t spent_nusd;          /* billable so far: the budget left shrinks */
-    int ok;                       /* the final status */
-    char error_code[32];
-    char error_msg[256];
-    struct provider_reply reply;  /* the answer, when ok */
-    size_t answered_by;           /* attempt index of the answer */
-    struct provider_http call;    /* the current HTTP request */
-    struct http_transfer transfer;
-    int transfer_running;
-    int waiting_slot;             /* queued for its provider's connection cap */
-    struct loop_timer backoff;
-    unsigned outputs_pending;
-    int64_t completed_ms;
+struct dispatch_options {
+    struct loop *loop;
+    const struct config *cfg;
+    struct http *http;
+    struct producer *producer;
+    const char *worker_id;
+    struct policy *policy; /* retained by dispatch */
+    /* parallel to cfg->providers: each provider's key, or NULL (copied) */
+    const char *const *api_keys;
+    /* the input at (partition, offset) is finished: its outputs are
+     * acknowledged; generation as given to dispatch_message */
+    void (*finished)(void *ctx, int32_t partition, uint32_t generation, int64_t offset);
+    /* an output cannot be delivered in any form (the topics refuse even a
+     * bounded dead letter): the worker must stop; why says what to fix */
+    void (*undeliverable)(void *ctx, const char *why);
+    void *ctx;
 };
 
-/* The job's request id (or "" for an undecodable message). */
-const char *job_id(const struct job *job);
+/* What dispatch counts beyond stats (for metrics). */
+struct dispatch_counters {
+    uint64_t abandoned;          /* jobs dropped unfinished while stopping */
+    uint64_t outputs_replaced;   /* refused outputs replaced by deliverable ones */
+    uint64_t outputs_undeliverable;
+};
+
+struct dispatch {
+    struct loop *loop;
+    const struct config *cfg;
+    struct http *http;
+    struct producer *producer;
+    const char *worker_id;
+    struct policy *policy; /* for new jobs; running ones retain their own */
+    struct dispatch_provider *providers; /* parallel to cfg->providers */
+    TAILQ_HEAD(, job) jobs;
+    size_t njobs;
+    int stopping;
+    struct stats stats;
+    struct dispatch_counters counters;
+    struct ratelog_set trouble; /* provider trouble, per provider/model/kind */
+    uint64_t random_state;
+    void (*finished)(void *ctx, int32_t partition, uint32_t generation, int64_t offset);
+    void (*undeliverable)(void *ctx, const char *why);
+    void *ctx;
+};
+
+/* New dispatch, or NULL with e set. */
+struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e);
+/* Frees every job left (their inputs are not finished) and the dispatch.
+ * Call before freeing the consumer whose messages the jobs hold. */
+void dispatch_free(struct dispatch *d);
+
+/* A new message to work on; dispatch owns msg from here. */
+void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t generation);
+
+/* New jobs use p (retained); running jobs keep theirs. */
+void dispatch_set_policy(struct dispatch *d, struct policy *p);
+
+/* Stopping: no provider call starts from now on (no retry, no fall back,
+ * none waiting for a connection); jobs waiting to call are abandoned at
+ * once, calls in flight may still finish and publish. */
+void dispatch_stop(struct dispatch *d);
+/* The grace is over: calls still in flight are cancelled and their jobs
+ * abandoned. Jobs whose outputs wait for acknowledgements stay. Returns
+ * how many were abandoned. */
+size_t dispatch_abandon_calls(struct dispatch *d);
+
+/* The provider of policy model m; NULL when worker.yaml lacks it. */
+struct dispatch_provider *dispatch_provider_for(struct dispatch *d, const struct policy_model *m);
+
+/* A new call id (UUIDv7 text) into out[JOB_CALL_ID_LEN + 1]. */
+void dispatch_call_id(struct dispatch *d, char *out);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "loop.h"
 
 static const char *const fate_names[] = {"taken", "skipped", "failed", "not_reached"};
 static const char *const attempt_status_names[] = {"ok", "error", "timeout"};
@@ -53,13 +54,15 @@ static const char *output_provider_type(const struct job *job, size_t model)
     return output_model(job, model)->provider;
 }
 
-char *output_result(const struct job *job, const char *worker_id, size_t *len)
+char *output_result(const struct job *job, const char *worker_id, const char *replace_code,
+                    const char *replace_msg, size_t *len)
 {
+    int ok = job->ok && !replace_code;
     const struct request *req = job->req;
     json_t *o = json_object();
     json_object_set_new(o, "version", json_integer(1));
     json_object_set_new(o, "id", json_string(req->id));
-    json_object_set_new(o, "status", json_string(job->ok ? "ok" : "error"));
+    json_object_set_new(o, "status", json_string(ok ? "ok" : "error"));
     json_object_set_new(o, "task", json_string(req->task));
     if (req->tenant)
         json_object_set_new(o, "tenant", json_string(req->tenant));
@@ -69,8 +72,9 @@ char *output_result(const struct job *job, const char *worker_id, size_t *len)
     json_t *attempts = json_array();
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
-        json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt",
-                              (json_int_t)(i + 1), "model", output_model(job, a->model)->name,
+        json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt",
+                              (json_int_t)(i + 1), "call_id", a->call_id, "model",
+                              output_model(job, a->model)->name,
                               "provider", output_provider_type(job, a->model), "status",
                               attempt_status_names[a->status], "http_status",
                               (json_int_t)a->http_status, "latency_ms",
@@ -96,7 +100,7 @@ char *output_result(const struct job *job, const char *worker_id, size_t *len)
                             json_string(job->ok && job->reply.model ? job->reply.model
                                                                     : m->model));
     }
-    if (job->ok)
+    if (ok)
         json_object_set_new(
             o, "output",
             json_pack("{s:s%, s:s}", "text", job->reply.text ? job->reply.text : "",
@@ -121,10 +125,12 @@ char *output_result(const struct job *job, const char *worker_id, size_t *len)
         json_array_append_new(route, e);
     }
     json_object_set_new(o, "route", route);
-    if (!job->ok)
-        json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", job->error_code,
-                                                  "message", job->error_msg));
-    if (req->metadata)
+    if (!ok)
+        json_object_set_new(o, "error",
+                            json_pack("{s:s, s:s}", "code",
+                                      replace_code ? replace_code : job->error_code, "message",
+                                      replace_code ? replace_msg : job->error_msg));
+    if (req->metadata && !replace_code)
         json_object_set(o, "metadata", req->metadata);
     json_object_set_new(o, "received_at_ms", json_integer(job->received_ms));
     json_object_set_new(o, "completed_at_ms", json_integer(job->completed_ms));
@@ -142,9 +148,10 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
 {
     const struct request *req = job->req;
     const struct policy_model *m = output_model(job, a->model);
-    json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, "
-                          "s:s}",
-                          "version", 1, "id", req->id, "attempt", (json_int_t)attempt_number,
+    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, "
+                          "s:I, s:s}",
+                          "version", 1, "id", req->id, "call_id", a->call_id, "attempt",
+                          (json_int_t)attempt_number,
                           "task", req->task, "model", m->name, "provider", m->provider,
                           "provider_model",
                           a == &job->attempts[job->answered_by] && job->reply.model
@@ -165,31 +172,113 @@ static void output_header(rd_kafka_headers_t *h, const char *name, const char *v
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-rd_kafka_headers_t *output_dead_letter_headers(const struct job *job, const char *worker_id)
+rd_kafka_headers_t *output_dead_letter_headers(const struct job *job, const char *worker_id,
+                                               const struct output_dead_letter *dl)
 {
     rd_kafka_headers_t *in = NULL;
     rd_kafka_headers_t *h;
     if (rd_kafka_message_headers(job->msg, &in) == RD_KAFKA_RESP_ERR_NO_ERROR && in)
         h = rd_kafka_headers_copy(in);
     else
-        h = rd_kafka_headers_new(12);
-    char partition[16], offset[24], ts[24], class_name[64];
+        h = rd_kafka_headers_new(14);
+    char partition[16], offset[24], ts[24], class_name[64], original[24];
     snprintf(partition, sizeof partition, "%d", (int)job->msg->partition);
     snprintf(offset, sizeof offset, "%" PRId64, job->msg->offset);
-    snprintf(ts, sizeof ts, "%" PRId64, job->completed_ms);
-    snprintf(class_name, sizeof class_name, "switchyard.error.%s", job->input_error.code);
+    snprintf(ts, sizeof ts, "%" PRId64, job->completed_ms ? job->completed_ms : loop_wall_ms());
+    snprintf(class_name, sizeof class_name, "switchyard.error.%s", dl->code);
+    snprintf(original, sizeof original, "%zu", dl->original_len);
     const char *topic = rd_kafka_topic_name(job->msg->rkt);
-    output_header(h, "x-error-code", job->input_error.code);
-    output_header(h, "x-error-message", job->input_error.msg);
+    output_header(h, "x-error-code", dl->code);
+    output_header(h, "x-error-message", dl->message);
     output_header(h, "x-error-topic", topic);
     output_header(h, "x-error-partition", partition);
     output_header(h, "x-error-offset", offset);
     output_header(h, "x-error-worker", worker_id);
     output_header(h, "x-error-ts-ms", ts);
+    if (dl->truncated) {
+        /* the value is a prefix: the whole input is at the source offset
+         * (while the topic's retention keeps it) */
+        output_header(h, "x-error-truncated", "true");
+        output_header(h, "x-error-original-bytes", original);
+    }
     output_header(h, "__connect.errors.topic", topic);
     output_header(h, "__connect.errors.partition", partition);
     output_header(h, "__connect.errors.offset", offset);
     output_header(h, "__connect.errors.exception.class.name", class_name);
-    output_header(h, "__connect.errors.exception.message", job->input_error.msg);
+    output_header(h, "__connect.errors.exception.message", dl->message);
     return h;
+}
+
+static int output_too_large_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+enum output_replacement output_replace(enum job_output_kind kind, unsigned replaced,
+                                       rd_kafka_resp_err_t err)
+{
+    switch (kind) {
+    case JOB_OUTPUT_RESULT:
+        if (replaced == 0)
+            return output_too_large_error(err) ? OUTPUT_ERROR_RESULT : OUTPUT_DEAD_LETTER;
+        if (replaced == 1)
+            return OUTPUT_DEAD_LETTER;
+        return replaced == 2 ? OUTPUT_BOUNDED_DEAD_LETTER : OUTPUT_GIVE_UP;
+    case JOB_OUTPUT_COST:
+        if (replaced == 0)
+            return OUTPUT_DEAD_LETTER;
+        return replaced == 1 ? OUTPUT_BOUNDED_DEAD_LETTER : OUTPUT_GIVE_UP;
+    case JOB_OUTPUT_DEAD_LETTER:
+        if (replaced == 0)
+            return OUTPUT_DEAD_LETTER;
+        return replaced == 1 ? OUTPUT_BOUNDED_DEAD_LETTER : OUTPUT_GIVE_UP;
+    }
+    return OUTPUT_GIVE_UP;
+}
+
+const char *output_replacement_name(enum output_replacement r)
+{
+    switch (r) {
+    case OUTPUT_ERROR_RESULT:
+        return "an error result (result_too_large)";
+    case OUTPUT_DEAD_LETTER:
+        return "a dead letter of the input (at most 64 KiB of it)";
+    case OUTPUT_BOUNDED_DEAD_LETTER:
+        return "a dead letter of headers only";
+    case OUTPUT_GIVE_UP:
+        break;
+    }
+    return "nothing";
+}
+
+const char *output_kind_name(enum job_output_kind kind)
+{
+    switch (kind) {
+    case JOB_OUTPUT_RESULT:
+        return "result";
+    case JOB_OUTPUT_COST:
+        return "cost record";
+    case JOB_OUTPUT_DEAD_LETTER:
+        return "dead letter";
+    }
+    return "output";
+}
+
+void output_too_large_message(const struct job *job, size_t result_len, size_t max, char *out,
+                              size_t cap)
+{
+    size_t text = job->ok && job->reply.text ? job->reply.text_len : 0;
+    size_t meta = 0;
+    if (job->req && job->req->metadata) {
+        char *m = json_dumps(job->req->metadata, JSON_COMPACT);
+        meta = m ? strlen(m) : 0;
+        free(m);
+    }
+    snprintf(out, cap,
+             "the result (%zu bytes) is larger than the results topic accepts (%zu bytes); "
+             "dropped: output text (%zu bytes), metadata (%zu bytes); %s",
+             result_len, max, text, meta,
+             job->ok ? "the provider answered and was billed: see attempts and cost_nusd"
+                     : "the request was not answered");
 }

@@ -23,7 +23,7 @@ struct output {
     char *value;
     size_t value_len;
     rd_kafka_headers_t *headers; /* a copy is handed to each send */
-    producer_acked_cb acked;
+    producer_done_cb acked;
     void *opaque;
     unsigned failures;
     unsigned generation;  /* of the librdkafka instance it was handed to */
@@ -156,10 +156,10 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
     if (p->fatal_after > 0 && ++p->acks == (unsigned long)p->fatal_after)
         rd_kafka_test_fatal_error(p->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                                   "injected by SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER");
-    producer_acked_cb acked = o->acked;
+    producer_done_cb acked = o->acked;
     void *arg = o->opaque;
     producer_output_free(o);
-    acked(arg);
+    acked(arg, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -292,7 +292,7 @@ fail:
 
 int producer_send(struct producer *p, const char *topic, const char *key, size_t key_len,
                   char *value, size_t value_len, rd_kafka_headers_t *headers,
-                  producer_acked_cb acked, void *opaque)
+                  producer_done_cb acked, void *opaque)
 {
     struct output *o = calloc(1, sizeof *o);
     char *key_copy = malloc(key_len + 1);
@@ -313,6 +313,12 @@ int producer_send(struct producer *p, const char *topic, const char *key, size_t
     if (p->waiting || producer_try(p, o) != 0)
         producer_wait(p, o);
     return 0;
+}
+
+size_t producer_max_message_bytes(const struct producer *p)
+{
+    (void)p;
+    return 1000000; /* librdkafka's default message.max.bytes */
 }
 
 size_t producer_pending(const struct producer *p)

@@ -17,8 +17,10 @@
 
 struct producer;
 
-/* Called once per output, when the broker has acknowledged it. */
-typedef void (*producer_acked_cb)(void *opaque);
+/* Called once per output: err == 0 when the broker acknowledged it;
+ * otherwise it was refused for a permanent reason and dropped, and the
+ * caller must replace it with an output that can be delivered. */
+typedef void (*producer_done_cb)(void *opaque, rd_kafka_resp_err_t err);
 
 struct producer *producer_new(struct loop *loop, const struct config *cfg, struct err *e);
 /* Sends what waits and serves delivery reports for up to timeout_ms, or
@@ -34,7 +36,10 @@ size_t producer_free(struct producer *p, int timeout_ms);
  * (may be NULL), always, on success and failure. key is copied. */
 int producer_send(struct producer *p, const char *topic, const char *key, size_t key_len,
                   char *value, size_t value_len, rd_kafka_headers_t *headers,
-                  producer_acked_cb acked, void *opaque);
+                  producer_done_cb done, void *opaque);
+
+/* The largest output the producer sends (message.max.bytes). */
+size_t producer_max_message_bytes(const struct producer *p);
 
 /* Outputs queued or in flight, not yet acknowledged. */
 size_t producer_pending(const struct producer *p);

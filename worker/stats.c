@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
-#include "worker.h"
+#include "job.h"
 
 static const char *const stats_outcome_names[OUTCOME_COUNT] = {
     [OUTCOME_OK] = "ok",
@@ -129,11 +128,10 @@ static void stats_labelled(struct metrics_buf *b, const char *name, const char *
     metrics_printf(b, "\"} %llu\n", v);
 }
 
-static void stats_render_partitions(struct worker *w, struct metrics_buf *b)
+static void stats_render_partitions(const struct stats_view *v, struct metrics_buf *b)
 {
-    size_t cap = consumer_assigned(w->consumer);
-    struct consumer_partition_info *parts = calloc(cap ? cap : 1, sizeof *parts);
-    size_t n = parts ? consumer_partitions(w->consumer, parts, cap) : 0;
+    const struct consumer_partition_info *parts = v->partitions;
+    size_t n = v->npartitions;
     static const struct {
         const char *name, *help;
     } fam[] = {
@@ -151,47 +149,45 @@ static void stats_render_partitions(struct worker *w, struct metrics_buf *b)
         stats_family(b, fam[f].name, "gauge", fam[f].help);
         for (size_t i = 0; i < n; i++) {
             const struct consumer_partition_info *p = &parts[i];
-            long long v;
+            long long value;
             switch (f) {
-            case 0: v = p->paused; break;
-            case 1: v = (long long)p->in_flight; break;
-            case 2: v = p->committed; break;
-            case 3: v = p->position; break;
-            case 4: v = p->high_watermark; break;
+            case 0: value = p->paused; break;
+            case 1: value = (long long)p->in_flight; break;
+            case 2: value = p->committed; break;
+            case 3: value = p->position; break;
+            case 4: value = p->high_watermark; break;
             default:
                 if (p->high_watermark < 0 || p->position < 0)
                     continue; /* not known yet: no sample rather than a wrong one */
-                v = p->high_watermark > p->position ? p->high_watermark - p->position : 0;
+                value = p->high_watermark > p->position ? p->high_watermark - p->position : 0;
                 break;
             }
-            if (v < 0 && f >= 2)
+            if (value < 0 && f >= 2)
                 continue;
             metrics_printf(b, "%s{topic=\"", fam[f].name);
-            metrics_label(b, w->cfg->topic_requests);
-            metrics_printf(b, "\",partition=\"%d\"} %lld\n", (int)p->id, v);
+            metrics_label(b, v->topic_requests);
+            metrics_printf(b, "\",partition=\"%d\"} %lld\n", (int)p->id, value);
         }
     }
-    free(parts);
 }
 
-static void stats_render_providers(struct worker *w, struct metrics_buf *b)
+static void stats_render_providers(const struct stats_view *v, struct metrics_buf *b)
 {
-    const struct config *cfg = w->cfg;
     stats_family(b, "switchyard_provider_in_flight", "gauge",
                  "Calls running on the provider's connections.");
-    for (size_t i = 0; i < cfg->nproviders; i++)
-        stats_labelled(b, "switchyard_provider_in_flight", "provider", cfg->providers[i].name,
-                       w->providers[i].in_flight);
+    for (size_t i = 0; i < v->nproviders; i++)
+        stats_labelled(b, "switchyard_provider_in_flight", "provider", v->providers[i].name,
+                       v->providers[i].in_flight);
     stats_family(b, "switchyard_provider_queued", "gauge",
                  "Calls waiting for one of the provider's max_connections.");
-    for (size_t i = 0; i < cfg->nproviders; i++)
-        stats_labelled(b, "switchyard_provider_queued", "provider", cfg->providers[i].name,
-                       w->providers[i].nwaiting);
+    for (size_t i = 0; i < v->nproviders; i++)
+        stats_labelled(b, "switchyard_provider_queued", "provider", v->providers[i].name,
+                       v->providers[i].queued);
     stats_family(b, "switchyard_provider_latency_seconds", "histogram",
                  "Duration of provider calls, from request to the last byte or the error.");
-    for (size_t i = 0; i < cfg->nproviders; i++) {
-        const struct stats_provider *sp = &w->providers[i].stats;
-        const char *name = cfg->providers[i].name;
+    for (size_t i = 0; i < v->nproviders; i++) {
+        const struct stats_provider *sp = v->providers[i].counts;
+        const char *name = v->providers[i].name;
         unsigned long long cum = 0;
         for (size_t k = 0; k <= STATS_LATENCY_BUCKETS; k++) {
             cum += k < STATS_LATENCY_BUCKETS ? sp->latency_buckets[k] : 0;
@@ -253,23 +249,24 @@ static void stats_render_models(const struct stats *s, struct metrics_buf *b)
     }
 }
 
-void stats_render(void *ctx, struct metrics_buf *b)
+void stats_render(const struct stats_view *v, struct metrics_buf *b)
 {
-    struct worker *w = ctx;
-    const struct stats *s = &w->stats;
+    const struct stats *s = v->stats;
     stats_family(b, "switchyard_info", "gauge", "The worker's version and id.");
-    metrics_printf(b, "switchyard_info{version=\"%s\",worker_id=\"", SWITCHYARD_VERSION);
-    metrics_label(b, w->worker_id);
+    metrics_printf(b, "switchyard_info{version=\"%s\",worker_id=\"", v->version);
+    metrics_label(b, v->worker_id);
     metrics_printf(b, "\"} 1\n");
     stats_family(b, "switchyard_start_time_seconds", "gauge",
                  "When the worker started, in seconds since the epoch.");
     metrics_printf(b, "switchyard_start_time_seconds %lld.%03lld\n",
                    (long long)(s->started_ms / 1000), (long long)(s->started_ms % 1000));
+    stats_one(b, "switchyard_ready", "gauge",
+              "1 while /readyz answers 200: in the group, the cluster reachable, not stopping.",
+              (unsigned long long)v->ready);
     stats_one(b, "switchyard_messages_received_total", "counter",
               "Request messages taken from the requests topic.", s->received);
     stats_one(b, "switchyard_messages_skipped_total", "counter",
-              "Messages skipped because a previous owner had finished them.",
-              consumer_skipped(w->consumer));
+              "Messages skipped because a previous owner had finished them.", v->skipped);
     stats_family(b, "switchyard_results_total", "counter",
                  "Results produced, by status (error: no candidate could serve).");
     stats_labelled(b, "switchyard_results_total", "status", "ok", s->results_ok);
@@ -282,22 +279,31 @@ void stats_render(void *ctx, struct metrics_buf *b)
               "Calls retried on the same candidate after a transient failure.", s->retries);
     stats_one(b, "switchyard_fallbacks_total", "counter",
               "Moves to the next candidate of a route after one failed.", s->fallbacks);
+    stats_one(b, "switchyard_jobs_abandoned_total", "counter",
+              "Messages dropped unfinished while stopping (the next owner redoes them).",
+              v->abandoned);
+    stats_one(b, "switchyard_outputs_replaced_total", "counter",
+              "Outputs the broker refused for good, replaced by a deliverable form "
+              "(result_too_large, a bounded dead letter).",
+              v->outputs_replaced);
+    stats_one(b, "switchyard_outputs_undeliverable_total", "counter",
+              "Outputs no form of which the broker accepted (the worker stops).",
+              v->outputs_undeliverable);
     stats_family(b, "switchyard_policy_reloads_total", "counter",
                  "Policy reloads on SIGHUP, by result (failed: the old policy stays).");
     stats_labelled(b, "switchyard_policy_reloads_total", "result", "ok", s->reloads_ok);
     stats_labelled(b, "switchyard_policy_reloads_total", "result", "failed", s->reloads_failed);
     stats_one(b, "switchyard_jobs_in_flight", "gauge",
               "Messages being worked on, or waiting for their outputs' acknowledgements.",
-              w->njobs);
+              v->jobs_in_flight);
     stats_one(b, "switchyard_producer_unacknowledged", "gauge",
               "Outputs queued or sent and not yet acknowledged by the broker.",
-              producer_pending(w->producer));
+              v->producer_unacknowledged);
     stats_one(b, "switchyard_stopping", "gauge", "1 while the worker drains to stop.",
-              (unsigned long long)w->stopping);
+              (unsigned long long)v->stopping);
     stats_one(b, "switchyard_partitions_assigned", "gauge",
-              "Partitions of the requests topic this worker owns.",
-              consumer_assigned(w->consumer));
-    stats_render_partitions(w, b);
-    stats_render_providers(w, b);
+              "Partitions of the requests topic this worker owns.", v->partitions_assigned);
+    stats_render_partitions(v, b);
+    stats_render_providers(v, b);
     stats_render_models(s, b);
 }

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "consumer.h"
 #include "cost.h"
 #include "metrics.h"
 
@@ -63,7 +64,28 @@ void stats_attempt(struct stats *s, struct stats_provider *sp, const struct poli
 void stats_cost(struct stats *s, const struct policy_model *m, const struct attempt *a);
 void stats_release(struct stats *s);
 
-/* The metrics endpoint's render callback; ctx is the struct worker. */
-void stats_render(void *ctx, struct metrics_buf *out);
+/* A provider as the metrics show it. */
+struct stats_provider_view {
+    const char *name;
+    size_t in_flight, queued;
+    const struct stats_provider *counts;
+};
+
+/* What a scrape shows: a read-only snapshot the owner fills. */
+struct stats_view {
+    const char *worker_id, *version;
+    const struct stats *stats;
+    size_t jobs_in_flight, producer_unacknowledged, partitions_assigned;
+    int stopping, ready;
+    uint64_t skipped;
+    uint64_t abandoned, outputs_replaced, outputs_undeliverable;
+    const char *topic_requests;
+    const struct consumer_partition_info *partitions;
+    size_t npartitions;
+    const struct stats_provider_view *providers;
+    size_t nproviders;
+};
+
+void stats_render(const struct stats_view *v, struct metrics_buf *out);
 
 #endif

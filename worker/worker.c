@@ -1,9 +1,11 @@
 /*
  * worker: wiring and lifecycle. Start: keys from the environment, clients,
  * subscribe. Run: the loop. Stop (SIGTERM/SIGINT, or idle in demo mode):
- * stop fetching, drain in-flight work up to shutdown_grace_ms, flush the
- * producer, commit synchronously, leave the group, exit 0. A second signal
- * exits at once (work not committed is redone by the next owner).
+ * stop fetching, start no new provider call, let calls in flight finish
+ * up to shutdown_grace_ms, flush the producer and commit within
+ * flush_timeout_ms, leave the group, exit 0. A second signal exits at
+ * once, wherever the process is (work not committed is redone by the next
+ * owner). Never blocks the loop; every wait at the end has a deadline.
  */
 #include "worker.h"
 
@@ -13,37 +15,84 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "consumer.h"
+#include "dispatch.h"
+#include "http.h"
 #include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "producer.h"
+#include "stats.h"
 
-#define WORKER_DRAIN_CHECK_MS 50
+#define WORKER_TICK_MS 50
 
-void dispatch_message(void *ctx, rd_kafka_message_t *msg, uint32_t generation);
-void dispatch_abandon(struct worker *w);
+struct worker {
+    struct loop *loop;
+    const struct config *cfg;
+    const char *policy_path;
+    struct policy *policy; /* current; jobs retain their own */
+    struct http *http;
+    struct producer *producer;
+    struct consumer *consumer;
+    struct dispatch *dispatch;
+    struct metrics *metrics; /* NULL without metrics.listen */
+    char **api_keys;         /* parallel to cfg->providers; NULL entries */
+    char worker_id[128];
+    int stopping;
+    int exit_code;
+    uint64_t stop_deadline_ms;
+    int signal_fd;
+    struct loop_io signals;
+    struct loop_timer tick;
+    uint64_t exit_when_idle_ms; /* >0: exit after this long with no work (tests, demo) */
+    uint64_t idle_since_ms;
+};
 
-struct worker_provider *worker_provider_for(struct worker *w, const struct policy_model *m)
+/* The second signal: out at once, from wherever the main thread is
+ * (a flush, leaving the group). Async-signal-safe: one write, _exit. */
+static void worker_exit_now(int signo)
 {
-    for (size_t i = 0; i < w->cfg->nproviders; i++)
-        if (strcmp(w->cfg->providers[i].name, m->provider) == 0)
-            return &w->providers[i];
-    return NULL;
+    static const char line[] = "{\"level\":\"warn\",\"event\":\"exit_now\",\"msg\":\"second "
+                               "signal: exiting without draining; unfinished work is redone "
+                               "by the next owner\"}\n";
+    (void)signo;
+    ssize_t w = write(STDERR_FILENO, line, sizeof line - 1);
+    (void)w;
+    _exit(1);
+}
+
+static void worker_arm_second_signal(void)
+{
+    struct sigaction sa = {.sa_handler = worker_exit_now};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
 }
 
 static void worker_reload_policy(struct worker *w)
 {
     struct ydoc_errors errs = {0};
     struct policy *p = policy_load(w->policy_path, w->cfg, &errs);
+    struct stats *s = &w->dispatch->stats;
     if (!p) {
         for (size_t i = 0; i < errs.count; i++)
             log_error("policy_reload_failed", "%s", errs.lines[i]);
         log_error("policy_reload_failed", "keeping the current policy");
-        w->stats.reloads_failed++;
+        s->reloads_failed++;
     } else {
         /* in-flight jobs keep the policy they started with */
         policy_release(w->policy);
         w->policy = p;
-        w->stats.reloads_ok++;
+        dispatch_set_policy(w->dispatch, p);
+        s->reloads_ok++;
         log_info("policy_reloaded", "%s: %zu models, %zu routes", w->policy_path, p->nmodels,
                  p->nroutes);
     }
@@ -55,10 +104,16 @@ static void worker_begin_stop(struct worker *w, const char *why)
     if (w->stopping)
         return;
     w->stopping = 1;
+    worker_arm_second_signal();
     w->stop_deadline_ms = loop_now_ms(w->loop) + (uint64_t)w->cfg->limits.shutdown_grace_ms;
-    log_info("stopping", "%s: draining %zu in-flight messages (grace %lld ms)", why, w->njobs,
-             (long long)w->cfg->limits.shutdown_grace_ms);
-    consumer_stop_fetching(w->consumer);
+    log_info("stopping", "%s: no new provider call; %zu messages in flight get up to %lld ms, "
+             "then the flush up to %lld ms", why, w->dispatch ? w->dispatch->njobs : 0,
+             (long long)w->cfg->limits.shutdown_grace_ms,
+             (long long)w->cfg->limits.flush_timeout_ms);
+    if (w->consumer)
+        consumer_stop_fetching(w->consumer);
+    if (w->dispatch)
+        dispatch_stop(w->dispatch);
 }
 
 static void worker_signal(struct loop_io *io, unsigned events)
@@ -67,14 +122,12 @@ static void worker_signal(struct loop_io *io, unsigned events)
     struct worker *w = io->data;
     struct signalfd_siginfo si;
     while (read(w->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (si.ssi_signo == SIGHUP) {
+        if (si.ssi_signo == SIGHUP)
             worker_reload_policy(w);
-        } else if (w->stopping) {
-            log_warn("exit_now", "second signal: exiting without draining");
-            _exit(1);
-        } else {
+        else if (w->stopping)
+            worker_exit_now((int)si.ssi_signo);
+        else
             worker_begin_stop(w, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-        }
     }
 }
 
@@ -84,22 +137,22 @@ static void worker_tick(struct loop_timer *t)
     struct worker *w = t->data;
     uint64_t now = loop_now_ms(w->loop);
     if (w->stopping) {
-        if (w->njobs == 0 || now >= w->stop_deadline_ms) {
+        if (w->dispatch->njobs == 0 || now >= w->stop_deadline_ms) {
             loop_stop(w->loop);
             return;
         }
     } else if (w->exit_when_idle_ms) {
         /* idle means: owning partitions, and nothing to do */
-        if (w->njobs > 0 || producer_pending(w->producer) > 0 ||
+        if (w->dispatch->njobs > 0 || producer_pending(w->producer) > 0 || !w->consumer ||
             consumer_assigned(w->consumer) == 0)
             w->idle_since_ms = now;
         else if (now - w->idle_since_ms >= w->exit_when_idle_ms)
             worker_begin_stop(w, "idle");
     }
-    loop_timer_start(w->loop, t, WORKER_DRAIN_CHECK_MS);
+    loop_timer_start(w->loop, t, WORKER_TICK_MS);
 }
 
-/* /readyz: ready until the worker begins to stop */
+/* /readyz: in the group with the cluster reachable, and not stopping */
 static int worker_ready(void *ctx, const char **why)
 {
     const struct worker *w = ctx;
@@ -107,29 +160,98 @@ static int worker_ready(void *ctx, const char **why)
         *why = "stopping: draining in-flight work";
         return 0;
     }
+    if (!w->consumer) {
+        *why = "starting: checking the cluster and the topics";
+        return 0;
+    }
     return 1;
 }
 
+static void worker_render(void *ctx, struct metrics_buf *out)
+{
+    struct worker *w = ctx;
+    const struct dispatch *d = w->dispatch;
+    size_t cap = w->consumer ? consumer_assigned(w->consumer) : 0;
+    struct consumer_partition_info *parts = calloc(cap ? cap : 1, sizeof *parts);
+    struct stats_provider_view *providers =
+        calloc(w->cfg->nproviders ? w->cfg->nproviders : 1, sizeof *providers);
+    if (!parts || !providers) {
+        out->failed = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < w->cfg->nproviders; i++)
+        providers[i] = (struct stats_provider_view){
+            .name = w->cfg->providers[i].name,
+            .in_flight = d->providers[i].slots.in_flight,
+            .queued = d->providers[i].slots.nwaiting,
+            .counts = &d->providers[i].stats,
+        };
+    const char *why;
+    struct stats_view v = {
+        .worker_id = w->worker_id,
+        .version = SWITCHYARD_VERSION,
+        .stats = &d->stats,
+        .jobs_in_flight = d->njobs,
+        .producer_unacknowledged = producer_pending(w->producer),
+        .partitions_assigned = w->consumer ? consumer_assigned(w->consumer) : 0,
+        .stopping = w->stopping,
+        .ready = worker_ready(w, &why),
+        .skipped = w->consumer ? consumer_skipped(w->consumer) : 0,
+        .abandoned = d->counters.abandoned,
+        .outputs_replaced = d->counters.outputs_replaced,
+        .outputs_undeliverable = d->counters.outputs_undeliverable,
+        .topic_requests = w->cfg->topic_requests,
+        .partitions = parts,
+        .npartitions = w->consumer ? consumer_partitions(w->consumer, parts, cap) : 0,
+        .providers = providers,
+        .nproviders = w->cfg->nproviders,
+    };
+    stats_render(&v, out);
+out:
+    free(parts);
+    free(providers);
+}
+
+static void worker_message(void *ctx, rd_kafka_message_t *msg, uint32_t generation)
+{
+    struct worker *w = ctx;
+    dispatch_message(w->dispatch, msg, generation);
+}
+
+static void worker_finished(void *ctx, int32_t partition, uint32_t generation, int64_t offset)
+{
+    struct worker *w = ctx;
+    if (w->consumer)
+        consumer_finished(w->consumer, partition, generation, offset);
+}
+
+static void worker_undeliverable(void *ctx, const char *why)
+{
+    struct worker *w = ctx;
+    (void)why; /* dispatch has logged it */
+    w->exit_code = 1;
+    worker_begin_stop(w, "an output cannot be delivered");
+}
+
+/* Reads each provider's key from the environment. The variable's name is
+ * printed, never its value. */
 static int worker_keys(struct worker *w)
 {
     int bad = 0;
-    w->providers = calloc(w->cfg->nproviders ? w->cfg->nproviders : 1, sizeof *w->providers);
-    if (!w->providers)
+    w->api_keys = calloc(w->cfg->nproviders ? w->cfg->nproviders : 1, sizeof *w->api_keys);
+    if (!w->api_keys)
         return -1;
     for (size_t i = 0; i < w->cfg->nproviders; i++) {
-        struct worker_provider *wp = &w->providers[i];
-        wp->cfg = &w->cfg->providers[i];
-        wp->ops = provider_ops_for(wp->cfg->type);
-        wp->waiting_tail = &wp->waiting;
-        const char *key = getenv(wp->cfg->api_key_env);
+        const struct config_provider *p = &w->cfg->providers[i];
+        const char *key = getenv(p->api_key_env);
         if (!key || !*key) {
             int used = 0;
             for (size_t m = 0; m < w->policy->nmodels; m++)
-                used |= strcmp(w->policy->models[m].provider, wp->cfg->name) == 0;
+                used |= strcmp(w->policy->models[m].provider, p->name) == 0;
             if (used) {
                 log_error("missing_api_key",
-                          "provider %s: environment variable %s is not set", wp->cfg->name,
-                          wp->cfg->api_key_env);
+                          "provider %s: the environment variable that api_key_env names (%s) "
+                          "is not set or empty", p->name, p->api_key_env);
                 bad = 1;
             }
             continue;
@@ -138,11 +260,13 @@ static int worker_keys(struct worker *w)
             if ((unsigned char)*k < 0x21 || *k == 0x7f) {
                 /* a CR or LF would inject a header; the key is not shown */
                 log_error("bad_api_key", "provider %s: the key in %s holds a control "
-                          "character or space", wp->cfg->name, wp->cfg->api_key_env);
+                          "character or space", p->name, p->api_key_env);
                 bad = 1;
                 break;
             }
-        wp->api_key = strdup(key);
+        w->api_keys[i] = strdup(key);
+        if (!w->api_keys[i])
+            return -1;
     }
     return bad ? -1 : 0;
 }
@@ -162,13 +286,43 @@ static void worker_id_init(struct worker *w)
     }
 }
 
+/* The end, in an order that cannot hang: calls still running are
+ * abandoned, the producer flushes within flush_timeout_ms (acknowledged
+ * outputs finish their inputs), the done prefix is committed, the jobs
+ * release their messages, and only then does the consumer leave the group
+ * (librdkafka's destroy waits for every message it handed out). */
+static void worker_shutdown(struct worker *w)
+{
+    const struct config_limits *l = &w->cfg->limits;
+    int64_t deadline = loop_wall_ms() + l->flush_timeout_ms;
+    if (w->dispatch) {
+        size_t n = dispatch_abandon_calls(w->dispatch);
+        if (n)
+            log_warn("abandoned_at_grace", "%zu calls still running at the grace were "
+                     "abandoned; their inputs stay uncommitted for the next owner", n);
+    }
+    if (w->producer) {
+        size_t lost = producer_flush(w->producer, (int)l->flush_timeout_ms);
+        if (lost)
+            log_warn("unacknowledged_outputs", "%zu outputs not acknowledged within %lld ms; "
+                     "their inputs stay uncommitted", lost, (long long)l->flush_timeout_ms);
+    }
+    if (w->consumer)
+        consumer_commit_now(w->consumer);
+    dispatch_free(w->dispatch);
+    w->dispatch = NULL;
+    int64_t left = deadline - loop_wall_ms();
+    consumer_free(w->consumer, left > 1000 ? (int)left : 1000);
+    w->consumer = NULL;
+    producer_free(w->producer, 0);
+    w->producer = NULL;
+}
+
 int worker_run(const struct config *cfg, struct policy *policy, const char *policy_path,
                uint64_t exit_when_idle_ms)
 {
     struct worker w = {.cfg = cfg, .policy = policy_retain(policy), .policy_path = policy_path,
-                       .signal_fd = -1, .exit_when_idle_ms = exit_when_idle_ms,
-                       .stats = {.started_ms = loop_wall_ms()}};
-    struct loop_timer tick = {.cb = worker_tick, .data = &w};
+                       .signal_fd = -1, .exit_when_idle_ms = exit_when_idle_ms};
     struct err e = {0};
     int rc = 1;
     worker_id_init(&w);
@@ -177,6 +331,8 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    /* blocked before any thread starts: librdkafka's and curl's threads
+     * inherit the mask, so signals reach the loop's signalfd */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -200,14 +356,18 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
-    struct consumer_handlers handlers = {.message = dispatch_message};
-    w.consumer = consumer_new(w.loop, cfg, &handlers, &w, &e);
-    if (!w.consumer) {
+    struct dispatch_options dopt = {
+        .loop = w.loop, .cfg = cfg, .http = w.http, .producer = w.producer,
+        .worker_id = w.worker_id, .policy = w.policy,
+        .api_keys = (const char *const *)w.api_keys, .finished = worker_finished,
+        .undeliverable = worker_undeliverable, .ctx = &w};
+    w.dispatch = dispatch_new(&dopt, &e);
+    if (!w.dispatch) {
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
     if (cfg->metrics_listen) {
-        struct metrics_handlers mh = {.render = stats_render, .ready = worker_ready};
+        struct metrics_handlers mh = {.render = worker_render, .ready = worker_ready};
         w.metrics = metrics_new(w.loop, cfg->metrics_listen, &mh, &w, &e);
         if (!w.metrics) {
             log_error("start_failed", "%s", e.msg);
@@ -215,50 +375,52 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         }
         log_info("metrics_listening", "http://%s/metrics", metrics_address(w.metrics));
     }
+    struct consumer_handlers handlers = {.message = worker_message};
+    w.consumer = consumer_new(w.loop, cfg, &handlers, &w, &e);
+    if (!w.consumer) {
+        log_error("start_failed", "%s", e.msg);
+        goto out;
+    }
     w.idle_since_ms = loop_now_ms(w.loop);
-    loop_timer_start(w.loop, &tick, WORKER_DRAIN_CHECK_MS);
+    w.tick = (struct loop_timer){.cb = worker_tick, .data = &w};
+    loop_timer_start(w.loop, &w.tick, WORKER_TICK_MS);
     log_info("started", "worker %s consuming %s", w.worker_id, cfg->topic_requests);
     if (loop_run(w.loop) < 0) {
         log_error("loop_failed", "epoll failed: %s", strerror(errno));
         goto out;
     }
-    rc = 0;
+    rc = w.exit_code;
 out:
     if (w.loop)
-        loop_timer_stop(w.loop, &tick);
-    if (w.consumer) {
-        w.stopping = 1;
-        dispatch_abandon(&w);        /* unfinished: redone by the next owner */
-        size_t lost = producer_flush(w.producer, 10000); /* acks finish jobs */
-        if (lost)
-            log_warn("unacknowledged_outputs", "%zu outputs not acknowledged; their inputs stay "
-                     "uncommitted", lost);
-        consumer_commit_now(w.consumer);
+        loop_timer_stop(w.loop, &w.tick);
+    if (!w.stopping)
+        worker_arm_second_signal(); /* a failed start can still be interrupted */
+    if (w.dispatch) {
+        w.dispatch->stopping = 1;
+        log_info("stopped", "received %llu, results ok %llu, error %llu, dead letters %llu, "
+                 "cost records %llu (%llu nUSD), abandoned %llu",
+                 (unsigned long long)w.dispatch->stats.received,
+                 (unsigned long long)w.dispatch->stats.results_ok,
+                 (unsigned long long)w.dispatch->stats.results_error,
+                 (unsigned long long)w.dispatch->stats.dead_letters,
+                 (unsigned long long)w.dispatch->stats.cost_records,
+                 (unsigned long long)w.dispatch->stats.cost_nusd,
+                 (unsigned long long)w.dispatch->counters.abandoned);
     }
-    /* the producer goes first: a late acknowledgement reaches the consumer */
-    producer_free(w.producer, 0);
-    consumer_free(w.consumer, 10000);
-    while (w.jobs) {
-        w.jobs->outputs_pending = 0;
-        dispatch_abandon(&w);
-    }
+    worker_shutdown(&w);
     metrics_free(w.metrics);
     http_free(w.http);
-    log_info("stopped", "received %llu, results ok %llu, error %llu, dead letters %llu, cost "
-             "records %llu (%llu nUSD)",
-             (unsigned long long)w.stats.received, (unsigned long long)w.stats.results_ok,
-             (unsigned long long)w.stats.results_error,
-             (unsigned long long)w.stats.dead_letters, (unsigned long long)w.stats.cost_records,
-             (unsigned long long)w.stats.cost_nusd);
     if (w.signals.events)
         loop_io_set(w.loop, &w.signals, 0);
     if (w.signal_fd >= 0)
         close(w.signal_fd);
-    for (size_t i = 0; w.providers && i < cfg->nproviders; i++)
-        free(w.providers[i].api_key);
-    free(w.providers);
+    for (size_t i = 0; w.api_keys && i < cfg->nproviders; i++) {
+        if (w.api_keys[i])
+            memset(w.api_keys[i], 0, strlen(w.api_keys[i]));
+        free(w.api_keys[i]);
+    }
+    free(w.api_keys);
     policy_release(w.policy);
-    stats_release(&w.stats);
     loop_free(w.loop);
     return rc;
 }

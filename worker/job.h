@@ -1,0 +1,109 @@
+/*
+ * job: the record of one request's life, shared by dispatch (which drives
+ * it), output (which encodes it) and stats (which counts it). Data only:
+ * no function here does anything but name a field.
+ */
+#ifndef SWITCHYARD_JOB_H
+#define SWITCHYARD_JOB_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "cost.h"
+#include "err.h"
+#include "http.h"
+#include "loop.h"
+#include "policy.h"
+#include "pqueue.h"
+#include "providers/provider.h"
+#include "request.h"
+#include "router.h"
+
+#define JOB_MAX_ATTEMPTS 32
+#define JOB_CALL_ID_LEN 36 /* a UUID's text form */
+
+enum attempt_status { ATTEMPT_OK, ATTEMPT_ERROR, ATTEMPT_TIMEOUT };
+
+/* One provider call. */
+struct attempt {
+    size_t model; /* index into the job's policy->models */
+    enum attempt_status status;
+    long http_status; /* 0: no HTTP response */
+    uint64_t latency_ms;
+    int billable;
+    struct cost_usage usage; /* when billable */
+    uint64_t cost_nusd;      /* when billable */
+    int64_t ts_ms;           /* when it ended, ms since the epoch */
+    /* unique across workers and restarts (UUIDv7), made before the call
+     * is sent: consumers de-duplicate cost records on it */
+    char call_id[JOB_CALL_ID_LEN + 1];
+    char error_code[32];
+    char error_msg[256]; /* the provider's words, redacted and bounded */
+};
+
+/* What happened to each candidate of the route, for the result. */
+enum route_fate { FATE_TAKEN, FATE_SKIPPED, FATE_FAILED, FATE_NOT_REACHED };
+
+/* What an output of the job is, so that one the broker refuses for good
+ * can be replaced by one that can be delivered. */
+enum job_output_kind {
+    JOB_OUTPUT_RESULT,      /* the result */
+    JOB_OUTPUT_COST,        /* a cost record */
+    JOB_OUTPUT_DEAD_LETTER, /* the input, dead-lettered */
+};
+
+struct job;
+
+struct job_output {
+    struct job *job;
+    enum job_output_kind kind;
+    size_t attempt;    /* JOB_OUTPUT_COST: index into job->attempts */
+    unsigned replaced; /* times a refused version was replaced */
+    const char *topic; /* where the current version went */
+    int pending;       /* sent, not yet settled */
+};
+
+struct dispatch;
+
+struct job {
+    struct dispatch *dispatch;
+    TAILQ_ENTRY(job) link;        /* the dispatch's live jobs */
+    struct pqueue_entry slot;     /* waiting for a provider connection */
+    rd_kafka_message_t *msg;      /* the input; owned until the job ends */
+    uint32_t generation;
+    int64_t received_ms;          /* ms since the epoch */
+    struct policy *policy;        /* retained: a reload does not change a job */
+    struct request *req;          /* NULL for a dead letter */
+    struct err input_error;       /* why it is a dead letter */
+    struct plan plan;
+    enum route_fate fate[POLICY_MAX_CANDIDATES];
+    char *fate_reason[POLICY_MAX_CANDIDATES]; /* NULL: the router's reason */
+    size_t current;               /* index into plan.candidates */
+    unsigned tries_on_current;
+    struct attempt *attempts; /* grown as calls are made: most need one */
+    size_t nattempts, attempts_cap;
+    uint64_t spent_nusd;          /* billable so far: the budget left shrinks */
+    int ok;                       /* the final status */
+    char error_code[32];
+    char error_msg[256];
+    struct provider_reply reply;  /* the answer, when ok */
+    size_t answered_by;           /* attempt index of the answer */
+    char next_call_id[JOB_CALL_ID_LEN + 1]; /* the call being made */
+    struct provider_http call;    /* the current HTTP request */
+    struct http_transfer transfer;
+    int transfer_running;
+    struct loop_timer backoff;
+    struct job_output *outputs;   /* once finished: result + cost records, or the dead letter */
+    size_t noutputs;
+    unsigned outputs_pending;     /* + 1 while outputs are being sent */
+    int64_t completed_ms;
+};
+
+/* The job's request id (or "" for an undecodable message). */
+static inline const char *job_id(const struct job *job)
+{
+    return job->req ? job->req->id : "";
+}
+
+#endif
