@@ -657,8 +657,17 @@ static void job_attempt(struct job *job)
         return;
     }
     /* the call id exists before the call is sent: a cost record for it
-     * can never be confused with another call's */
+     * can never be confused with another call's. It travels with the call
+     * (X-Client-Request-Id, which OpenAI echoes in its logs), so a call
+     * can be matched in the provider's records too. */
     dispatch_call_id(d, job->next_call_id);
+    if (job->call.nheaders < PROVIDER_MAX_HEADERS) {
+        char header[64];
+        snprintf(header, sizeof header, "X-Client-Request-Id: %s", job->next_call_id);
+        if (!(job->call.headers[job->call.nheaders] = strdup(header)))
+            abort();
+        job->call.nheaders++;
+    }
     job->tries_on_current++;
     if (pqueue_acquire(&dp->slots, &job->slot))
         job_start_transfer(job);

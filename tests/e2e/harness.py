@@ -73,13 +73,26 @@ class Harness:
             json.dump(cfg, f, indent=1)  # JSON is YAML
         return path
 
-    def produce(self, topic, records):
+    def produce(self, topic, records, kcat_args=()):
         """records: list of (key, value-bytes); produced with kcat, key and
-        value separated by a tab, one record per line."""
+        value separated by a tab, one record per line. kcat_args: more
+        kcat options (e.g. "-Z" to send empty keys and values as null,
+        "-X", "message.max.bytes=..." for large ones)."""
         data = b"".join(k.encode() + b"\t" + v + b"\n" for k, v in records)
         subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-K", "\t",
-                        "-X", "enable.idempotence=true"],
+                        "-X", "enable.idempotence=true"] + list(kcat_args),
                        input=data, check=True, timeout=120)
+
+    def metrics_address(self, timeout=20):
+        """The worker's metrics address, from its metrics_listening log line."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.worker_log) as f:
+                for line in f:
+                    if '"metrics_listening"' in line:
+                        return json.loads(line)["msg"].split("//", 1)[1].split("/", 1)[0]
+            time.sleep(0.05)
+        return None
 
     def start_worker(self, config, policy, env=None, args=()):
         e = dict(os.environ)
