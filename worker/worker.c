@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redact.h"
 
 #define WORKER_DRAIN_CHECK_MS 50
 
@@ -143,6 +144,14 @@ static int worker_keys(struct worker *w)
                 break;
             }
         wp->api_key = strdup(key);
+        /* before any thread starts: from here on no text that leaves the
+         * worker can hold a piece of this key (redact.h) */
+        if (redact_register(key) < 0) {
+            log_error("bad_api_key", "provider %s: the key in %s cannot be registered for "
+                      "redaction (longer than %d bytes, or out of memory)", wp->cfg->name,
+                      wp->cfg->api_key_env, REDACT_MAX_SECRET);
+            bad = 1;
+        }
     }
     return bad ? -1 : 0;
 }
