@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "output.h"
+#include "redact.h"
 #include "retry.h"
 
 #define DISPATCH_TROUBLE_INTERVAL_MS 30000
@@ -497,6 +498,7 @@ static void job_transfer_done(struct http_transfer *t)
             retryable = e.kind == ERR_TRANSIENT;
         }
     }
+    redact_str(a->error_msg); /* curl's text too: no piece of a key leaves */
     int64_t retry_after = t->retry_after_ms;
     http_transfer_release(t);
     provider_http_release(&job->call);

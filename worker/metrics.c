@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redact.h"
 
 #define METRICS_HEAD_MAX 8192
 
@@ -177,6 +178,8 @@ static void metrics_serve(struct metrics_conn *c)
     if (strcmp(target, "/metrics") == 0) {
         struct metrics_buf b = {0};
         m->handlers.render(m->ctx, &b);
+        /* the page names providers, models and errors: never a key */
+        b.len = redact(b.data, b.len);
         if (b.failed)
             metrics_text(c, 500, "out of memory\n", head_only);
         else

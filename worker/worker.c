@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "producer.h"
+#include "redact.h"
 #include "stats.h"
 
 #define WORKER_TICK_MS 50
@@ -267,6 +268,14 @@ static int worker_keys(struct worker *w)
         w->api_keys[i] = strdup(key);
         if (!w->api_keys[i])
             return -1;
+        /* before any thread starts: from here on no text that leaves the
+         * worker can hold a piece of this key (redact.h) */
+        if (redact_register(key) < 0) {
+            log_error("bad_api_key", "provider %s: the key in %s cannot be registered for "
+                      "redaction (longer than %d bytes, or out of memory)", p->name,
+                      p->api_key_env, REDACT_MAX_SECRET);
+            bad = 1;
+        }
     }
     return bad ? -1 : 0;
 }

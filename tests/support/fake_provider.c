@@ -7,7 +7,11 @@
  * usage computed by a fixed rule (so tests can predict exact costs), a
  * configurable latency, and injected faults: error statuses with
  * Retry-After, timeouts, dropped connections, truncated, malformed and slow
- * bodies. One thread, one epoll loop and a binary min-heap of due times:
+ * bodies. A status fault with echo_key:N answers a long error message
+ * (N + key + 120 bytes, one word around the key, like a real provider
+ * quoting a value) that holds, at byte N, the API key the request carried
+ * (Authorization: Bearer, api-key or x-api-key): the tests' way to check
+ * that no piece of a key a provider echoes ever leaves the worker. One thread, one epoll loop and a binary min-heap of due times:
  * it serves tens of thousands of requests a second and ten thousand open
  * keep-alive connections.
  *
@@ -58,6 +62,7 @@
 #define FAKE_WORDS_MAX 256
 #define FAKE_DIRECTIVE_MAX 1000000000L
 #define FAKE_NO_INDEX SIZE_MAX
+#define FAKE_ECHO_MAX 4096 /* echo_key:N, N at most this */
 
 enum fake_fault_kind {
     FAKE_FAULT_NONE,
@@ -73,6 +78,8 @@ struct fake_fault {
     enum fake_fault_kind kind;
     int status;       /* FAKE_FAULT_STATUS: 400..599 */
     long retry_after; /* seconds; -1: default (1 for 429, else no header) */
+    long echo_key;    /* FAKE_FAULT_STATUS: the request's key at this byte of
+                         the error message; -1: no echo */
 };
 
 /* --fault MODEL:KIND[@COUNT] */
@@ -493,10 +500,11 @@ static void fake_timer_disarm(struct fake_server *srv, struct fake_conn *c)
 
 /* ---- faults ---- */
 
-/* KIND: status:NNN[,retry_after:S] | timeout | close | truncate | malformed | slow */
+/* KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | close | truncate | malformed |
+ * slow */
 static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
 {
-    struct fake_fault r = {FAKE_FAULT_NONE, 0, -1};
+    struct fake_fault r = {FAKE_FAULT_NONE, 0, -1, -1};
     size_t i = 0;
 
     while (i <= n) {
@@ -528,6 +536,10 @@ static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
             if (r.retry_after >= 0 || fake_parse_num(item + 12, len - 12, 86400, &v) != 0)
                 return -1;
             r.retry_after = (long)v;
+        } else if (fake_prefix(item, len, "echo_key:")) {
+            if (r.echo_key >= 0 || fake_parse_num(item + 9, len - 9, FAKE_ECHO_MAX, &v) != 0)
+                return -1;
+            r.echo_key = (long)v;
         } else {
             return -1;
         }
@@ -538,7 +550,8 @@ static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
         }
         i = j + 1;
     }
-    if (r.kind == FAKE_FAULT_NONE || (r.retry_after >= 0 && r.kind != FAKE_FAULT_STATUS))
+    if (r.kind == FAKE_FAULT_NONE ||
+        ((r.retry_after >= 0 || r.echo_key >= 0) && r.kind != FAKE_FAULT_STATUS))
         return -1;
     *f = r;
     return 0;
@@ -547,12 +560,14 @@ static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
 static const char *fake_fault_format(const struct fake_fault *f, char *buf, size_t cap)
 {
     switch (f->kind) {
-    case FAKE_FAULT_STATUS:
-        if (f->retry_after >= 0)
-            snprintf(buf, cap, "status:%d,retry_after:%ld", f->status, f->retry_after);
-        else
-            snprintf(buf, cap, "status:%d", f->status);
+    case FAKE_FAULT_STATUS: {
+        int n = snprintf(buf, cap, "status:%d", f->status);
+        if (f->retry_after >= 0 && n > 0 && (size_t)n < cap)
+            n += snprintf(buf + n, cap - (size_t)n, ",retry_after:%ld", f->retry_after);
+        if (f->echo_key >= 0 && n > 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, ",echo_key:%ld", f->echo_key);
         return buf;
+    }
     case FAKE_FAULT_TIMEOUT:
         return "timeout";
     case FAKE_FAULT_CLOSE:
@@ -602,7 +617,7 @@ static int fake_rule_parse(const char *spec, struct fake_rule *rule)
 static struct fake_fault fake_fault_pick(struct fake_server *srv, const char *model,
                                          const struct fake_directives *d)
 {
-    struct fake_fault none = {FAKE_FAULT_NONE, 0, -1};
+    struct fake_fault none = {FAKE_FAULT_NONE, 0, -1, -1};
 
     if (d->has_fault)
         return d->fault;
@@ -904,18 +919,6 @@ static const char *fake_fault_message(enum fake_api api, int status)
     }
 }
 
-/* Applies a status fault: the error reply, and Retry-After for 429 (1 s
- * unless retry_after says otherwise) or whenever retry_after is given. */
-static void fake_fail_fault(struct fake_outcome *o, enum fake_api api, const struct fake_fault *f,
-                            uint64_t seq)
-{
-    fake_fail(o, api, f->status, fake_fault_message(api, f->status), NULL, NULL, seq);
-    if (f->retry_after >= 0)
-        o->retry_after = f->retry_after;
-    else if (f->status == 429)
-        o->retry_after = 1;
-}
-
 static const struct fake_header *fake_header_get(const struct fake_head *h, const char *name)
 {
     for (size_t i = 0; h != NULL && i < h->nheaders; i++) {
@@ -930,6 +933,72 @@ static bool fake_header_present(const struct fake_head *h, const char *name)
     const struct fake_header *v = fake_header_get(h, name);
 
     return v != NULL && v->value_len > 0;
+}
+
+/* The key a request carries: Bearer token, api-key or x-api-key. */
+static const char *fake_request_key(const struct fake_head *h, size_t *len)
+{
+    const struct fake_header *v = fake_header_get(h, "authorization");
+
+    if (v != NULL && v->value_len > 7 && strncasecmp(v->value, "bearer ", 7) == 0) {
+        *len = v->value_len - 7;
+        return v->value + 7;
+    }
+    v = fake_header_get(h, "x-api-key");
+    if (v == NULL)
+        v = fake_header_get(h, "api-key");
+    if (v != NULL) {
+        *len = v->value_len;
+        return v->value;
+    }
+    *len = 6;
+    return "(none)";
+}
+
+/* echo_key:N: filler words up to byte N, the key glued to them (a long
+ * word, as when a provider quotes a value), then more words. NULL on
+ * allocation failure. */
+static char *fake_echo_message(const struct fake_head *h, long at)
+{
+    static const char filler[] =
+        "Incorrect API key provided (injected by fake_provider): the value received was "
+        "quoted back as providers do when a key is malformed or revoked; check the key in "
+        "your configuration, rotate it if it was exposed, and try again with a valid key. ";
+    static const char tail[] =
+        "=received. You can find your API keys in your account settings (injected by "
+        "fake_provider).";
+    size_t klen, n = 0, at_n = (size_t)at;
+    const char *key = fake_request_key(h, &klen);
+    char *msg = malloc(at_n + klen + sizeof tail);
+
+    if (msg == NULL)
+        return NULL;
+    while (n < at_n) {
+        size_t take = at_n - n < sizeof filler - 1 ? at_n - n : sizeof filler - 1;
+
+        memcpy(msg + n, filler, take);
+        n += take;
+    }
+    memcpy(msg + n, key, klen);
+    memcpy(msg + n + klen, tail, sizeof tail);
+    return msg;
+}
+
+/* Applies a status fault: the error reply, and Retry-After for 429 (1 s
+ * unless retry_after says otherwise) or whenever retry_after is given. */
+static void fake_fail_fault(struct fake_outcome *o, enum fake_api api, const struct fake_fault *f,
+                            const struct fake_request *req)
+{
+    uint64_t seq = req->seq;
+    char *echo = f->echo_key >= 0 ? fake_echo_message(req->head, f->echo_key) : NULL;
+
+    fake_fail(o, api, f->status, echo != NULL ? echo : fake_fault_message(api, f->status), NULL,
+              NULL, seq);
+    free(echo);
+    if (f->retry_after >= 0)
+        o->retry_after = f->retry_after;
+    else if (f->status == 429)
+        o->retry_after = 1;
 }
 
 /* Authorization: Bearer <non-empty token> */
@@ -1073,7 +1142,7 @@ static void fake_openai(struct fake_server *srv, const struct fake_request *req,
     o->latency = d.latency;
     o->fault = fake_fault_pick(srv, model, &d);
     if (o->fault.kind == FAKE_FAULT_STATUS) {
-        fake_fail_fault(o, FAKE_API_OPENAI, &o->fault, req->seq);
+        fake_fail_fault(o, FAKE_API_OPENAI, &o->fault, req);
         goto out;
     }
     if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_CLOSE)
@@ -1172,7 +1241,7 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
     o->latency = d.latency;
     o->fault = fake_fault_pick(srv, model, &d);
     if (o->fault.kind == FAKE_FAULT_STATUS) {
-        fake_fail_fault(o, FAKE_API_ANTHROPIC, &o->fault, req->seq);
+        fake_fail_fault(o, FAKE_API_ANTHROPIC, &o->fault, req);
         return;
     }
     if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_CLOSE)
@@ -1777,6 +1846,7 @@ static void fake_outcome_init(struct fake_outcome *o)
     o->latency = -1;
     o->fault.kind = FAKE_FAULT_NONE;
     o->fault.retry_after = -1;
+    o->fault.echo_key = -1;
 }
 
 static void fake_outcome_release(struct fake_outcome *o)
@@ -2250,7 +2320,9 @@ static void fake_usage(FILE *f)
     fputs("usage: fake_provider [--host 127.0.0.1] [--port 0] [--ready-file PATH] [--log PATH]\n"
           "                     [--latency-ms N] [--jitter-ms N] [--seed N] [--output-tokens N]\n"
           "                     [--fault MODEL:KIND[@COUNT]]...\n"
-          "KIND: status:NNN[,retry_after:S] | timeout | close | truncate | malformed | slow\n"
+          "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | close | truncate |\n"
+          "      malformed | slow   (echo_key:N: the request's API key at byte N of a long\n"
+          "      error message, N <= 4096)\n"
           "MODEL '*' matches every model. Listens on loopback only.\n",
           f);
 }
@@ -2316,7 +2388,7 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
             if (fake_rule_parse(optarg, &opt->rules[opt->nrules]) != 0) {
                 fprintf(stderr,
                         "fake_provider: bad --fault %s (want MODEL:KIND[@COUNT], KIND one of "
-                        "status:NNN[,retry_after:S] timeout close truncate malformed slow)\n",
+                        "status:NNN[,retry_after:S][,echo_key:N] timeout close truncate malformed slow)\n",
                         optarg);
                 return -1;
             }

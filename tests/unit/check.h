@@ -33,5 +33,6 @@ void test_loop(void);
 void test_ratelog(void);
 void test_retry(void);
 void test_pqueue(void);
+void test_redact(void);
 
 #endif

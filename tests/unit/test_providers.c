@@ -10,7 +10,10 @@
 #include <string.h>
 
 #include "check.h"
+#include "providers/adapter.h"
 #include "providers/provider.h"
+#include "redact.h"
+#include "redact_keys.h"
 
 #define PROVIDERS_DIR "tests/data/providers/"
 /* shaped like a real project key, so that redaction is tested on the
@@ -292,6 +295,92 @@ static void test_key_not_echoed(void)
     request_free(req);
 }
 
+/* Issue 7: a key that does not look like "sk-...", echoed across byte 200
+ * of a provider's message, kept 33 of its 35 characters. Every error
+ * status of both providers, every key shape of tests/data/redact/keys.txt,
+ * whole and cut at every position (each prefix, each suffix), placed
+ * across byte 200, in the provider's JSON error or as a raw page: e->msg
+ * holds no 8-byte piece of any key (checked by redact_keys.c, which does
+ * not share redact.c's code), and still quotes the message's start. */
+static void test_key_pieces_not_echoed(void)
+{
+    static const long statuses[] = {0,   400, 401, 402, 403, 404, 408, 409, 413,
+                                    422, 429, 500, 502, 503, 504, 520, 529};
+    static const char filler[] =
+        "Incorrect API key provided. You can find your API key at "
+        "https://platform.example.com/account/api-keys. Lorem ipsum dolor sit amet, "
+        "consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore "
+        "magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.";
+    static const char tail[] = " (request req_0123)";
+    struct redact_keys keys;
+    if (!ok(redact_keys_load(&keys) == 0, "read tests/data/redact/keys.txt"))
+        return;
+    redact_reset();
+    for (size_t k = 0; k < keys.n; k++)
+        ok(redact_register(keys.key[k]) == 0, "register %s", keys.shape[k]);
+    size_t calls = 0, leaks = 0, unquoted = 0;
+    char msg[1024];
+    for (int t = 0; t < PROVIDER_NTYPES; t++) {
+        const struct provider_ops *ops = provider_ops_for((enum provider_type)t);
+        for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+            for (size_t k = 0; k < keys.n; k++) {
+                const char *key = keys.key[k];
+                size_t klen = strlen(key);
+                for (size_t f = 0; f + 1 < 2 * klen; f++) {
+                    const char *frag = key;
+                    size_t flen = klen;
+                    if (f >= 1 && f < klen)
+                        flen = f;
+                    else if (f >= klen) {
+                        frag = key + (f - klen + 1);
+                        flen = klen - (f - klen + 1);
+                    }
+                    /* a position covering byte 200, moving with the case */
+                    size_t pos = 200 - (f * 7 + i) % flen;
+                    memcpy(msg, filler, pos);
+                    memcpy(msg + pos, frag, flen);
+                    memcpy(msg + pos + flen, tail, sizeof tail);
+                    char *body;
+                    if ((f + i) % 3 == 2) { /* a proxy's page, not JSON */
+                        body = strdup(msg);
+                    } else {
+                        json_t *doc =
+                            t == PROVIDER_ANTHROPIC
+                                ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                                            "authentication_error", "message", msg)
+                                : json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg,
+                                            "type", "invalid_request_error", "param", "code",
+                                            "invalid_api_key");
+                        body = json_dumps(doc, JSON_COMPACT);
+                        json_decref(doc);
+                    }
+                    struct provider_reply r = {0};
+                    struct err e = {0};
+                    int rc = ops->parse(statuses[i], body, strlen(body), &r, &e);
+                    calls++;
+                    if (rc != -1 || redact_keys_leak(&keys, e.msg, strlen(e.msg))) {
+                        if (leaks++ < 5)
+                            ok(0, "%s HTTP %ld, %s cut %zu at %zu: a piece in e->msg: %s",
+                               ops->type, statuses[i], keys.shape[k], f, pos, e.msg);
+                    }
+                    if (!strstr(e.msg, "Incorrect API key provided. You can find") &&
+                        unquoted++ < 5)
+                        ok(0, "%s HTTP %ld: the message is not quoted: %s", ops->type,
+                           statuses[i], e.msg);
+                    provider_reply_release(&r);
+                    free(body);
+                }
+            }
+        }
+    }
+    ok(leaks == 0 && unquoted == 0 && calls > 30000,
+       "no piece of any key shape, cut anywhere across byte 200, reaches e->msg (%zu error "
+       "replies, %zu leaks)",
+       calls, leaks);
+    redact_reset();
+    redact_keys_release(&keys);
+}
+
 /* e->msg holds at most ~200 bytes of the provider's message, cut between
  * UTF-8 characters (the result encoder refuses invalid UTF-8), on one
  * line. */
@@ -374,11 +463,23 @@ static void test_table(void)
            strcmp(provider_finish_name(PROVIDER_FINISH_TOOL_CALLS), "tool_calls") == 0 &&
            strcmp(provider_finish_name(PROVIDER_FINISH_OTHER), "other") == 0,
        "finish names, as results carry them");
+    /* release frees what a value owns and leaves it empty, so that a
+     * second release (or one of a value never filled) is harmless */
+    static const struct provider_http no_http;
+    static const struct provider_reply no_reply;
     struct provider_http http = {0};
-    provider_http_release(&http);
     struct provider_reply reply = {0};
+    ok(adapter_url(&http, "http://h/", "/v1/x") == 0 && adapter_header(&http, "a", "b") == 0 &&
+           adapter_text(&reply, "hi", 2) == 0 && (reply.model = strdup("m")) != NULL,
+       "values to release");
+    provider_http_release(&http);
     provider_reply_release(&reply);
-    ok(1, "releasing an empty value is harmless");
+    ok(memcmp(&http, &no_http, sizeof http) == 0 && memcmp(&reply, &no_reply, sizeof reply) == 0,
+       "a released value is empty");
+    provider_http_release(&http);
+    provider_reply_release(&reply);
+    ok(memcmp(&http, &no_http, sizeof http) == 0 && memcmp(&reply, &no_reply, sizeof reply) == 0,
+       "releasing an empty value leaves it empty");
 
     /* a body that cannot be encoded (a model id that is not UTF-8): an
      * error, nothing owned, nothing leaked (make asan checks the last) */
@@ -415,6 +516,7 @@ void test_providers(void)
     test_table();
     test_usage_rules();
     test_key_not_echoed();
+    test_key_pieces_not_echoed();
     test_quote_bounds();
     test_nul_in_reply();
 }

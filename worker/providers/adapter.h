@@ -23,7 +23,11 @@ int adapter_body(struct provider_http *out, json_t *body);
 int adapter_count(const json_t *obj, const char *key, uint64_t *out);
 int adapter_text(struct provider_reply *out, const char *text, size_t len);
 /* Classifies a non-2xx status: ERR_TRANSIENT for 408/409/425/429/5xx,
- * ERR_UPSTREAM for the rest; code NULL = derived from the status. */
-int adapter_status_error(long status, const char *code, const char *message, struct err *e);
+ * ERR_UPSTREAM for the rest; code NULL = derived from the status.
+ * message[0..len) is the provider's whole message (NULL: none; it may hold
+ * NUL bytes): pass it uncut, since every piece of a registered secret is
+ * masked (redact.h) before the quote in e->msg is bounded. */
+int adapter_status_error(long status, const char *code, const char *message, size_t len,
+                         struct err *e);
 
 #endif

@@ -115,18 +115,19 @@ static int anthropic_error(long status, json_t *root, const char *body, size_t l
 {
     const json_t *error = json_object_get(root, "error");
     const char *type = json_string_value(json_object_get(error, "type"));
-    const char *msg = json_string_value(json_object_get(error, "message"));
-    char raw[256];
+    const json_t *m = json_object_get(error, "message");
+    const char *msg = json_string_value(m);
+    size_t msg_len = msg ? json_string_length(m) : 0;
     if (!msg && !root && len > 0) { /* a proxy's HTML page, say: quote its start */
-        snprintf(raw, sizeof raw, "%.*s", (int)(len < 255 ? len : 255), body);
-        msg = raw;
+        msg = body;
+        msg_len = len;
     }
     const char *code = NULL;
     if (type && strcmp(type, "overloaded_error") == 0)
         code = "overloaded";
     else if (type && strcmp(type, "rate_limit_error") == 0)
         code = "rate_limited";
-    int rc = adapter_status_error(status, code, msg, e);
+    int rc = adapter_status_error(status, code, msg, msg_len, e);
     json_decref(root);
     return rc;
 }

@@ -115,21 +115,22 @@ static int openai_detail(const json_t *usage, const char *details, const char *k
 static int openai_error(long status, json_t *root, const char *body, size_t len, struct err *e)
 {
     const json_t *error = json_object_get(root, "error");
-    const char *msg = json_is_string(error) ? json_string_value(error)
-                                            : json_string_value(json_object_get(error, "message"));
-    if (!msg)
-        msg = json_string_value(json_object_get(root, "message"));
-    char raw[256];
+    const json_t *m = json_is_string(error) ? error : json_object_get(error, "message");
+    if (!json_is_string(m))
+        m = json_object_get(root, "message");
+    const char *msg = json_string_value(m);
+    size_t msg_len = msg ? json_string_length(m) : 0;
     if (!msg && !root && len > 0) { /* an HTML page from a proxy, say: quote its start */
-        snprintf(raw, sizeof raw, "%.*s", (int)(len < 255 ? len : 255), body);
-        msg = raw;
+        msg = body;
+        msg_len = len;
     }
     const char *code = json_string_value(json_object_get(error, "code"));
     const char *type = json_string_value(json_object_get(error, "type"));
     int quota = (code && strcmp(code, "insufficient_quota") == 0) ||
                 (type && strcmp(type, "insufficient_quota") == 0);
     int rc =
-        adapter_status_error(status, status == 429 && quota ? "quota_exhausted" : NULL, msg, e);
+        adapter_status_error(status, status == 429 && quota ? "quota_exhausted" : NULL, msg,
+                             msg_len, e);
     /* a 429 for an exhausted quota or billing limit: retrying cannot help */
     if (status == 429 && quota && e)
         e->kind = ERR_UPSTREAM;

@@ -2,10 +2,12 @@
  * providers: the table from provider type to adapter, and what every
  * adapter shares. Adding an API family: a new file and one line below.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "providers/adapter.h"
+#include "redact.h"
 
 static const struct provider_ops *const provider_table[PROVIDER_NTYPES] = {
     [PROVIDER_OPENAI] = &openai_ops,
@@ -145,17 +147,19 @@ static size_t adapter_utf8_len(const unsigned char *p)
     return n;
 }
 
-/* Copies a provider's message into out (size > ADAPTER_QUOTE_MAX + 3): at
- * most ADAPTER_QUOTE_MAX bytes, cut between characters, control characters
- * as spaces, invalid bytes as '?', credential-looking words redacted. */
-static void adapter_quote(const char *msg, char *out, size_t size)
+/* Copies msg[0..len) (NUL-terminated at len) into out (size >
+ * ADAPTER_QUOTE_MAX + 3): at most ADAPTER_QUOTE_MAX bytes, cut between
+ * characters, control characters as spaces, invalid bytes as '?',
+ * credential-looking words redacted. msg is already redacted: the cut may
+ * fall anywhere, even inside what was a key. */
+static void adapter_quote(const char *msg, size_t len, char *out, size_t size)
 {
-    const unsigned char *p = (const unsigned char *)msg;
+    const unsigned char *p = (const unsigned char *)msg, *end = p + len;
     size_t o = 0;
-    while (*p) {
+    while (p < end) {
         if (adapter_word_char(*p)) {
             size_t n = 0;
-            while (adapter_word_char(p[n]))
+            while (p + n < end && adapter_word_char(p[n]))
                 n++;
             const char *word = (const char *)p;
             size_t wlen = n;
@@ -175,6 +179,7 @@ static void adapter_quote(const char *msg, char *out, size_t size)
             p += n;
             continue;
         }
+        /* the NUL at msg[len] stops a sequence cut by the end */
         size_t n = adapter_utf8_len(p);
         if (o + (n ? n : 1) > ADAPTER_QUOTE_MAX)
             break;
@@ -187,14 +192,15 @@ static void adapter_quote(const char *msg, char *out, size_t size)
             p += n;
         }
     }
-    if (*p && o + 3 < size) {
+    if (p < end && o + 3 < size) {
         memcpy(out + o, "...", 3);
         o += 3;
     }
     out[o] = '\0';
 }
 
-int adapter_status_error(long status, const char *code, const char *message, struct err *e)
+int adapter_status_error(long status, const char *code, const char *message, size_t len,
+                         struct err *e)
 {
     /* what a retry can fix: rate limits, overload, server trouble, and no
      * answer at all (status 0 is the HTTP layer's business; a defence) */
@@ -237,8 +243,24 @@ int adapter_status_error(long status, const char *code, const char *message, str
             kind = status <= 0 ? "no_response" : status >= 500 ? "server_error" : "rejected";
         }
     }
+    /* The whole message is redacted before it is cut: a key that
+     * straddles the bound would otherwise keep a piece too short to be
+     * recognized once cut (issue 7: 33 of 35 characters got through). */
+    if (!message) {
+        message = "(no message)";
+        len = strlen(message);
+    }
     char quoted[ADAPTER_QUOTE_MAX + 4];
-    adapter_quote(message ? message : "(no message)", quoted, sizeof quoted);
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, message, len);
+        len = redact(copy, len);
+        copy[len] = '\0';
+        adapter_quote(copy, len, quoted, sizeof quoted);
+        free(copy);
+    } else {
+        snprintf(quoted, sizeof quoted, "(message withheld: out of memory)");
+    }
     return err_set(e, transient ? ERR_TRANSIENT : ERR_UPSTREAM, kind, "HTTP %ld: %s", status,
                    quoted);
 }
