@@ -319,6 +319,14 @@ static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
             continue;
         config_bind_provider(doc, k, ydoc_value_at(map, i), &cfg->providers[cfg->nproviders++]);
     }
+    /* every model of a policy looks its provider up: linear, not models x providers */
+    cfg->provider_index = text_index_new(cfg->nproviders);
+    for (size_t i = 0; cfg->provider_index && i < cfg->nproviders; i++)
+        if (cfg->providers[i].name &&
+            text_index_add(cfg->provider_index, cfg->providers[i].name, i) == TEXT_INDEX_NONE) {
+            text_index_free(cfg->provider_index); /* config_provider_find scans instead */
+            cfg->provider_index = NULL;
+        }
 }
 
 static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map,
@@ -432,14 +440,19 @@ void config_free(struct config *cfg)
         free(p->max_tokens_field);
     }
     free(cfg->providers);
+    text_index_free(cfg->provider_index);
     free(cfg->metrics_listen);
     free(cfg);
 }
 
 const struct config_provider *config_provider_find(const struct config *cfg, const char *name)
 {
+    if (cfg && cfg->provider_index) {
+        size_t i = text_index_find(cfg->provider_index, name);
+        return i == TEXT_INDEX_NONE ? NULL : &cfg->providers[i];
+    }
     for (size_t i = 0; cfg && i < cfg->nproviders; i++)
-        if (strcmp(cfg->providers[i].name, name) == 0)
+        if (cfg->providers[i].name && strcmp(cfg->providers[i].name, name) == 0)
             return &cfg->providers[i];
     return NULL;
 }

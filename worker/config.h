@@ -10,6 +10,8 @@
 
 #include "ydoc.h"
 
+struct text_index;
+
 enum provider_type { PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_NTYPES };
 
 struct config_kafka_property {
@@ -56,6 +58,7 @@ struct config {
     size_t nproviders;
     struct config_limits limits;
     char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
+    struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };
 
 /* Loads and validates `path`. Returns NULL when there is any error, with
