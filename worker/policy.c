@@ -203,8 +203,8 @@ static int policy_index_routes(struct policy *p)
     if (!(p->route_index = text_index_new(p->nroutes)))
         return -1;
     for (size_t i = 0; i < p->nroutes; i++)
-        if (p->routes[i].task && text_index_add(p->route_index, p->routes[i].task, i) ==
-                                     TEXT_INDEX_NONE)
+        if (p->routes[i].task &&
+            text_index_add(p->route_index, p->routes[i].task, i) == TEXT_INDEX_NONE)
             return -1;
     return 0;
 }

@@ -344,9 +344,9 @@ static int ydoc_build(struct ydoc *doc, yaml_parser_t *parser)
             break;
         case YAML_ALIAS_EVENT: {
             struct ydoc_node *target = NULL;
-            size_t at_index = b.anchor_index ? text_index_find(b.anchor_index,
-                                                               (const char *)ev.data.alias.anchor)
-                                             : TEXT_INDEX_NONE;
+            size_t at_index =
+                b.anchor_index ? text_index_find(b.anchor_index, (const char *)ev.data.alias.anchor)
+                               : TEXT_INDEX_NONE;
             if (at_index != TEXT_INDEX_NONE)
                 target = b.anchors[at_index].node;
             if (!target) {
@@ -412,6 +412,12 @@ struct ydoc *ydoc_parse(const char *name, const char *text, size_t len)
     return doc;
 }
 
+/* strerror is not required to be thread-safe; the GNU strerror_r is */
+static const char *ydoc_strerror(int err, char *buf, size_t size)
+{
+    return strerror_r(err, buf, size);
+}
+
 static const char *ydoc_file_kind(mode_t mode)
 {
     if (S_ISDIR(mode))
@@ -434,15 +440,17 @@ static const char *ydoc_file_kind(mode_t mode)
 static long ydoc_read_file(struct ydoc *doc, const char *path, char **buf)
 {
     long rc = -1;
+    char ebuf[128];
     *buf = NULL;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        ydoc_error(doc, NULL, "cannot open: %s", strerror(errno));
+        ydoc_error(doc, NULL, "cannot open: %s", ydoc_strerror(errno, ebuf, sizeof ebuf));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        ydoc_error(doc, NULL, "cannot read the file: %s", strerror(errno));
+        ydoc_error(doc, NULL, "cannot read the file: %s",
+                   ydoc_strerror(errno, ebuf, sizeof ebuf));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -464,7 +472,8 @@ static long ydoc_read_file(struct ydoc *doc, const char *path, char **buf)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            ydoc_error(doc, NULL, "cannot read the file: %s", strerror(errno));
+            ydoc_error(doc, NULL, "cannot read the file: %s",
+                       ydoc_strerror(errno, ebuf, sizeof ebuf));
             goto out;
         }
         len += (size_t)n;

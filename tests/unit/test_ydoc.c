@@ -242,7 +242,8 @@ static void test_ydoc_not_regular(void)
     struct ydoc_errors errs = {0};
     struct ydoc *doc = ydoc_load("tests");
     ydoc_take_errors(doc, &errs);
-    ok(errs.count == 1 && strcmp(errs.lines[0], "tests:1:1: not a regular file (a directory)") == 0,
+    ok(errs.count == 1 &&
+           strcmp(errs.lines[0], "tests:1:1: not a regular file (a directory)") == 0,
        "a directory is refused: %s", errs.count ? errs.lines[0] : "(none)");
     ydoc_free(doc);
     ydoc_errors_release(&errs);
