@@ -136,7 +136,8 @@ struct textbuf {
     size_t len, cap;
 };
 
-static void tb_printf(struct textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(struct textbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void tb_printf(struct textbuf *b, const char *fmt, ...)
 {
     va_list ap;
