@@ -8,8 +8,8 @@ OPT      ?= -O2
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wundef -Werror
 SAN      ?=
-CFLAGS   += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -MMD -MP $(SAN)
-LDFLAGS  += $(SAN)
+CFLAGS   += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -MMD -MP -pthread $(SAN)
+LDFLAGS  += -pthread $(SAN)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -20,7 +20,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 SUPPORT    := $(patsubst tests/support/%.c,$(BUILD)/%,$(wildcard tests/support/*.c))
 
-.PHONY: all deps test check asan valgrind fuzz demo fmt lint clean
+.PHONY: all deps test check asan valgrind fuzz demo fmt lint clean bench
 
 all: $(BUILD)/switchyard
 
@@ -77,6 +77,10 @@ build/fuzz/%: tests/fuzz/%.c build/fuzz-lib/libswitchyard.a
 	@mkdir -p $(dir $@)
 	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS) \
 	    -Iworker $^ $(PKG_LIBS) -o $@
+
+# benchmarks: each scripts/bench_*.sh prints its figures and asserts nothing
+bench: $(BUILD)/switchyard
+	@for s in scripts/bench_*.sh; do BUILD=$(BUILD) bash $$s || exit 1; done
 
 demo: deps
 	@$(MAKE) --no-print-directory all $(SUPPORT)

@@ -87,18 +87,91 @@ static int config_env_name_ok(const char *s)
     return 1;
 }
 
-/* "${NAME}" -> 1, with NAME valid */
+/* "${NAME}" -> 1, with NAME valid (checked in place: no length limit) */
 static int config_is_env_ref(const char *v)
 {
     size_t n = strlen(v);
     if (n < 4 || v[0] != '$' || v[1] != '{' || v[n - 1] != '}')
         return 0;
-    char name[256];
-    if (n - 3 >= sizeof name)
+    if (!(isalpha((unsigned char)v[2]) || v[2] == '_'))
         return 0;
-    memcpy(name, v + 2, n - 3);
-    name[n - 3] = '\0';
-    return config_env_name_ok(name);
+    for (size_t i = 2; i < n - 1; i++)
+        if (!(isalnum((unsigned char)v[i]) || v[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Looks random: letters and digits mixed, or both cases. Names people give
+ * variables are words (OPENAI_API_KEY, hf_token); keys are not. */
+static int config_looks_random(const char *s, size_t n)
+{
+    int lower = 0, upper = 0, digit = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        lower |= islower(c) != 0;
+        upper |= isupper(c) != 0;
+        digit |= isdigit(c) != 0;
+    }
+    return (digit && (lower || upper)) || (lower && upper);
+}
+
+/* Stricter, for a run with no known prefix: both cases and a digit, or
+ * hexadecimal with at least four of each kind of digit. */
+static int config_looks_random_word(const char *s, size_t n)
+{
+    int lower = 0, upper = 0, digits = 0, hex_letters = 0, hex = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        lower |= islower(c) != 0;
+        upper |= isupper(c) != 0;
+        digits += isdigit(c) != 0;
+        hex_letters += (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        hex &= isxdigit(c) != 0;
+    }
+    return (lower && upper && digits) || (hex && digits >= 4 && hex_letters >= 4);
+}
+
+int config_name_may_be_secret(const char *name)
+{
+    /* prefixes providers put on their keys; the key goes on with at least
+     * 16 random-looking characters */
+    static const char *const prefixes[] = {
+        "gsk_", "hf_",  "sk_",   "sk-",   "xai_",  "xai-",  "ghp_",   "gho_",        "ghu_",
+        "ghs_", "ghr_", "glpat", "r8_",   "pplx",  "AIza",  "npm_",   "github_pat_", "xoxb-",
+        "xoxp-", "rk_live", "pk_live", "dop_v1_", "SG.", "key-", NULL};
+    size_t n = strlen(name);
+    for (size_t i = 0; prefixes[i]; i++) {
+        size_t p = strlen(prefixes[i]);
+        if (n >= p + 16 && strncmp(name, prefixes[i], p) == 0 &&
+            config_looks_random(name + p, n - p))
+            return 1;
+    }
+    /* AWS access key ids: AKIA (long-term) or ASIA (temporary), then 16 of A-Z 0-9 */
+    if (n >= 20 && (strncmp(name, "AKIA", 4) == 0 || strncmp(name, "ASIA", 4) == 0)) {
+        size_t i = 4;
+        while (i < n && (isupper((unsigned char)name[i]) || isdigit((unsigned char)name[i])))
+            i++;
+        if (i >= 20)
+            return 1;
+    }
+    /* any other run of 20 or more characters between underscores that
+     * mixes both cases and digits, or is hexadecimal, the way keys and
+     * tokens are and words are not */
+    for (size_t start = 0; start < n;) {
+        size_t end = start;
+        while (end < n && name[end] != '_')
+            end++;
+        if (end - start >= 20 && config_looks_random_word(name + start, end - start))
+            return 1;
+        start = end + 1;
+    }
+    return 0;
+}
+
+int config_worker_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    return n >= 1 && n <= CONFIG_WORKER_ID_MAX && text_is_visible_ascii(id, n);
 }
 
 static int config_topic_ok(const char *s)
@@ -162,6 +235,15 @@ static void config_bind_kafka(struct ydoc *doc, const struct ydoc_node *map, str
         }
         value = v->value;
         int env_ref = config_is_env_ref(value);
+        if (env_ref && config_name_may_be_secret(value)) {
+            /* "${<a key>}": the name is not echoed, it may be the key itself */
+            ydoc_error(doc, v,
+                       "kafka: \"%.64s\": \"${...}\" holds what looks like a key or token, "
+                       "not the name of an environment variable; remove it from the file, "
+                       "rotate it, and name the variable that holds it",
+                       name);
+            continue;
+        }
         if (in_list(name, kafka_secret) && !env_ref) {
             ydoc_error(doc, v,
                        "kafka: \"%.64s\" must not be written in the file; write "
@@ -289,6 +371,11 @@ static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
         ydoc_error(doc, v,
                    "api_key_env: expected the NAME of an environment variable (letters, "
                    "digits, _); if this value is a key, remove it from the file and rotate it");
+    else if (config_name_may_be_secret(v->value))
+        ydoc_error(doc, v,
+                   "api_key_env: this looks like an API key, not the name of an environment "
+                   "variable; remove it from the file, rotate it, and write the name of the "
+                   "variable that holds it (e.g. GROQ_API_KEY)");
     else
         p->api_key_env = xstrdup(v->value);
 
@@ -319,6 +406,14 @@ static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
             continue;
         config_bind_provider(doc, k, ydoc_value_at(map, i), &cfg->providers[cfg->nproviders++]);
     }
+    /* every model of a policy looks its provider up: linear, not models x providers */
+    cfg->provider_index = text_index_new(cfg->nproviders);
+    for (size_t i = 0; cfg->provider_index && i < cfg->nproviders; i++)
+        if (cfg->providers[i].name &&
+            text_index_add(cfg->provider_index, cfg->providers[i].name, i) == TEXT_INDEX_NONE) {
+            text_index_free(cfg->provider_index); /* config_provider_find scans instead */
+            cfg->provider_index = NULL;
+        }
 }
 
 static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map,
@@ -382,8 +477,15 @@ struct config *config_load(const char *path, struct ydoc_errors *errs)
 
     const struct ydoc_node *v;
     const char *s;
-    if ((v = ydoc_get(root, "worker_id")) && ydoc_string(doc, v, "worker_id", &s) == 0)
-        cfg->worker_id = xstrdup(s);
+    if ((v = ydoc_get(root, "worker_id")) && ydoc_string(doc, v, "worker_id", &s) == 0) {
+        if (!config_worker_id_ok(s))
+            ydoc_error(doc, v,
+                       "worker_id: expected 1 to %d printable ASCII characters, without "
+                       "spaces or control characters",
+                       CONFIG_WORKER_ID_MAX);
+        else
+            cfg->worker_id = xstrdup(s);
+    }
     if ((v = ydoc_get(root, "kafka")))
         config_bind_kafka(doc, v, cfg);
     else
@@ -432,14 +534,19 @@ void config_free(struct config *cfg)
         free(p->max_tokens_field);
     }
     free(cfg->providers);
+    text_index_free(cfg->provider_index);
     free(cfg->metrics_listen);
     free(cfg);
 }
 
 const struct config_provider *config_provider_find(const struct config *cfg, const char *name)
 {
+    if (cfg && cfg->provider_index) {
+        size_t i = text_index_find(cfg->provider_index, name);
+        return i == TEXT_INDEX_NONE ? NULL : &cfg->providers[i];
+    }
     for (size_t i = 0; cfg && i < cfg->nproviders; i++)
-        if (strcmp(cfg->providers[i].name, name) == 0)
+        if (cfg->providers[i].name && strcmp(cfg->providers[i].name, name) == 0)
             return &cfg->providers[i];
     return NULL;
 }

@@ -10,6 +10,8 @@
 
 #include "ydoc.h"
 
+struct text_index;
+
 enum provider_type { PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_NTYPES };
 
 struct config_kafka_property {
@@ -56,6 +58,7 @@ struct config {
     size_t nproviders;
     struct config_limits limits;
     char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
+    struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };
 
 /* Loads and validates `path`. Returns NULL when there is any error, with
@@ -68,5 +71,19 @@ void config_free(struct config *cfg);
 const struct config_provider *config_provider_find(const struct config *cfg, const char *name);
 
 const char *provider_type_name(enum provider_type t);
+
+/* 1 when `name` (a variable name, or anything about to be printed as one)
+ * has the shape of an API key or token: a provider's key prefix (gsk_, hf_,
+ * sk_, xai_, ghp_, github_pat_, glpat, r8_, pplx, AIza, ...) followed by 16
+ * or more random-looking characters, an AWS access key id (AKIA/ASIA + 16),
+ * or any run of 20 or more characters between underscores that mixes
+ * both cases and digits, or is hexadecimal. Such a name must never be printed:
+ * say "the variable named in api_key_env" instead. Pure. */
+int config_name_may_be_secret(const char *name);
+
+/* worker_id from worker.yaml or SWITCHYARD_WORKER_ID: 1 to 127 bytes of
+ * printable ASCII, no space or control character. Pure. */
+#define CONFIG_WORKER_ID_MAX 127
+int config_worker_id_ok(const char *id);
 
 #endif

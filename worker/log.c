@@ -16,21 +16,8 @@
 #include "loop.h"
 #include "redact.h"
 
+/* set once at start by main.c, from SWITCHYARD_LOG_LEVEL */
 static enum log_level log_min = LOG_INFO;
-
-/* SWITCHYARD_LOG_LEVEL=debug|info|warn|error */
-static void log_init(void)
-{
-    static int done;
-    if (done)
-        return;
-    done = 1;
-    const char *env = getenv("SWITCHYARD_LOG_LEVEL");
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; env && i < 4; i++)
-        if (strcmp(env, names[i]) == 0)
-            log_min = (enum log_level)i;
-}
 
 void log_set_level(enum log_level level)
 {
@@ -40,7 +27,6 @@ void log_set_level(enum log_level level)
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
-    log_init();
     if (level < log_min)
         return;
     char msg[1024];

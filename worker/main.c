@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "policy.h"
 #include "request.h"
 #include "router.h"
@@ -32,6 +33,35 @@ static void usage(FILE *out)
             "  --config FILE   worker configuration (default config/worker.yaml)\n"
             "  --policy FILE   routing policy (default config/policy.yaml)\n"
             "  --version, --help\n");
+}
+
+/* The environment is checked before anything else: a value that is set
+ * but wrong is refused, never ignored. An empty value counts as unset. */
+static int check_environment(void)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    const char *level = getenv("SWITCHYARD_LOG_LEVEL");
+    if (level && *level) {
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(level, levels[i]) == 0)
+                found = i;
+        if (found < 0) {
+            fprintf(stderr, "switchyard: SWITCHYARD_LOG_LEVEL: expected one of debug, info, "
+                            "warn, error\n");
+            return -1;
+        }
+        log_set_level((enum log_level)found);
+    }
+    /* not echoed: it may hold anything, control characters included */
+    const char *id = getenv("SWITCHYARD_WORKER_ID");
+    if (id && *id && !config_worker_id_ok(id)) {
+        fprintf(stderr, "switchyard: SWITCHYARD_WORKER_ID: expected 1 to %d printable ASCII "
+                        "characters, without spaces or control characters\n",
+                CONFIG_WORKER_ID_MAX);
+        return -1;
+    }
+    return 0;
 }
 
 /* Loads both files, printing every error; NULL on any. */
@@ -161,6 +191,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (check_environment() < 0)
+        return 2;
     struct config *cfg;
     struct policy *policy;
     int rc = 1;

@@ -70,11 +70,19 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
     else if (ydoc_string(doc, v, "provider", &s) == 0) {
         m->provider = xstrdup(s);
         if (cfg && !config_provider_find(cfg, s)) {
+            /* names the first few, and says how many more: a file with many
+             * models naming a missing provider must not cost models x providers */
             char list[256] = "";
-            for (size_t i = 0; i < cfg->nproviders; i++) {
+            size_t shown = 0;
+            for (; shown < cfg->nproviders && shown < 4; shown++) {
                 size_t used = strlen(list);
-                snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                         cfg->providers[i].name);
+                snprintf(list + used, sizeof list - used, "%s%.40s", shown ? ", " : "",
+                         cfg->providers[shown].name);
+            }
+            if (shown < cfg->nproviders) {
+                size_t used = strlen(list);
+                snprintf(list + used, sizeof list - used, " and %zu more",
+                         cfg->nproviders - shown);
             }
             ydoc_error(doc, v, "provider: unknown provider \"%.64s\" (worker.yaml has: %s)", s,
                        list);
@@ -111,17 +119,19 @@ static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,
     }
 }
 
-static int policy_model_index(const struct policy *p, const char *name, size_t *out)
+/* The first model of that name (a duplicate is an error of its own). */
+static int policy_model_index(const struct text_index *models, const char *name, size_t *out)
 {
-    for (size_t i = 0; i < p->nmodels; i++)
-        if (p->models[i].name && strcmp(p->models[i].name, name) == 0)
-            return *out = i, 0;
-    return -1;
+    size_t i = text_index_find(models, name);
+    if (i == TEXT_INDEX_NONE)
+        return -1;
+    *out = i;
+    return 0;
 }
 
 static void policy_bind_route(struct ydoc *doc, const struct ydoc_node *k,
                               const struct ydoc_node *seq, struct policy *p,
-                              struct policy_route *r)
+                              const struct text_index *models, struct policy_route *r)
 {
     r->task = xstrdup(k->value);
     char what[96];
@@ -145,7 +155,7 @@ static void policy_bind_route(struct ydoc *doc, const struct ydoc_node *k,
         size_t idx;
         if (ydoc_string(doc, v, "candidate", &name) < 0)
             continue;
-        if (policy_model_index(p, name, &idx) < 0) {
+        if (policy_model_index(models, name, &idx) < 0) {
             const char *near = text_nearest(name, names);
             ydoc_error(doc, v, "%s: unknown model \"%.64s\"%s%s%s", what, name,
                        near ? " (did you mean \"" : " (not under models:)", near ? near : "",
@@ -168,17 +178,35 @@ static void policy_bind_routes(struct ydoc *doc, const struct ydoc_node *map, st
     if (ydoc_expect_map(doc, map, "routes") < 0)
         return;
     p->routes = calloc(map->count ? map->count : 1, sizeof *p->routes);
-    if (!p->routes)
-        return;
+    struct text_index *models = text_index_new(p->nmodels);
+    if (!p->routes || !models)
+        goto out;
+    for (size_t i = 0; i < p->nmodels; i++)
+        if (p->models[i].name && text_index_add(models, p->models[i].name, i) == TEXT_INDEX_NONE)
+            goto out;
     for (size_t i = 0; i < map->count; i++) {
         const struct ydoc_node *k = ydoc_key_at(map, i);
         if (k->type != YDOC_SCALAR)
             continue;
         struct policy_route *r = &p->routes[p->nroutes++];
-        policy_bind_route(doc, k, ydoc_value_at(map, i), p, r);
+        policy_bind_route(doc, k, ydoc_value_at(map, i), p, models, r);
         if (strcmp(k->value, "default") == 0)
             p->default_route = r;
     }
+out:
+    text_index_free(models);
+}
+
+/* Routes by task, for policy_route_find: the first route of a name. */
+static int policy_index_routes(struct policy *p)
+{
+    if (!(p->route_index = text_index_new(p->nroutes)))
+        return -1;
+    for (size_t i = 0; i < p->nroutes; i++)
+        if (p->routes[i].task &&
+            text_index_add(p->route_index, p->routes[i].task, i) == TEXT_INDEX_NONE)
+            return -1;
+    return 0;
 }
 
 static void policy_bind_budget(struct ydoc *doc, const struct ydoc_node *map, struct policy *p)
@@ -233,6 +261,8 @@ static struct policy *policy_bind(struct ydoc *doc, const struct config *cfg,
     else
         ydoc_error(doc, root, "missing \"routes\"");
     policy_bind_budget(doc, ydoc_get(root, "budget"), p);
+    if (policy_index_routes(p) < 0)
+        ydoc_error(doc, NULL, "out of memory");
 out:
     if (doc->errs.count > 0 || !root) {
         policy_release(p);
@@ -277,13 +307,12 @@ void policy_release(struct policy *p)
     for (size_t i = 0; i < p->nroutes; i++)
         free(p->routes[i].task);
     free(p->routes);
+    text_index_free(p->route_index);
     free(p);
 }
 
 const struct policy_route *policy_route_find(const struct policy *p, const char *task)
 {
-    for (size_t i = 0; i < p->nroutes; i++)
-        if (p->routes[i].task && strcmp(p->routes[i].task, task) == 0)
-            return &p->routes[i];
-    return NULL;
+    size_t i = p->route_index ? text_index_find(p->route_index, task) : TEXT_INDEX_NONE;
+    return i == TEXT_INDEX_NONE ? NULL : &p->routes[i];
 }

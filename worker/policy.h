@@ -43,11 +43,16 @@ struct policy {
     enum policy_over_budget over_budget;
     uint32_t min_output_tokens;     /* a candidate that cannot afford this many is skipped */
     uint32_t input_bytes_per_token; /* input estimate; 1 is a strict bound for byte BPE */
+    struct text_index *route_index; /* task -> index in routes, for policy_route_find */
 };
+
+struct text_index;
 
 /* Loads `path`. When cfg is not NULL, every model's provider must exist in
  * it. Returns NULL when there is any error, each appended to *errs.
- * New reference (refs = 1): release with policy_release. */
+ * New reference (refs = 1): release with policy_release.
+ * Thread-safe: keeps no state outside what it returns and logs nothing,
+ * so a reload may run it on another thread (cfg is only read). */
 struct policy *policy_load(const char *path, const struct config *cfg,
                            struct ydoc_errors *errs);
 /* Same from memory, `name` standing in for the file name. */

@@ -158,9 +158,11 @@ static int request_messages(struct request *r, const json_t *v, struct err *e)
         snprintf(field, sizeof field, "messages[%zu].role", i);
         if (!role)
             return bad(e, field, "%s", "missing");
+        /* compared with the length: "user\u0000x" is not "user" */
         int found = -1;
         for (int k = 0; role_names[k] && json_is_string(role); k++)
-            if (strcmp(json_string_value(role), role_names[k]) == 0)
+            if (json_string_length(role) == strlen(role_names[k]) &&
+                memcmp(json_string_value(role), role_names[k], strlen(role_names[k])) == 0)
                 found = k;
         if (found < 0)
             return bad(e, field, "%s", "expected one of \"system\", \"user\", \"assistant\"");
@@ -277,6 +279,16 @@ int request_decode(const char *data, size_t len, size_t max_bytes, struct reques
         if (json_error_code(&jerr) == json_error_invalid_utf8)
             return err_set(e, ERR_INPUT, "invalid_utf8", "not valid UTF-8 at byte %d",
                            jerr.position);
+        /* jansson reports an escape that is no character ("\ud800", "\udc00",
+         * a high surrogate not followed by a low one) as a syntax error
+         * whose text starts "invalid Unicode"; the contract calls it
+         * invalid_utf8: it cannot be written as UTF-8 */
+        if (json_error_code(&jerr) == json_error_invalid_syntax &&
+            strncmp(jerr.text, "invalid Unicode", 15) == 0)
+            return err_set(e, ERR_INPUT, "invalid_utf8",
+                           "not valid UTF-8: an escape that is no Unicode character (a lone "
+                           "surrogate) at line %d column %d",
+                           jerr.line, jerr.column);
         return err_set(e, ERR_INPUT, "invalid_json", "not valid JSON: %s at line %d column %d",
                        jerr.text, jerr.line, jerr.column);
     }

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "producer.h"
 #include "redact.h"
+#include "reload.h"
 #include "stats.h"
 
 #define WORKER_TICK_MS 50
@@ -40,6 +41,7 @@ struct worker {
     struct consumer *consumer;
     struct dispatch *dispatch;
     struct metrics *metrics; /* NULL without metrics.listen */
+    struct reload *reload;   /* SIGHUP: the policy parsed off the loop */
     char **api_keys;         /* parallel to cfg->providers; NULL entries */
     char worker_id[128];
     int stopping;
@@ -78,26 +80,39 @@ static void worker_arm_second_signal(void)
     sigprocmask(SIG_UNBLOCK, &mask, NULL);
 }
 
-static void worker_reload_policy(struct worker *w)
+/* A reload's result, on the loop: the file was parsed on reload's thread,
+ * so a large policy never stalls the loop (nor /healthz). */
+static void worker_reloaded(void *data, struct policy *p, struct ydoc_errors *errs)
 {
-    struct ydoc_errors errs = {0};
-    struct policy *p = policy_load(w->policy_path, w->cfg, &errs);
+    struct worker *w = data;
     struct stats *s = &w->dispatch->stats;
     if (!p) {
-        for (size_t i = 0; i < errs.count; i++)
-            log_error("policy_reload_failed", "%s", errs.lines[i]);
+        for (size_t i = 0; i < errs->count; i++)
+            log_error("policy_reload_failed", "%s", errs->lines[i]);
         log_error("policy_reload_failed", "keeping the current policy");
         s->reloads_failed++;
-    } else {
-        /* in-flight jobs keep the policy they started with */
-        policy_release(w->policy);
-        w->policy = p;
-        dispatch_set_policy(w->dispatch, p);
-        s->reloads_ok++;
-        log_info("policy_reloaded", "%s: %zu models, %zu routes", w->policy_path, p->nmodels,
-                 p->nroutes);
+        return;
     }
-    ydoc_errors_release(&errs);
+    /* in-flight jobs keep the policy they started with */
+    policy_release(w->policy);
+    w->policy = p;
+    dispatch_set_policy(w->dispatch, p);
+    s->reloads_ok++;
+    log_info("policy_reloaded", "%s: %zu models, %zu routes", w->policy_path, p->nmodels,
+             p->nroutes);
+}
+
+static void worker_reload_policy(struct worker *w)
+{
+    int rc = reload_start(w->reload, w->policy_path);
+    if (rc < 0) {
+        log_error("policy_reload_failed", "cannot start the reload thread: %s; keeping the "
+                  "current policy", strerror(errno));
+        w->dispatch->stats.reloads_failed++;
+    } else if (rc == 1) {
+        log_info("policy_reload_queued", "a reload is running; %s is read again after it",
+                 w->policy_path);
+    }
 }
 
 static void worker_begin_stop(struct worker *w, const char *why)
@@ -250,9 +265,12 @@ static int worker_keys(struct worker *w)
             for (size_t m = 0; m < w->policy->nmodels; m++)
                 used |= strcmp(w->policy->models[m].provider, p->name) == 0;
             if (used) {
+                /* the name is printed only when it cannot be a pasted key */
                 log_error("missing_api_key",
                           "provider %s: the environment variable that api_key_env names (%s) "
-                          "is not set or empty", p->name, p->api_key_env);
+                          "is not set or empty", p->name,
+                          config_name_may_be_secret(p->api_key_env) ? "(name withheld: it "
+                          "looks like a key)" : p->api_key_env);
                 bad = 1;
             }
             continue;
@@ -261,7 +279,9 @@ static int worker_keys(struct worker *w)
             if ((unsigned char)*k < 0x21 || *k == 0x7f) {
                 /* a CR or LF would inject a header; the key is not shown */
                 log_error("bad_api_key", "provider %s: the key in %s holds a control "
-                          "character or space", p->name, p->api_key_env);
+                          "character or space", p->name,
+                          config_name_may_be_secret(p->api_key_env) ? "api_key_env"
+                                                                    : p->api_key_env);
                 bad = 1;
                 break;
             }
@@ -273,7 +293,8 @@ static int worker_keys(struct worker *w)
         if (redact_register(key) < 0) {
             log_error("bad_api_key", "provider %s: the key in %s cannot be registered for "
                       "redaction (longer than %d bytes, or out of memory)", p->name,
-                      p->api_key_env, REDACT_MAX_SECRET);
+                      config_name_may_be_secret(p->api_key_env) ? "api_key_env" : p->api_key_env,
+                      REDACT_MAX_SECRET);
             bad = 1;
         }
     }
@@ -375,6 +396,11 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
+    w.reload = reload_new(w.loop, cfg, worker_reloaded, &w);
+    if (!w.reload) {
+        log_error("start_failed", "out of memory");
+        goto out;
+    }
     if (cfg->metrics_listen) {
         struct metrics_handlers mh = {.render = worker_render, .ready = worker_ready};
         w.metrics = metrics_new(w.loop, cfg->metrics_listen, &mh, &w, &e);
@@ -416,6 +442,8 @@ out:
                  (unsigned long long)w.dispatch->stats.cost_nusd,
                  (unsigned long long)w.dispatch->counters.abandoned);
     }
+    reload_free(w.reload); /* before the dispatch that its result would reach */
+    w.reload = NULL;
     worker_shutdown(&w);
     metrics_free(w.metrics);
     http_free(w.http);

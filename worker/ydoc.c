@@ -5,16 +5,23 @@
  * Never echo a scalar into a message without bounding it: values can be
  * long, and a misplaced secret must not travel far (callers that might hold
  * a secret never pass it to these readers' messages).
+ *
+ * Every step is linear in the size of the file (keys and anchors are found
+ * through hash indexes, errors are merge-sorted), and nothing here keeps
+ * state outside the document: a policy is loaded on a reload thread.
  */
 #include "ydoc.h"
 
 #include "text.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define YDOC_MAX_BYTES (4u << 20) /* config files are small; refuse more */
@@ -72,26 +79,48 @@ static void ydoc_error_pos(const char *s, size_t flen, long *line, long *col)
     *col = strtol(end + 1, NULL, 10);
 }
 
+struct ydoc_sorted {
+    long line, col;
+    char *text;
+};
+
+/* Stable merge sort by position: a file can hold many errors (one per
+ * duplicate key), and they arrive mostly but not always in order. */
+static void ydoc_sort_errors(struct ydoc_sorted *a, struct ydoc_sorted *tmp, size_t n)
+{
+    if (n < 2)
+        return;
+    size_t h = n / 2;
+    ydoc_sort_errors(a, tmp, h);
+    ydoc_sort_errors(a + h, tmp, n - h);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n) {
+        int right_first =
+            a[j].line < a[i].line || (a[j].line == a[i].line && a[j].col < a[i].col);
+        tmp[k++] = right_first ? a[j++] : a[i++];
+    }
+    while (i < h)
+        tmp[k++] = a[i++];
+    while (j < n)
+        tmp[k++] = a[j++];
+    memcpy(a, tmp, n * sizeof *a);
+}
+
 size_t ydoc_take_errors(struct ydoc *doc, struct ydoc_errors *out)
 {
     char **e = doc->errs.lines;
     size_t n = doc->errs.count, flen = strlen(doc->file);
-    /* insertion sort: stable, and error lists are short */
-    for (size_t i = 1; i < n; i++) {
-        char *cur = e[i];
-        long cl, cc;
-        ydoc_error_pos(cur, flen, &cl, &cc);
-        size_t j = i;
-        while (j > 0) {
-            long pl, pc;
-            ydoc_error_pos(e[j - 1], flen, &pl, &pc);
-            if (pl < cl || (pl == cl && pc <= cc))
-                break;
-            e[j] = e[j - 1];
-            j--;
+    struct ydoc_sorted *sorted = n ? calloc(2 * n, sizeof *sorted) : NULL;
+    if (sorted) {
+        for (size_t i = 0; i < n; i++) {
+            ydoc_error_pos(e[i], flen, &sorted[i].line, &sorted[i].col);
+            sorted[i].text = e[i];
         }
-        e[j] = cur;
-    }
+        ydoc_sort_errors(sorted, sorted + n, n);
+        for (size_t i = 0; i < n; i++)
+            e[i] = sorted[i].text;
+        free(sorted);
+    } /* out of memory: moved unsorted rather than lost */
     size_t moved = 0;
     for (size_t i = 0; i < n; i++) {
         if (ydoc_errors_push(out, e[i]) == 0)
@@ -144,6 +173,7 @@ struct builder {
     size_t depth;
     struct anchor *anchors;
     size_t nanchors, anchors_cap;
+    struct text_index *anchor_index; /* name -> latest index in anchors */
     int docs;
 };
 
@@ -162,7 +192,10 @@ static int builder_anchor(struct builder *b, const yaml_char_t *name, struct ydo
     b->anchors[b->nanchors].name = copy;
     b->anchors[b->nanchors].node = n;
     b->nanchors++;
-    return 0;
+    /* a name defined again means its latest node from here on */
+    if (!b->anchor_index && !(b->anchor_index = text_index_new(64)))
+        return -1;
+    return text_index_set(b->anchor_index, copy, b->nanchors - 1);
 }
 
 /* Adds a finished node to the open collection (or makes it the root). */
@@ -203,9 +236,35 @@ static int builder_push(struct builder *b, struct ydoc_node *n)
     return 0;
 }
 
-/* Reports duplicate keys in a finished mapping. */
+static void builder_dup_error(struct ydoc *doc, const struct ydoc_node *k,
+                              const struct ydoc_node *prev)
+{
+    ydoc_error(doc, k, "duplicate key \"%.64s\" (first at line %d)", k->value, prev->line);
+}
+
+/* Reports duplicate keys in a finished mapping, each against the first
+ * key of that name. Small mappings are scanned; large ones go through an
+ * index, so a mapping of 100,000 keys costs 100,000 lookups. */
 static void builder_check_dups(struct ydoc *doc, const struct ydoc_node *map)
 {
+    struct text_index *idx = map->count > 16 ? text_index_new(map->count) : NULL;
+    for (size_t i = 0; idx && i < map->count; i++) {
+        const struct ydoc_node *k = map->items[2 * i];
+        if (k->type != YDOC_SCALAR)
+            continue;
+        size_t first = text_index_add(idx, k->value, i);
+        if (first == TEXT_INDEX_NONE) { /* out of memory: scan instead */
+            text_index_free(idx);
+            idx = NULL;
+            break;
+        }
+        if (first != i)
+            builder_dup_error(doc, k, map->items[2 * first]);
+    }
+    if (idx) {
+        text_index_free(idx);
+        return;
+    }
     for (size_t i = 1; i < map->count; i++) {
         const struct ydoc_node *k = map->items[2 * i];
         if (k->type != YDOC_SCALAR)
@@ -213,8 +272,7 @@ static void builder_check_dups(struct ydoc *doc, const struct ydoc_node *map)
         for (size_t j = 0; j < i; j++) {
             const struct ydoc_node *prev = map->items[2 * j];
             if (prev->type == YDOC_SCALAR && strcmp(prev->value, k->value) == 0) {
-                ydoc_error(doc, k, "duplicate key \"%.64s\" (first at line %d)", k->value,
-                           prev->line);
+                builder_dup_error(doc, k, prev);
                 break;
             }
         }
@@ -286,11 +344,11 @@ static int ydoc_build(struct ydoc *doc, yaml_parser_t *parser)
             break;
         case YAML_ALIAS_EVENT: {
             struct ydoc_node *target = NULL;
-            for (size_t i = b.nanchors; i-- > 0;)
-                if (strcmp(b.anchors[i].name, (const char *)ev.data.alias.anchor) == 0) {
-                    target = b.anchors[i].node;
-                    break;
-                }
+            size_t at_index =
+                b.anchor_index ? text_index_find(b.anchor_index, (const char *)ev.data.alias.anchor)
+                               : TEXT_INDEX_NONE;
+            if (at_index != TEXT_INDEX_NONE)
+                target = b.anchors[at_index].node;
             if (!target) {
                 struct ydoc_node at = {.line = (int)ev.start_mark.line + 1,
                                        .column = (int)ev.start_mark.column + 1};
@@ -315,6 +373,7 @@ static int ydoc_build(struct ydoc *doc, yaml_parser_t *parser)
     }
     rc = 0;
 out:
+    text_index_free(b.anchor_index);
     for (size_t i = 0; i < b.nanchors; i++)
         free(b.anchors[i].name);
     free(b.anchors);
@@ -353,30 +412,102 @@ struct ydoc *ydoc_parse(const char *name, const char *text, size_t len)
     return doc;
 }
 
+/* strerror is not required to be thread-safe; the GNU strerror_r is */
+static const char *ydoc_strerror(int err, char *buf, size_t size)
+{
+    return strerror_r(err, buf, size);
+}
+
+static const char *ydoc_file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    return "not a file";
+}
+
+/* Reads at most YDOC_MAX_BYTES + 1 bytes of a regular file into *buf.
+ * Opened without blocking and checked before reading: a FIFO or a device
+ * given as a config file would otherwise block start-up (or a reload
+ * thread) for ever. Returns the length, or -1 with the error recorded. */
+static long ydoc_read_file(struct ydoc *doc, const char *path, char **buf)
+{
+    long rc = -1;
+    char ebuf[128];
+    *buf = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        ydoc_error(doc, NULL, "cannot open: %s", ydoc_strerror(errno, ebuf, sizeof ebuf));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        ydoc_error(doc, NULL, "cannot read the file: %s",
+                   ydoc_strerror(errno, ebuf, sizeof ebuf));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ydoc_error(doc, NULL, "not a regular file (%s)", ydoc_file_kind(st.st_mode));
+        goto out;
+    }
+    if (st.st_size > (off_t)YDOC_MAX_BYTES) {
+        ydoc_error(doc, NULL, "the file is larger than 4 MiB");
+        goto out;
+    }
+    if (!(*buf = malloc(YDOC_MAX_BYTES + 1)))
+        goto out;
+    /* the size may change under us: read to the end, up to one byte over */
+    size_t len = 0;
+    while (len <= YDOC_MAX_BYTES) {
+        ssize_t n = read(fd, *buf + len, YDOC_MAX_BYTES + 1 - len);
+        if (n == 0)
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ydoc_error(doc, NULL, "cannot read the file: %s",
+                       ydoc_strerror(errno, ebuf, sizeof ebuf));
+            goto out;
+        }
+        len += (size_t)n;
+    }
+    if (len > YDOC_MAX_BYTES) {
+        ydoc_error(doc, NULL, "the file is larger than 4 MiB");
+        goto out;
+    }
+    rc = (long)len;
+out:
+    if (rc < 0) {
+        free(*buf);
+        *buf = NULL;
+    }
+    close(fd);
+    return rc;
+}
+
 struct ydoc *ydoc_load(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        struct ydoc *doc = ydoc_new(path);
-        if (doc)
-            ydoc_error(doc, NULL, "cannot open: %s", strerror(errno));
+    struct ydoc *doc = ydoc_new(path);
+    if (!doc)
+        return NULL;
+    char *buf;
+    long len = ydoc_read_file(doc, path, &buf);
+    if (len < 0) {
+        if (doc->errs.count == 0) { /* out of memory */
+            ydoc_free(doc);
+            return NULL;
+        }
         return doc;
     }
-    char *buf = malloc(YDOC_MAX_BYTES + 1);
-    size_t len = buf ? fread(buf, 1, YDOC_MAX_BYTES + 1, f) : 0;
-    int read_error = ferror(f);
-    fclose(f);
-    struct ydoc *doc;
-    if (!buf) {
-        return NULL;
-    } else if (read_error || len > YDOC_MAX_BYTES) {
-        doc = ydoc_new(path);
-        if (doc)
-            ydoc_error(doc, NULL, read_error ? "cannot read the file"
-                                             : "the file is larger than 4 MiB");
-    } else {
-        doc = ydoc_parse(path, buf, len);
-    }
+    ydoc_free(doc);
+    doc = ydoc_parse(path, buf, (size_t)len);
     free(buf);
     return doc;
 }

@@ -37,15 +37,65 @@ check "misspelt key suggests the right one" grep -q 'did you mean "budget"' "$tm
 check "errors in both files: exit 1" test $? -eq 1
 check "errors in both files: all reported" test "$(wc -l <"$tmp/err")" -eq 13
 
-for f in worker-api-key-in-file worker-api-key-env-is-a-key worker-kafka-properties; do
+for f in worker-api-key-in-file worker-api-key-env-is-a-key worker-kafka-properties \
+    worker-api-key-env-key-shaped; do
     "$bin" --check-config --config $bad/$f.yaml >"$tmp/out" 2>"$tmp/err"
     check "$f: refused" test $? -eq 1
-    check "$f: the secret is not echoed" bash -c "! grep -q DO-NOT-ECHO '$tmp/out' '$tmp/err'"
+    check "$f: the secret is not echoed" bash -c "! grep -qE 'DO-NOT-ECHO|DONOTECHO' '$tmp/out' '$tmp/err'"
 done
+check "key-shaped api_key_env: each refused, located" \
+    test "$(grep -c "^$bad/worker-api-key-env-key-shaped.yaml:[0-9]*:18: api_key_env: this looks like an API key" "$tmp/err")" -eq 5
 
 "$bin" --check-config --config /nonexistent/worker.yaml >"$tmp/out" 2>"$tmp/err"
 check "missing file: exit 1" test $? -eq 1
 check "missing file: says so" grep -q '^/nonexistent/worker.yaml:1:1: cannot open' "$tmp/err"
+
+# anything but a regular file is refused at once: a FIFO used to block for
+# ever (timeout turns a regression into a failure, not a hang)
+mkfifo "$tmp/fifo.yaml"
+timeout 10 "$bin" --check-config --config "$tmp/fifo.yaml" --policy config/policy.yaml \
+    >"$tmp/out" 2>"$tmp/err"
+check "FIFO as worker.yaml: exit 1 at once" test $? -eq 1
+check "FIFO as worker.yaml: says so" grep -qx "$tmp/fifo.yaml:1:1: not a regular file (a FIFO)" "$tmp/err"
+timeout 10 "$bin" --check-config --config config/worker.yaml --policy "$tmp/fifo.yaml" \
+    >"$tmp/out" 2>"$tmp/err"
+check "FIFO as policy.yaml: exit 1 at once" test $? -eq 1
+check "FIFO as policy.yaml: says so" grep -qx "$tmp/fifo.yaml:1:1: not a regular file (a FIFO)" "$tmp/err"
+timeout 10 "$bin" --check-config --config config/worker.yaml --policy /dev/zero \
+    >"$tmp/out" 2>"$tmp/err"
+check "a device as policy.yaml: refused" \
+    grep -qx "/dev/zero:1:1: not a regular file (a character device)" "$tmp/err"
+truncate -s 5M "$tmp/big.yaml"
+timeout 10 "$bin" --check-config --config "$tmp/big.yaml" --policy config/policy.yaml \
+    >"$tmp/out" 2>"$tmp/err"
+check "a 5 MiB file: refused" grep -qx "$tmp/big.yaml:1:1: the file is larger than 4 MiB" "$tmp/err"
+
+# invalid environment values are refused before anything starts: exit 2
+# with a message (the worker would otherwise go on to connect)
+env_refused() { # env_refused DESCRIPTION PATTERN VAR=VALUE...: one check each for exit and message
+    local what=$1 pattern=$2
+    shift 2
+    env "$@" timeout 10 "$bin" --config config/worker.yaml --policy config/policy.yaml \
+        >"$tmp/out" 2>"$tmp/err"
+    check "$what: exit 2" test $? -eq 2
+    check "$what: says why" grep -q "$pattern" "$tmp/err"
+}
+env_refused "SWITCHYARD_LOG_LEVEL=verbose" \
+    '^switchyard: SWITCHYARD_LOG_LEVEL: expected one of debug, info, warn, error$' \
+    SWITCHYARD_LOG_LEVEL=verbose
+env_refused "SWITCHYARD_LOG_LEVEL=INFO" 'SWITCHYARD_LOG_LEVEL: expected one of' \
+    SWITCHYARD_LOG_LEVEL=INFO
+env_refused "SWITCHYARD_WORKER_ID with a space" \
+    '^switchyard: SWITCHYARD_WORKER_ID: expected 1 to 127 printable ASCII characters' \
+    "SWITCHYARD_WORKER_ID=worker 1"
+env_refused "SWITCHYARD_WORKER_ID of 128 bytes" 'SWITCHYARD_WORKER_ID: expected 1 to 127' \
+    "SWITCHYARD_WORKER_ID=$(printf 'w%.0s' $(seq 128))"
+env_refused "SWITCHYARD_WORKER_ID with a newline" 'SWITCHYARD_WORKER_ID: expected 1 to 127' \
+    "SWITCHYARD_WORKER_ID=$(printf 'a\nb')"
+SWITCHYARD_LOG_LEVEL=warn SWITCHYARD_WORKER_ID="$(printf 'w%.0s' $(seq 127))" \
+    "$bin" --check-config --config config/worker.yaml --policy config/policy.yaml \
+    >"$tmp/out" 2>"$tmp/err"
+check "valid SWITCHYARD_LOG_LEVEL and a 127-byte SWITCHYARD_WORKER_ID: accepted" test $? -eq 0
 
 "$bin" --bogus >/dev/null 2>&1
 check "unknown option: exit 2" test $? -eq 2

@@ -13,6 +13,12 @@ to two levels up from this script.
    that lists properties.
 2. Every schemas/examples/<kind>/valid/*.json must validate against
    schemas/<kind>.schema.json, and every .../invalid/*.json must not.
+3. The worker's C decoder must agree on every request example: each one is
+   fed to `$BUILD/switchyard --plan` (BUILD defaults to build; the binary
+   must be built), a valid example must decode, and an invalid one must fail
+   with the code its NAME.error file starts with ("invalid_request: ...").
+   The checks of 2 and 3 are counted separately, so an example on which the
+   two disagree cannot pass.
 
 $refs between schema files are resolved offline from a store of the schema
 files keyed by $id; any other $ref fails instead of touching the network.
@@ -23,7 +29,10 @@ re, which jsonschema uses as is, also lets `$` match before a final newline,
 so "abc\\n" would pass "^[!-~]+$".
 
 Example files must be strict JSON: duplicate keys, NaN and Infinity are
-rejected when loading.
+rejected when loading. A string holding an escape that is no Unicode
+character (a lone surrogate such as "\\ud800", which Python's json accepts)
+makes the document invalid as the contract says (invalid_utf8): such an
+example must be under invalid/.
 
 One check per schema file and per example; a failure prints
 `FAIL path: reason`. The last line is `N passed, N failed`; the exit status is
@@ -51,6 +60,10 @@ class ExampleError(Exception):
     pass
 
 
+class NotUnicode(ExampleError):
+    """The JSON is well-formed but a string is not Unicode text."""
+
+
 def _no_duplicates(pairs):
     obj = {}
     for key, value in pairs:
@@ -64,16 +77,67 @@ def _no_constant(name):
     raise ExampleError("non-standard JSON constant %s" % name)
 
 
+def _check_unicode(node):
+    """Raise NotUnicode when a key or string holds a lone surrogate."""
+    strings = []
+    if isinstance(node, str):
+        strings = [node]
+    elif isinstance(node, dict):
+        strings = list(node.keys())
+        for v in node.values():
+            _check_unicode(v)
+    elif isinstance(node, list):
+        for v in node:
+            _check_unicode(v)
+    for text in strings:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotUnicode("a string holds a lone surrogate escape (invalid_utf8)")
+
+
 def load_json(path):
     try:
         with open(path, "rb") as f:
             text = f.read().decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates,
-                          parse_constant=_no_constant)
+        doc = json.loads(text, object_pairs_hook=_no_duplicates,
+                         parse_constant=_no_constant)
     except ExampleError:
         raise
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise ExampleError("cannot load JSON: %s" % e)
+    _check_unicode(doc)
+    return doc
+
+
+# --- the C decoder ----------------------------------------------------------
+
+def c_decoder_codes(root, paths):
+    """Runs `switchyard --plan` once over the examples, one per line, and
+    returns for each path the decoder's error code, or None when it decoded.
+    Raises ExampleError when the decoder cannot be run."""
+    build = os.environ.get("BUILD", "build")
+    binary = os.path.join(root, build, "switchyard")
+    if not os.access(binary, os.X_OK):
+        raise ExampleError("%s is not built (make)" % binary)
+    lines = []
+    for path in paths:
+        with open(path, "rb") as f:
+            data = f.read()
+        # one request per line: JSON may not hold a raw line break inside a
+        # string, so outside strings they are plain whitespace
+        lines.append(data.replace(b"\r", b" ").replace(b"\n", b" "))
+    import subprocess
+    proc = subprocess.run(
+        [binary, "--plan", "--config", os.path.join(root, "config/worker.yaml"),
+         "--policy", os.path.join(root, "config/policy.yaml")],
+        input=b"\n".join(lines) + b"\n", stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, timeout=60)
+    out = [json.loads(l) for l in proc.stdout.splitlines() if l.strip()]
+    if len(out) != len(paths):
+        raise ExampleError("%s --plan printed %d lines for %d examples: %s"
+                           % (binary, len(out), len(paths), proc.stderr[:300]))
+    return {p: (o.get("error") or {}).get("code") for p, o in zip(paths, out)}
 
 
 # --- ECMA-262 `pattern` -----------------------------------------------------
@@ -116,6 +180,11 @@ def _ecma_pattern(validator, pattern, instance, schema):
 
 Validator = jsonschema.validators.extend(
     Draft202012Validator, {"pattern": _ecma_pattern})
+
+
+def subprocess_errors():
+    import subprocess
+    return subprocess.SubprocessError
 
 
 def _offline(uri):
@@ -224,6 +293,15 @@ def main(argv):
                 try:
                     instance = load_json(path)
                     errors = list(validator.iter_errors(instance))
+                except NotUnicode as e:
+                    # invalid by the contract, before any schema applies
+                    if expect == "valid":
+                        fail(path, str(e))
+                    else:
+                        passed += 1
+                        if verbose:
+                            print("ok   %s: %s" % (os.path.relpath(path, root), e))
+                    continue
                 except ExampleError as e:
                     fail(path, str(e))
                     continue
@@ -246,6 +324,37 @@ def main(argv):
                             " | ".join("%s at %s" % (e.message[:100], e.json_path)
                                        for e in errors)))
                 passed += 1
+
+    # 3. the C decoder agrees on every request example
+    req_dir = os.path.join(example_dir, "request")
+    examples = []
+    for expect in ("valid", "invalid"):
+        edir = os.path.join(req_dir, expect)
+        if os.path.isdir(edir):
+            examples += [(os.path.join(edir, f), expect)
+                         for f in sorted(os.listdir(edir)) if f.endswith(".json")]
+    try:
+        codes = c_decoder_codes(root, [p for p, _ in examples])
+    except (ExampleError, OSError, ValueError, subprocess_errors()) as e:
+        fail(req_dir, "C decoder: %s" % e)
+        codes = None
+    for path, expect in examples if codes is not None else []:
+        got = codes[path]
+        if expect == "valid":
+            if got is not None:
+                fail(path, "C decoder refuses it: %s" % got)
+                continue
+        else:
+            try:
+                with open(path[:-len(".json")] + ".error") as f:
+                    want = f.read().split(":", 1)[0].strip()
+            except OSError:
+                fail(path, "no .error file beside it")
+                continue
+            if got != want:
+                fail(path, "C decoder says %s, the .error file %s" % (got, want))
+                continue
+        passed += 1
 
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1

@@ -34,5 +34,6 @@ void test_ratelog(void);
 void test_retry(void);
 void test_pqueue(void);
 void test_redact(void);
+void test_reload(void);
 
 #endif

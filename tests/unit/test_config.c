@@ -139,8 +139,63 @@ static void test_config_bad_cases(void)
     config_free(good);
 }
 
+/* tests/data/config/secret-names.txt: "secret NAME" or "name NAME" a line */
+static void test_config_secret_names(void)
+{
+    char *text = check_read_file("tests/data/config/secret-names.txt", NULL);
+    ok(text != NULL, "tests/data/config/secret-names.txt");
+    int secrets = 0, names = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#')
+            continue;
+        char *name = strchr(line, ' ');
+        if (!name)
+            continue;
+        *name++ = '\0';
+        int want = strcmp(line, "secret") == 0;
+        secrets += want;
+        names += !want;
+        ok(config_name_may_be_secret(name) == want, "%s: %s", name,
+           want ? "may be a secret" : "a plain name");
+    }
+    ok(secrets >= 15 && names >= 15, "cases of both kinds (%d, %d)", secrets, names);
+    free(text);
+
+    static const struct {
+        const char *id;
+        int ok;
+    } ids[] = {{"worker-1", 1}, {"a", 1}, {"", 0}, {"has space", 0}, {"tab\there", 0},
+               {"new\nline", 0}, {"caf\xc3\xa9", 0}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        ok(config_worker_id_ok(ids[i].id) == ids[i].ok, "worker_id case %zu", i);
+    char id[CONFIG_WORKER_ID_MAX + 2];
+    memset(id, 'w', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    ok(!config_worker_id_ok(id), "a worker_id of 128 bytes is refused");
+    id[CONFIG_WORKER_ID_MAX] = '\0';
+    ok(config_worker_id_ok(id), "a worker_id of 127 bytes is accepted");
+}
+
+/* A ${NAME} of 1,200 characters is an environment reference, kept whole. */
+static void test_config_long_env_ref(void)
+{
+    struct ydoc_errors errs = {0};
+    struct config *cfg = config_load("tests/data/config/long-env-ref.yaml", &errs);
+    ok(cfg && errs.count == 0, "a long ${NAME} loads (%s)", errs.count ? errs.lines[0] : "");
+    const char *v = NULL;
+    for (size_t i = 0; cfg && i < cfg->nkafka; i++)
+        if (strcmp(cfg->kafka[i].name, "sasl.password") == 0)
+            v = cfg->kafka[i].value;
+    ok(v && strlen(v) == 3 + 14 + 1200 && v[strlen(v) - 1] == '}', "kept whole (%zu bytes)",
+       v ? strlen(v) : 0);
+    config_free(cfg);
+    ydoc_errors_release(&errs);
+}
+
 void test_config(void)
 {
     test_config_shipped();
     test_config_bad_cases();
+    test_config_secret_names();
+    test_config_long_env_ref();
 }

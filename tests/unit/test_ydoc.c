@@ -1,9 +1,12 @@
 /*
  * ydoc: positions, duplicate keys, aliases, and the exact decimal reader
- * that prices go through.
+ * that prices go through; huge generated documents (the lookups must stay
+ * right when they go through indexes) and files that are not files.
  */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -127,6 +130,133 @@ static void test_ydoc_ints_and_keys(void)
     ok(text_nearest("zebra", keys) == NULL, "no suggestion for an unrelated word");
 }
 
+/* Appends to a growing text buffer (tests only: abort on no memory). */
+struct textbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void tb_printf(struct textbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void tb_printf(struct textbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap ? b->cap * 2 : 4096;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s)
+            abort();
+    }
+}
+
+/* 60,000 keys in one mapping, one of them repeated at the end: the one
+ * duplicate is found, at its own line, naming the first. */
+static void test_ydoc_huge_mapping(void)
+{
+    enum { N = 60000 };
+    struct textbuf b = {0};
+    for (int i = 0; i < N; i++)
+        tb_printf(&b, "key%d: %d\n", i, i);
+    tb_printf(&b, "key12345: again\n");
+    struct ydoc *doc = ydoc_parse("big.yaml", b.s, b.len);
+    struct ydoc_errors errs = {0};
+    ok(doc && doc->root && doc->root->count == N + 1, "60,001 pairs parsed");
+    ydoc_take_errors(doc, &errs);
+    ok(errs.count == 1 &&
+           strcmp(errs.lines[0], "big.yaml:60001:1: duplicate key \"key12345\" (first at line "
+                                 "12346)") == 0,
+       "the one duplicate, located: %s", errs.count ? errs.lines[0] : "(none)");
+    const struct ydoc_node *v = ydoc_get(doc->root, "key59999");
+    ok(v && strcmp(v->value, "59999") == 0, "the last key's value");
+    ydoc_free(doc);
+    ydoc_errors_release(&errs);
+    free(b.s);
+}
+
+/* 20,000 anchors, 50,000 aliases to them: each alias is its anchor's node,
+ * and a redefined anchor means its latest node from there on. */
+static void test_ydoc_many_aliases(void)
+{
+    enum { ANCHORS = 20000, ALIASES = 50000 };
+    struct textbuf b = {0};
+    tb_printf(&b, "anchors:\n");
+    for (int i = 0; i < ANCHORS; i++)
+        tb_printf(&b, "  - &a%d v%d\n", i, i);
+    tb_printf(&b, "aliases:\n");
+    for (int i = 0; i < ALIASES; i++)
+        tb_printf(&b, "  - *a%d\n", (int)(((long)i * 7919) % ANCHORS));
+    tb_printf(&b, "again: &a5 redefined\nlater: *a5\n");
+    struct ydoc *doc = ydoc_parse("aliases.yaml", b.s, b.len);
+    ok(doc && doc->root && doc->errs.count == 0, "parses (%zu errors)", doc ? doc->errs.count : 0);
+    const struct ydoc_node *anchors = ydoc_get(doc->root, "anchors");
+    const struct ydoc_node *aliases = ydoc_get(doc->root, "aliases");
+    ok(anchors && anchors->count == ANCHORS && aliases && aliases->count == ALIASES,
+       "both lists complete");
+    int right = 0;
+    for (size_t i = 0; aliases && anchors && i < aliases->count; i++)
+        right += aliases->items[i] == anchors->items[((long)i * 7919) % ANCHORS];
+    ok(right == ALIASES, "every alias is its anchor's node (%d of %d)", right, ALIASES);
+    const struct ydoc_node *later = ydoc_get(doc->root, "later");
+    ok(later && strcmp(later->value, "redefined") == 0, "a redefined anchor: the latest wins");
+    ydoc_free(doc);
+    free(b.s);
+}
+
+/* Errors come out sorted by position even when found out of order (an
+ * inner mapping is checked before the one holding it). */
+static void test_ydoc_error_order(void)
+{
+    struct textbuf b = {0};
+    for (int i = 0; i < 40; i++)
+        tb_printf(&b, "k%d: 1\nk%d: 2\n", i, i); /* outer duplicates, lines 2, 4, ... 80 */
+    tb_printf(&b, "inner:\n");
+    for (int i = 0; i < 40; i++)
+        tb_printf(&b, "  x%d: 1\n  x%d: 2\n", i, i); /* inner duplicates, found first */
+    struct ydoc *doc = ydoc_parse("o.yaml", b.s, b.len);
+    struct ydoc_errors errs = {0};
+    ydoc_take_errors(doc, &errs);
+    int sorted = errs.count == 80;
+    for (size_t i = 0; sorted && i < errs.count; i++) {
+        char want[96];
+        snprintf(want, sizeof want, "o.yaml:%zu:%d: duplicate key", 2 * i + 2 + (i >= 40),
+                 i >= 40 ? 3 : 1);
+        sorted = strncmp(errs.lines[i], want, strlen(want)) == 0;
+        if (!sorted)
+            ok(0, "error %zu: want %s..., got %s", i, want, errs.lines[i]);
+    }
+    ok(sorted, "80 errors in position order (%zu)", errs.count);
+    ydoc_free(doc);
+    ydoc_errors_release(&errs);
+    free(b.s);
+}
+
+/* Files that are not regular files are refused at once, never read. */
+static void test_ydoc_not_regular(void)
+{
+    struct ydoc_errors errs = {0};
+    struct ydoc *doc = ydoc_load("tests");
+    ydoc_take_errors(doc, &errs);
+    ok(errs.count == 1 &&
+           strcmp(errs.lines[0], "tests:1:1: not a regular file (a directory)") == 0,
+       "a directory is refused: %s", errs.count ? errs.lines[0] : "(none)");
+    ydoc_free(doc);
+    ydoc_errors_release(&errs);
+    doc = ydoc_load("/dev/null");
+    ydoc_take_errors(doc, &errs);
+    ok(errs.count == 1 &&
+           strcmp(errs.lines[0], "/dev/null:1:1: not a regular file (a character device)") == 0,
+       "a device is refused: %s", errs.count ? errs.lines[0] : "(none)");
+    ydoc_free(doc);
+    ydoc_errors_release(&errs);
+}
+
 void test_ydoc(void)
 {
     test_ydoc_positions();
@@ -134,4 +264,8 @@ void test_ydoc(void)
     test_ydoc_alias();
     test_ydoc_decimal();
     test_ydoc_ints_and_keys();
+    test_ydoc_huge_mapping();
+    test_ydoc_many_aliases();
+    test_ydoc_error_order();
+    test_ydoc_not_regular();
 }
