@@ -109,9 +109,12 @@ static struct attempt *job_new_attempt(struct job *job)
     return a;
 }
 
-static void job_output_acked(void *opaque)
+static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
 {
     struct job *job = opaque;
+    if (err)
+        return; /* refused for good and dropped: not counted, so the input stays
+                 * uncommitted until dispatch sends a replacement (issue 7) */
     if (--job->outputs_pending > 0)
         return;
     struct worker *w = job->worker;
@@ -126,15 +129,17 @@ static void job_dead_letter(struct job *job)
     w->stats.dead_letters++;
     log_warn("dead_letter", "partition %d offset %lld: %s: %s", (int)job->msg->partition,
              (long long)job->msg->offset, job->input_error.code, job->input_error.msg);
-    char *value = malloc(job->msg->len ? job->msg->len : 1);
-    if (!value)
-        abort();
-    if (job->msg->len)
+    char *value = NULL; /* a null value (tombstone) stays null */
+    if (job->msg->payload) {
+        value = malloc(job->msg->len ? job->msg->len : 1);
+        if (!value)
+            abort();
         memcpy(value, job->msg->payload, job->msg->len);
+    }
     job->outputs_pending = 1;
-    producer_send(w->producer, w->cfg->topic_dead_letter, job->msg->key ? job->msg->key : "",
-                  job->msg->key ? job->msg->key_len : 0, value, job->msg->len,
-                  output_dead_letter_headers(job, w->worker_id), job_output_acked, job);
+    producer_send(w->producer, w->cfg->topic_dead_letter, job->msg->key, job->msg->key_len,
+                  value, job->msg->len, output_dead_letter_headers(job, w->worker_id),
+                  job_output_done, job);
 }
 
 static void job_fail(struct job *job, const char *code, const char *fmt, ...)
@@ -180,10 +185,10 @@ static void job_finish(struct job *job)
             abort();
         stats_cost(&w->stats, &job->policy->models[a->model], a);
         producer_send(w->producer, w->cfg->topic_costs, id, strlen(id), cost, clen, NULL,
-                      job_output_acked, job);
+                      job_output_done, job);
     }
     producer_send(w->producer, w->cfg->topic_results, id, strlen(id), result, len, NULL,
-                  job_output_acked, job);
+                  job_output_done, job);
 }
 
 /* The next candidate the router took, after the current one; -1 if none. */

@@ -31,5 +31,6 @@ void test_providers(void);
 void test_offsets(void);
 void test_loop(void);
 void test_ratelog(void);
+void test_producer(void);
 
 #endif
