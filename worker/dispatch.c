@@ -228,8 +228,10 @@ static void job_send_result(struct job *job, struct job_output *out, const char 
         /* it cannot fit: say so in a result that does, without waiting for
          * the producer to refuse it */
         free(result);
-        char text[256];
-        output_too_large_message(job, len, max, text, sizeof text);
+        char text[400], reason[96];
+        snprintf(reason, sizeof reason, "larger than the producer's message.max.bytes (%zu)",
+                 max);
+        output_too_large_message(job, len, reason, text, sizeof text);
         d->counters.outputs_replaced++;
         log_warn("result_too_large", "%s: %s", job_id(job), text);
         out->replaced++;
@@ -289,12 +291,11 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
     out->pending = 1;
     switch (r) {
     case OUTPUT_ERROR_RESULT: {
-        char text[256];
+        char text[400];
         size_t len = 0;
         char *full = output_result(job, d->worker_id, NULL, NULL, &len);
         free(full);
-        output_too_large_message(job, len, producer_max_message_bytes(d->producer), text,
-                                 sizeof text);
+        output_too_large_message(job, len, rd_kafka_err2str(err), text, sizeof text);
         out->pending = 0;
         job_send_result(job, out, "result_too_large", text);
         break;

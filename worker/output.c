@@ -265,8 +265,8 @@ const char *output_kind_name(enum job_output_kind kind)
     return "output";
 }
 
-void output_too_large_message(const struct job *job, size_t result_len, size_t max, char *out,
-                              size_t cap)
+void output_too_large_message(const struct job *job, size_t result_len, const char *why,
+                              char *out, size_t cap)
 {
     size_t text = job->ok && job->reply.text ? job->reply.text_len : 0;
     size_t meta = 0;
@@ -276,9 +276,9 @@ void output_too_large_message(const struct job *job, size_t result_len, size_t m
         free(m);
     }
     snprintf(out, cap,
-             "the result (%zu bytes) is larger than the results topic accepts (%zu bytes); "
-             "dropped: output text (%zu bytes), metadata (%zu bytes); %s",
-             result_len, max, text, meta,
+             "the result (%zu bytes) could not be published: %s; dropped: output text (%zu "
+             "bytes), metadata (%zu bytes); %s",
+             result_len, why, text, meta,
              job->ok ? "the provider answered and was billed: see attempts and cost_nusd"
                      : "the request was not answered");
 }

@@ -55,9 +55,9 @@ enum output_replacement output_replace(enum job_output_kind kind, unsigned repla
 const char *output_replacement_name(enum output_replacement r);
 const char *output_kind_name(enum job_output_kind kind);
 
-/* The error message of a result_too_large result: sizes and what was
- * dropped. */
-void output_too_large_message(const struct job *job, size_t result_len, size_t max, char *out,
-                              size_t cap);
+/* The error message of a result_too_large result: its size, why it was
+ * refused, and what was dropped. */
+void output_too_large_message(const struct job *job, size_t result_len, const char *why,
+                              char *out, size_t cap);
 
 #endif

@@ -83,6 +83,16 @@ class Harness:
                         "-X", "enable.idempotence=true"] + list(kcat_args),
                        input=data, check=True, timeout=120)
 
+    def wait_log(self, event, timeout=30):
+        """Waits until the current worker logs `event`; True if it did."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.worker_log) as f:
+                if any(f'"event":"{event}"' in line for line in f):
+                    return True
+            time.sleep(0.05)
+        return False
+
     def metrics_address(self, timeout=20):
         """The worker's metrics address, from its metrics_listening log line."""
         deadline = time.time() + timeout

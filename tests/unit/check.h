@@ -35,5 +35,6 @@ void test_retry(void);
 void test_pqueue(void);
 void test_redact(void);
 void test_reload(void);
+void test_producer(void);
 
 #endif
