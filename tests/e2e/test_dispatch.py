@@ -1,0 +1,159 @@
+"""Dispatch's paths, as the provider sees them (issue 7, items 3 and 7).
+
+Each request steers the fake provider with #directives; the provider's own
+request log (arrival time, delay, status, the X-Client-Request-Id we send)
+is what is checked, with the results:
+
+- Retry-After is honoured: a 429 with Retry-After 1 s is called again no
+  sooner than 1 s after its reply, and max_attempts bounds the calls.
+- A deadline bounds the call's timeout and ends the request with
+  deadline_exceeded, without waiting for the slow provider.
+- A non-retryable 401 falls back to the next candidate at once, and a
+  refused key is logged once per provider and model, not once per call.
+- max_connections: the provider never sees more concurrent calls than the
+  cap; the calls beyond it wait and are all served.
+- A provider that cannot be reached (a closed port) is logged as
+  provider_unreachable, at a bounded rate, naming base_url.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+
+
+def request(rid, content, **extra):
+    body = {"id": rid, "task": "code", "messages": [{"role": "user", "content": content}]}
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+def calls_for(log, rid):
+    return sorted((e for e in log if f"req {rid} " in json.dumps(e.get("body", {}))),
+                  key=lambda e: e["ts_ms"])
+
+
+def log_events(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.startswith("{")]
+
+
+def main():
+    t = Checks()
+    topics = {"requests": "dp.requests", "results": "dp.results", "costs": "dp.costs",
+              "dead_letter": "dp.dlq"}
+    h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+    try:
+        base = f"http://{h.provider_addr}"
+        providers = {
+            "anthropic": {"type": "anthropic", "base_url": base, "timeout_ms": 10000,
+                          "api_key_env": "SWITCHYARD_TEST_ANTHROPIC_KEY"},
+            "openai": {"type": "openai", "base_url": base + "/v1", "timeout_ms": 10000,
+                       "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY", "max_connections": 2},
+        }
+        limits = {"commit_interval_ms": 200, "backoff_initial_ms": 20, "backoff_max_ms": 5000,
+                  "max_attempts": 3, "retries_per_candidate": 5}
+        cfg = h.write_config(f"dp-{os.getpid()}", topics, limits=limits, providers=providers)
+        now_ms = int(time.time() * 1000)
+        reqs = [("ra", request("ra", "req ra #fault=status:429,retry_after:1")),
+                ("dl", request("dl", "req dl #latency=20000", deadline_ms=now_ms + 8000))]
+        reqs += [(f"nr{i}", request(f"nr{i}", f"req nr{i} #fault=status:401")) for i in range(20)]
+        reqs += [(f"cc{i}", request(f"cc{i}", f"req cc{i} #latency=150")) for i in range(30)]
+        h.produce(topics["requests"], reqs)
+        w = h.start_worker(cfg, POLICY, env=KEYS, args=["--exit-when-idle", "2000"])
+        t.ok(w.wait(timeout=120) == 0, "the worker answers everything and exits 0")
+        time.sleep(0.3)
+        res = {m[0]: json.loads(m[1]) for m in
+               h.read(topics["results"], lambda ms: len(ms) >= len(reqs), timeout=30)}
+        log = h.provider_log()
+        t.ok(len(res) == len(reqs), f"one result per request ({len(res)} of {len(reqs)})")
+
+        ra = calls_for(log, "ra")
+        t.ok(len(ra) == 3, f"max_attempts=3 bounds the calls of a rate-limited request ({len(ra)})")
+        gaps = [b["ts_ms"] - (a["ts_ms"] + a.get("delay_ms", 0)) for a, b in zip(ra, ra[1:])]
+        t.ok(gaps and all(g >= 1000 for g in gaps),
+             f"each retry waits the provider's Retry-After of 1 s (gaps {gaps} ms)")
+        r = res.get("ra", {})
+        t.ok(r.get("error", {}).get("code") == "candidates_exhausted"
+             and "3 attempts" in r.get("error", {}).get("message", ""),
+             f"then an error result that says so ({r.get('error')})")
+        ids = [e["headers"].get("x-client-request-id") for e in ra]
+        t.ok([a["call_id"] for a in r.get("attempts", [])] == ids,
+             "each attempt's call_id is the X-Client-Request-Id the provider received")
+
+        dl = calls_for(log, "dl")
+        r = res.get("dl", {})
+        t.ok(r.get("error", {}).get("code") == "deadline_exceeded",
+             f"a deadline ends the request with deadline_exceeded ({r.get('error')})")
+        t.ok(r.get("completed_at_ms", 0) - now_ms < 8000 + 2000,
+             "without waiting for the 20 s provider beyond the deadline")
+        att = r.get("attempts", [])
+        t.ok(len(att) == 1 and att[0]["status"] == "timeout" and not dl,
+             f"its one call timed out at the deadline, unanswered "
+             f"({[a['status'] for a in att]}, {len(dl)} replies logged)")
+
+        nr = [calls_for(log, f"nr{i}") for i in range(20)]
+        t.ok(all([e["body"]["model"] for e in c] == ["gpt-4.1-mini", "gpt-4.1-nano"] for c in nr),
+             "a 401 falls back to the next candidate at once, one call each")
+        t.ok(all(res.get(f"nr{i}", {}).get("error", {}).get("code") == "candidates_exhausted"
+                 for i in range(20)), "and ends with candidates_exhausted")
+        events = log_events(h.worker_log)
+        rejected = [e for e in events if e["event"] == "provider_key_rejected"]
+        models = sorted({m for e in rejected for m in ("mini", "nano") if f"model {m} " in e["msg"]})
+        t.ok(models == ["mini", "nano"] and len(rejected) == 2,
+             f"a refused key is logged once per provider and model ({len(rejected)} lines)")
+        t.ok(all("api_key_env" in e["msg"] and e["level"] == "error" for e in rejected),
+             "as an error that says what to check")
+
+        cc = [e for i in range(30) for e in calls_for(log, f"cc{i}")]
+        edges = sorted([(e["ts_ms"], 1) for e in cc] +
+                       [(e["ts_ms"] + e.get("delay_ms", 0), -1) for e in cc],
+                       key=lambda x: (x[0], x[1]))
+        peak = cur = 0
+        for _, d in edges:
+            cur += d
+            peak = max(peak, cur)
+        t.ok(len(cc) == 30 and all(res.get(f"cc{i}", {}).get("status") == "ok" for i in range(30)),
+             f"30 calls beyond the cap all served ({len(cc)})")
+        t.ok(peak <= 2, f"max_connections=2 holds at the provider (peak {peak} concurrent)")
+    finally:
+        h.close()
+
+    # a provider that cannot be reached
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]
+    s.close()
+    h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+    try:
+        providers = {
+            "anthropic": {"type": "anthropic", "base_url": f"http://127.0.0.1:{closed}",
+                          "api_key_env": "SWITCHYARD_TEST_ANTHROPIC_KEY"},
+            "openai": {"type": "openai", "base_url": f"http://127.0.0.1:{closed}/v1",
+                       "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY"},
+        }
+        limits = {"commit_interval_ms": 200, "backoff_initial_ms": 10, "backoff_max_ms": 50,
+                  "max_attempts": 3}
+        cfg = h.write_config(f"dp2-{os.getpid()}", topics, limits=limits, providers=providers)
+        h.produce(topics["requests"], [(f"u{i}", request(f"u{i}", f"req u{i}")) for i in range(20)])
+        w = h.start_worker(cfg, POLICY, env=KEYS, args=["--exit-when-idle", "2000"])
+        t.ok(w.wait(timeout=60) == 0, "unreachable provider: the worker still answers and exits")
+        res = h.read(topics["results"], lambda ms: len(ms) >= 20, timeout=20)
+        t.ok(len(res) == 20 and all(json.loads(m[1])["status"] == "error" for m in res),
+             f"every request gets an error result ({len(res)})")
+        events = log_events(h.worker_log)
+        un = [e for e in events if e["event"] == "provider_unreachable"]
+        t.ok(1 <= len(un) <= 2 and all(f"127.0.0.1:{closed}" in e["msg"] for e in un),
+             f"provider_unreachable is logged at a bounded rate, naming base_url ({len(un)} lines "
+             "for 60 failed calls)")
+    finally:
+        h.close()
+    return t.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
