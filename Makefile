@@ -20,7 +20,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 SUPPORT    := $(patsubst tests/support/%.c,$(BUILD)/%,$(wildcard tests/support/*.c))
 
-.PHONY: all deps test check asan valgrind fuzz demo fmt lint clean bench
+.PHONY: all deps test check asan valgrind fuzz demo fmt fmt-check lint bench clean
 
 all: $(BUILD)/switchyard
 
@@ -86,14 +86,30 @@ demo: deps
 	@$(MAKE) --no-print-directory all $(SUPPORT)
 	@BUILD=$(BUILD) bash scripts/demo.sh
 
-fmt:
-	clang-format -i worker/*.c worker/*.h worker/providers/*.[ch] tests/unit/*.[ch] \
-	    tests/support/*.c tests/fuzz/*.c 2>/dev/null || true
+# every C source and header the project formats (.clang-format)
+FMT_SRC = $(wildcard worker/*.[ch] worker/providers/*.[ch] tests/unit/*.[ch] tests/support/*.c \
+            tests/fuzz/*.c)
 
-lint:
-	clang-tidy --quiet $(LIB_SRC) worker/main.c -- -std=c17 -D_GNU_SOURCE $(PKG_CFLAGS) -Iworker
+fmt:
+	clang-format -i $(FMT_SRC)
+
+# fails on any difference from .clang-format (CI runs it)
+fmt-check:
+	clang-format --dry-run -Werror $(FMT_SRC)
+
+# clang-tidy with .clang-tidy (every warning is an error) and cppcheck;
+# fails on any finding (CI runs it)
+lint: deps
+	@mkdir -p $(BUILD); rc=0; printf '%s\n' $(LIB_SRC) worker/main.c | \
+	    xargs -P 2 -n 4 clang-tidy --quiet --extra-arg=-std=c17 --extra-arg=-D_GNU_SOURCE \
+	    $(addprefix --extra-arg=,$(PKG_CFLAGS)) --extra-arg=-Iworker \
+	    >$(BUILD)/lint.log 2>&1 || rc=$$?; \
+	    grep -v -e 'warnings\? generated' -e 'compilation-database' -e 'Running without flags' \
+	        $(BUILD)/lint.log; \
+	    if [ $$rc -ne 0 ]; then echo "lint: clang-tidy found problems"; exit 1; fi
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	    --suppress=missingIncludeSystem -Iworker worker
+	    --suppress=missingIncludeSystem --include=/usr/include/x86_64-linux-gnu/sys/queue.h \
+	    -Iworker worker
 
 clean:
 	rm -rf build

@@ -188,6 +188,8 @@ static CURL *http_easy_get(struct http *http)
 static void http_detach(struct http_transfer *t)
 {
     struct http_shard *shard = t->shard;
+    if (!shard)
+        return; /* never submitted */
     curl_multi_remove_handle(shard->multi, t->easy);
     http_easy_put(shard->http, t->easy);
     curl_slist_free_all(t->slist);
@@ -288,7 +290,7 @@ static struct http_shard *http_pick_shard(struct http *http)
             return http->shards[i];
     if (http->nshards == http->shards_cap) {
         size_t cap = http->shards_cap ? http->shards_cap * 2 : 4;
-        struct http_shard **shards = realloc(http->shards, cap * sizeof *shards);
+        struct http_shard **shards = realloc(http->shards, cap * sizeof(struct http_shard *));
         if (!shards)
             return NULL;
         http->shards = shards;

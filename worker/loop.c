@@ -137,7 +137,7 @@ void loop_timer_start(struct loop *loop, struct loop_timer *timer, uint64_t dela
     loop_timer_stop(loop, timer);
     if (loop->nheap == loop->heap_cap) {
         size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-        struct loop_timer **heap = realloc(loop->heap, cap * sizeof *heap);
+        struct loop_timer **heap = realloc(loop->heap, cap * sizeof(struct loop_timer *));
         if (!heap)
             abort(); /* a timer that silently never fires would lose work */
         loop->heap = heap;

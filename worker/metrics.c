@@ -333,9 +333,10 @@ static int metrics_listen(struct metrics *m, const char *where, struct err *e)
             inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
             bound_port = ntohs(s6->sin6_port);
         } else {
-            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
-            bound_port = ntohs(s4->sin_port);
+            struct sockaddr_in s4;
+            memcpy(&s4, &ss, sizeof s4); /* a copy, not a cast: no aliasing question */
+            inet_ntop(AF_INET, &s4.sin_addr, addr, sizeof addr);
+            bound_port = ntohs(s4.sin_port);
         }
     }
     snprintf(m->address, sizeof m->address, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",

@@ -73,7 +73,7 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
         json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt",
-                              (json_int_t)(i + 1), "call_id", a->call_id, "model",
+                              (json_int_t)i + 1, "call_id", a->call_id, "model",
                               output_model(job, a->model)->name,
                               "provider", output_provider_type(job, a->model), "status",
                               attempt_status_names[a->status], "http_status",
@@ -226,9 +226,6 @@ enum output_replacement output_replace(enum job_output_kind kind, unsigned repla
             return OUTPUT_DEAD_LETTER;
         return replaced == 2 ? OUTPUT_BOUNDED_DEAD_LETTER : OUTPUT_GIVE_UP;
     case JOB_OUTPUT_COST:
-        if (replaced == 0)
-            return OUTPUT_DEAD_LETTER;
-        return replaced == 1 ? OUTPUT_BOUNDED_DEAD_LETTER : OUTPUT_GIVE_UP;
     case JOB_OUTPUT_DEAD_LETTER:
         if (replaced == 0)
             return OUTPUT_DEAD_LETTER;

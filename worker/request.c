@@ -185,7 +185,7 @@ static int request_fields_check(struct request *r, struct err *e)
     const json_t *root = r->root, *v;
     const char *key;
     json_t *val;
-    int64_t n;
+    int64_t n = 0;
 
     /* unknown fields first: a misspelt "max_token" must not silently fall
      * back to a default that spends money */

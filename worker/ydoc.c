@@ -147,7 +147,7 @@ static struct ydoc_node *ydoc_node_new(struct ydoc *doc, enum ydoc_type type,
     if (doc->nnodes >= YDOC_MAX_NODES)
         return NULL;
     struct ydoc_node **nodes =
-        ydoc_grow(doc->nodes, &doc->nodes_cap, doc->nnodes + 1, sizeof *nodes);
+        ydoc_grow(doc->nodes, &doc->nodes_cap, doc->nnodes + 1, sizeof(struct ydoc_node *));
     if (!nodes)
         return NULL;
     doc->nodes = nodes;
@@ -209,7 +209,7 @@ static int builder_add(struct builder *b, struct ydoc_node *n)
     }
     struct ydoc_node *p = b->stack[b->depth - 1];
     size_t *k = &b->nitems[b->depth - 1];
-    struct ydoc_node **items = ydoc_grow(p->items, &p->cap, *k + 1, sizeof *items);
+    struct ydoc_node **items = ydoc_grow(p->items, &p->cap, *k + 1, sizeof(struct ydoc_node *));
     if (!items)
         return -1;
     p->items = items;
@@ -348,6 +348,8 @@ static int ydoc_build(struct ydoc *doc, yaml_parser_t *parser)
                 b.anchor_index ? text_index_find(b.anchor_index, (const char *)ev.data.alias.anchor)
                                : TEXT_INDEX_NONE;
             if (at_index != TEXT_INDEX_NONE)
+                /* the index only holds anchors already set */
+                /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign) */
                 target = b.anchors[at_index].node;
             if (!target) {
                 struct ydoc_node at = {.line = (int)ev.start_mark.line + 1,
