@@ -14,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const provider_type_names[PROVIDER_NTYPES + 1] = {"openai", "anthropic",
-                                                                     NULL};
+static const char *const provider_type_names[PROVIDER_NTYPES + 1] = {"openai", "anthropic", NULL};
 
 const char *provider_type_name(enum provider_type t)
 {
@@ -28,7 +27,10 @@ struct config_int_key {
     int64_t min, max, dflt;
 };
 
-#define LIMIT(n, lo, hi, d) {#n, offsetof(struct config_limits, n), lo, hi, d}
+#define LIMIT(n, lo, hi, d)                                                                        \
+    {                                                                                              \
+#n, offsetof(struct config_limits, n), lo, hi, d                                           \
+    }
 static const struct config_int_key limit_keys[] = {
     LIMIT(max_in_flight, 1, 1000000, 10000),
     LIMIT(max_in_flight_per_partition, 1, 1000000, 2000),
@@ -46,7 +48,10 @@ static const struct config_int_key limit_keys[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-#define PROV(n, lo, hi, d) {#n, offsetof(struct config_provider, n), lo, hi, d}
+#define PROV(n, lo, hi, d)                                                                         \
+    {                                                                                              \
+#n, offsetof(struct config_provider, n), lo, hi, d                                         \
+    }
 static const struct config_int_key provider_int_keys[] = {
     PROV(timeout_ms, 100, 3600000, 120000),
     PROV(connect_timeout_ms, 10, 600000, 10000),
@@ -55,19 +60,26 @@ static const struct config_int_key provider_int_keys[] = {
 };
 
 /* Properties switchyard sets itself: at-least-once depends on them. */
-static const char *const kafka_reserved[] = {
-    "enable.auto.commit", "enable.auto.offset.store", "enable.idempotence", "acks",
-    "request.required.acks", "enable.partition.eof", NULL};
+static const char *const kafka_reserved[] = {"enable.auto.commit",
+                                             "enable.auto.offset.store",
+                                             "enable.idempotence",
+                                             "acks",
+                                             "request.required.acks",
+                                             "enable.partition.eof",
+                                             NULL};
 
 /* Properties that hold secrets: only "${ENV_NAME}" is accepted. */
-static const char *const kafka_secret[] = {"sasl.password", "ssl.key.password",
-                                           "ssl.keystore.password", "ssl.key.pem",
-                                           "sasl.oauthbearer.client.secret", NULL};
+static const char *const kafka_secret[] = {"sasl.password",
+                                           "ssl.key.password",
+                                           "ssl.keystore.password",
+                                           "ssl.key.pem",
+                                           "sasl.oauthbearer.client.secret",
+                                           NULL};
 
 /* Keys that would put a secret in the file; refused with a pointer to the
  * environment. */
-static const char *const provider_secret_keys[] = {"api_key", "key", "apikey", "token",
-                                                   "secret", "password", NULL};
+static const char *const provider_secret_keys[] = {"api_key", "key",      "apikey", "token",
+                                                   "secret",  "password", NULL};
 
 static int in_list(const char *s, const char *const *list)
 {
@@ -136,9 +148,9 @@ int config_name_may_be_secret(const char *name)
     /* prefixes providers put on their keys; the key goes on with at least
      * 16 random-looking characters */
     static const char *const prefixes[] = {
-        "gsk_", "hf_",  "sk_",   "sk-",   "xai_",  "xai-",  "ghp_",   "gho_",        "ghu_",
-        "ghs_", "ghr_", "glpat", "r8_",   "pplx",  "AIza",  "npm_",   "github_pat_", "xoxb-",
-        "xoxp-", "rk_live", "pk_live", "dop_v1_", "SG.", "key-", NULL};
+        "gsk_",  "hf_",     "sk_",     "sk-",     "xai_", "xai-", "ghp_", "gho_",        "ghu_",
+        "ghs_",  "ghr_",    "glpat",   "r8_",     "pplx", "AIza", "npm_", "github_pat_", "xoxb-",
+        "xoxp-", "rk_live", "pk_live", "dop_v1_", "SG.",  "key-", NULL};
     size_t n = strlen(name);
     for (size_t i = 0; prefixes[i]; i++) {
         size_t p = strlen(prefixes[i]);
@@ -300,8 +312,7 @@ static void config_bind_topics(struct ydoc *doc, const struct ydoc_node *map, st
             continue;
         if (!config_topic_ok(name)) {
             ydoc_error(doc, nodes[i],
-                       "%s: expected a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)",
-                       keys[i]);
+                       "%s: expected a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)", keys[i]);
             continue;
         }
         *slots[i] = xstrdup(name);
@@ -340,9 +351,8 @@ static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
             in_list(key->value, allowed))
             continue;
         const char *near = text_nearest(key->value, allowed);
-        ydoc_error(doc, key, "unknown key \"%.64s\" in providers.%.64s%s%s%s", key->value,
-                   p->name, near ? " (did you mean \"" : "", near ? near : "",
-                   near ? "\"?)" : "");
+        ydoc_error(doc, key, "unknown key \"%.64s\" in providers.%.64s%s%s%s", key->value, p->name,
+                   near ? " (did you mean \"" : "", near ? near : "", near ? "\"?)" : "");
     }
 
     const struct ydoc_node *v;
@@ -363,8 +373,9 @@ static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
     }
 
     if (!(v = ydoc_get(map, "api_key_env")))
-        ydoc_error(doc, k, "providers.%.64s: missing \"api_key_env\" (the name of the "
-                           "environment variable that holds the key)",
+        ydoc_error(doc, k,
+                   "providers.%.64s: missing \"api_key_env\" (the name of the "
+                   "environment variable that holds the key)",
                    p->name);
     else if (v->type != YDOC_SCALAR || !config_env_name_ok(v->value))
         /* the value is not echoed: it may be the key itself */
@@ -390,8 +401,7 @@ static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
         p->max_tokens_field = xstrdup(fields[field]);
 }
 
-static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
-                                  struct config *cfg)
+static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
 {
     if (ydoc_expect_map(doc, map, "providers") < 0)
         return;
@@ -416,8 +426,7 @@ static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
         }
 }
 
-static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map,
-                               struct config *cfg)
+static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
 {
     const char *allowed[16];
     size_t n = 0;
@@ -442,8 +451,7 @@ static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map,
                    (long long)l->backoff_max_ms);
 }
 
-static void config_bind_metrics(struct ydoc *doc, const struct ydoc_node *map,
-                                struct config *cfg)
+static void config_bind_metrics(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
 {
     static const char *const keys[] = {"listen", NULL};
     if (ydoc_expect_map(doc, map, "metrics") < 0)
@@ -464,7 +472,7 @@ static void config_bind_metrics(struct ydoc *doc, const struct ydoc_node *map,
 
 struct config *config_load(const char *path, struct ydoc_errors *errs)
 {
-    static const char *const top_keys[] = {"worker_id", "kafka",  "topics", "providers",
+    static const char *const top_keys[] = {"worker_id", "kafka",   "topics", "providers",
                                            "limits",    "metrics", NULL};
     struct ydoc *doc = ydoc_load(path);
     if (!doc)

@@ -23,8 +23,8 @@ struct config_provider {
     char *name;
     enum provider_type type;
     char *base_url;
-    char *api_key_env; /* the NAME of the environment variable, never the key */
-    char *api_version; /* anthropic-version header; NULL = adapter default */
+    char *api_key_env;      /* the NAME of the environment variable, never the key */
+    char *api_version;      /* anthropic-version header; NULL = adapter default */
     char *max_tokens_field; /* OpenAI: "max_tokens" or "max_completion_tokens" (o-series) */
     int64_t timeout_ms;
     int64_t connect_timeout_ms;
@@ -35,7 +35,7 @@ struct config_limits {
     int64_t max_in_flight;
     int64_t max_in_flight_per_partition;
     int64_t max_message_bytes;
-    int64_t max_attempts;    /* provider calls per request, all candidates */
+    int64_t max_attempts; /* provider calls per request, all candidates */
     int64_t retries_per_candidate;
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;
@@ -57,7 +57,7 @@ struct config {
     struct config_provider *providers;
     size_t nproviders;
     struct config_limits limits;
-    char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
+    char *metrics_listen;              /* "host:port", NULL = no metrics endpoint */
     struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };
 

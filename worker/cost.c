@@ -10,13 +10,12 @@
 
 const char *cost_category_name(enum cost_category c)
 {
-    static const char *const names[COST_NCAT] = {"input", "output", "cache_read",
-                                                 "cache_write", "reasoning"};
+    static const char *const names[COST_NCAT] = {"input", "output", "cache_read", "cache_write",
+                                                 "reasoning"};
     return (unsigned)c < COST_NCAT ? names[c] : "unknown";
 }
 
-int cost_compute(const struct cost_prices *prices, const struct cost_usage *usage,
-                 uint64_t *nusd)
+int cost_compute(const struct cost_prices *prices, const struct cost_usage *usage, uint64_t *nusd)
 {
     uint64_t whole = 0, micro = 0; /* nUSD, and millionths of a nUSD */
     for (int c = 0; c < COST_NCAT; c++) {

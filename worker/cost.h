@@ -24,9 +24,9 @@ enum cost_category {
     COST_NCAT
 };
 
-#define COST_MAX_TOKENS 0xFFFFFFFFull           /* per category, per attempt */
-#define COST_MAX_PRICE 100000000000000ull       /* 100,000 USD per Mtok, in nUSD/Mtok */
-#define COST_MAX_BUDGET 1000000000000ull        /* 1,000 USD, in nUSD */
+#define COST_MAX_TOKENS 0xFFFFFFFFull     /* per category, per attempt */
+#define COST_MAX_PRICE 100000000000000ull /* 100,000 USD per Mtok, in nUSD/Mtok */
+#define COST_MAX_BUDGET 1000000000000ull  /* 1,000 USD, in nUSD */
 
 struct cost_prices {
     uint64_t nusd_per_mtok[COST_NCAT];
@@ -42,8 +42,7 @@ const char *cost_category_name(enum cost_category c);
 /* *nusd = sum of tokens x price, rounded half up. Returns -1 when a token
  * count exceeds COST_MAX_TOKENS or a price COST_MAX_PRICE (nothing summed
  * can then overflow); 0 otherwise. */
-int cost_compute(const struct cost_prices *prices, const struct cost_usage *usage,
-                 uint64_t *nusd);
+int cost_compute(const struct cost_prices *prices, const struct cost_usage *usage, uint64_t *nusd);
 
 /* The most output tokens a call may use so that
  *   input_tokens x input price + output x max(output, reasoning price)

@@ -229,8 +229,7 @@ static void job_send_result(struct job *job, struct job_output *out, const char 
          * the producer to refuse it */
         free(result);
         char text[400], reason[96];
-        snprintf(reason, sizeof reason, "larger than the producer's message.max.bytes (%zu)",
-                 max);
+        snprintf(reason, sizeof reason, "larger than the producer's message.max.bytes (%zu)", max);
         output_too_large_message(job, len, reason, text, sizeof text);
         d->counters.outputs_replaced++;
         log_warn("result_too_large", "%s: %s", job_id(job), text);
@@ -247,8 +246,8 @@ static void job_send_cost(struct job *job, struct job_output *out)
 {
     struct dispatch *d = job->dispatch;
     size_t len;
-    char *cost = output_cost(job, &job->attempts[out->attempt], out->attempt + 1, d->worker_id,
-                             &len);
+    char *cost =
+        output_cost(job, &job->attempts[out->attempt], out->attempt + 1, d->worker_id, &len);
     if (!cost)
         abort();
     const char *id = job->req->id;
@@ -278,8 +277,10 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
         /* nothing can be delivered: the input stays unfinished and the
          * worker stops, saying what to fix */
         d->counters.outputs_undeliverable++;
-        log_error("output_undeliverable", "%s; even a bounded dead letter was refused: check "
-                  "the topics' existence, ACLs and max.message.bytes", why);
+        log_error("output_undeliverable",
+                  "%s; even a bounded dead letter was refused: check "
+                  "the topics' existence, ACLs and max.message.bytes",
+                  why);
         out->replaced = 99;
         d->undeliverable(d->ctx, why);
         job_output_settle(job);
@@ -445,8 +446,10 @@ static void dispatch_trouble(struct dispatch *d, const struct dispatch_provider 
     uint64_t suppressed;
     if (!ratelog_allow_key(&d->trouble, key, (uint64_t)loop_now_ms(d->loop), &suppressed))
         return;
-    log_error(kind, "provider %s, model %s (%s) at %s: %s%s%ld%s: %s; %s (%llu more since the "
-              "last report)", p->cfg->name, m->name, m->model, p->cfg->base_url, a->error_code,
+    log_error(kind,
+              "provider %s, model %s (%s) at %s: %s%s%ld%s: %s; %s (%llu more since the "
+              "last report)",
+              p->cfg->name, m->name, m->model, p->cfg->base_url, a->error_code,
               a->http_status ? " (HTTP " : "", a->http_status, a->http_status ? ")" : "",
               a->error_msg, check, (unsigned long long)suppressed);
 }
@@ -626,9 +629,8 @@ static void job_attempt(struct job *job)
         return;
     }
     /* what is left of the budget after billable attempts bounds this one */
-    uint64_t left = job->plan.budget_nusd > job->spent_nusd
-                        ? job->plan.budget_nusd - job->spent_nusd
-                        : 0;
+    uint64_t left =
+        job->plan.budget_nusd > job->spent_nusd ? job->plan.budget_nusd - job->spent_nusd : 0;
     uint32_t cap = router_fit(job->policy, m, job->plan.input_tokens, job->req->max_tokens, left);
     if (cap == 0) {
         job->fate[job->current] = FATE_SKIPPED;
@@ -645,8 +647,10 @@ static void job_attempt(struct job *job)
         job_attempt(job);
         return;
     }
-    struct provider_call call = {.req = job->req, .base_url = dp->cfg->base_url,
-                                 .model = m->model, .max_tokens = cap,
+    struct provider_call call = {.req = job->req,
+                                 .base_url = dp->cfg->base_url,
+                                 .model = m->model,
+                                 .max_tokens = cap,
                                  .api_key = dp->api_key ? dp->api_key : "",
                                  .api_version = dp->cfg->api_version,
                                  .max_tokens_field = dp->cfg->max_tokens_field};
@@ -703,8 +707,7 @@ void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t gene
     }
     router_plan(job->policy, job->req, &job->plan);
     for (size_t i = 0; i < job->plan.ncandidates; i++)
-        job->fate[i] = job->plan.candidates[i].decision == ROUTER_TAKEN ? FATE_TAKEN
-                                                                         : FATE_SKIPPED;
+        job->fate[i] = job->plan.candidates[i].decision == ROUTER_TAKEN ? FATE_TAKEN : FATE_SKIPPED;
     if (job->plan.outcome != ROUTER_OK) {
         job_fail(job, router_outcome_name(job->plan.outcome), "%s", job->plan.reason);
         return;
@@ -753,10 +756,15 @@ struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e)
         err_set(e, ERR_FATAL, "oom", "out of memory");
         return NULL;
     }
-    *d = (struct dispatch){.loop = o->loop, .cfg = o->cfg, .http = o->http,
-                           .producer = o->producer, .worker_id = o->worker_id,
-                           .policy = policy_retain(o->policy), .finished = o->finished,
-                           .undeliverable = o->undeliverable, .ctx = o->ctx,
+    *d = (struct dispatch){.loop = o->loop,
+                           .cfg = o->cfg,
+                           .http = o->http,
+                           .producer = o->producer,
+                           .worker_id = o->worker_id,
+                           .policy = policy_retain(o->policy),
+                           .finished = o->finished,
+                           .undeliverable = o->undeliverable,
+                           .ctx = o->ctx,
                            .stats = {.started_ms = loop_wall_ms()},
                            .trouble = {.interval_ms = DISPATCH_TROUBLE_INTERVAL_MS}};
     TAILQ_INIT(&d->jobs);

@@ -55,8 +55,8 @@ struct dispatch_options {
 
 /* What dispatch counts beyond stats (for metrics). */
 struct dispatch_counters {
-    uint64_t abandoned;          /* jobs dropped unfinished while stopping */
-    uint64_t outputs_replaced;   /* refused outputs replaced by deliverable ones */
+    uint64_t abandoned;        /* jobs dropped unfinished while stopping */
+    uint64_t outputs_replaced; /* refused outputs replaced by deliverable ones */
     uint64_t outputs_undeliverable;
 };
 
@@ -66,7 +66,7 @@ struct dispatch {
     struct http *http;
     struct producer *producer;
     const char *worker_id;
-    struct policy *policy; /* for new jobs; running ones retain their own */
+    struct policy *policy;               /* for new jobs; running ones retain their own */
     struct dispatch_provider *providers; /* parallel to cfg->providers */
     TAILQ_HEAD(, job) jobs;
     size_t njobs;

@@ -21,8 +21,8 @@ enum err_kind {
 
 struct err {
     enum err_kind kind;
-    char code[32];   /* short machine-readable code, e.g. "too_large" */
-    char msg[480];   /* one sentence for a human */
+    char code[32]; /* short machine-readable code, e.g. "too_large" */
+    char msg[480]; /* one sentence for a human */
 };
 
 /* Fills *e (when e is not NULL) and returns -1, so callers can write

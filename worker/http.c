@@ -160,10 +160,10 @@ struct http *http_new(struct loop *loop, const struct http_options *opt)
     if (!http)
         return NULL;
     http->loop = loop;
-    http->per_shard = opt && opt->transfers_per_shard ? opt->transfers_per_shard
-                                                      : HTTP_DEFAULT_PER_SHARD;
-    http->max_response = opt && opt->max_response_bytes ? opt->max_response_bytes
-                                                        : HTTP_DEFAULT_MAX_RESPONSE;
+    http->per_shard =
+        opt && opt->transfers_per_shard ? opt->transfers_per_shard : HTTP_DEFAULT_PER_SHARD;
+    http->max_response =
+        opt && opt->max_response_bytes ? opt->max_response_bytes : HTTP_DEFAULT_MAX_RESPONSE;
     http->reaper.cb = http_reap;
     http->reaper.data = http;
     return http;

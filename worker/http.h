@@ -31,12 +31,12 @@ struct http_transfer {
     void *data;
 
     /* filled when done */
-    long status;             /* HTTP status; 0 when no response arrived */
-    int transport_error;     /* curl's code; 0 = a complete response */
-    char error[256];         /* for a transport error: what happened */
-    char *response;          /* owned by the transfer until http_transfer_release */
+    long status;         /* HTTP status; 0 when no response arrived */
+    int transport_error; /* curl's code; 0 = a complete response */
+    char error[256];     /* for a transport error: what happened */
+    char *response;      /* owned by the transfer until http_transfer_release */
     size_t response_len;
-    int64_t retry_after_ms;  /* from Retry-After; -1 when absent */
+    int64_t retry_after_ms; /* from Retry-After; -1 when absent */
     uint64_t latency_ms;
 
     /* private */

@@ -68,35 +68,35 @@ struct dispatch;
 
 struct job {
     struct dispatch *dispatch;
-    TAILQ_ENTRY(job) link;        /* the dispatch's live jobs */
-    struct pqueue_entry slot;     /* waiting for a provider connection */
-    rd_kafka_message_t *msg;      /* the input; owned until the job ends */
+    TAILQ_ENTRY(job) link;    /* the dispatch's live jobs */
+    struct pqueue_entry slot; /* waiting for a provider connection */
+    rd_kafka_message_t *msg;  /* the input; owned until the job ends */
     uint32_t generation;
-    int64_t received_ms;          /* ms since the epoch */
-    struct policy *policy;        /* retained: a reload does not change a job */
-    struct request *req;          /* NULL for a dead letter */
-    struct err input_error;       /* why it is a dead letter */
+    int64_t received_ms;    /* ms since the epoch */
+    struct policy *policy;  /* retained: a reload does not change a job */
+    struct request *req;    /* NULL for a dead letter */
+    struct err input_error; /* why it is a dead letter */
     struct plan plan;
     enum route_fate fate[POLICY_MAX_CANDIDATES];
     char *fate_reason[POLICY_MAX_CANDIDATES]; /* NULL: the router's reason */
-    size_t current;               /* index into plan.candidates */
+    size_t current;                           /* index into plan.candidates */
     unsigned tries_on_current;
     struct attempt *attempts; /* grown as calls are made: most need one */
     size_t nattempts, attempts_cap;
-    uint64_t spent_nusd;          /* billable so far: the budget left shrinks */
-    int ok;                       /* the final status */
+    uint64_t spent_nusd; /* billable so far: the budget left shrinks */
+    int ok;              /* the final status */
     char error_code[32];
     char error_msg[256];
-    struct provider_reply reply;  /* the answer, when ok */
-    size_t answered_by;           /* attempt index of the answer */
+    struct provider_reply reply;            /* the answer, when ok */
+    size_t answered_by;                     /* attempt index of the answer */
     char next_call_id[JOB_CALL_ID_LEN + 1]; /* the call being made */
-    struct provider_http call;    /* the current HTTP request */
+    struct provider_http call;              /* the current HTTP request */
     struct http_transfer transfer;
     int transfer_running;
     struct loop_timer backoff;
-    struct job_output *outputs;   /* once finished: result + cost records, or the dead letter */
+    struct job_output *outputs; /* once finished: result + cost records, or the dead letter */
     size_t noutputs;
-    unsigned outputs_pending;     /* + 1 while outputs are being sent */
+    unsigned outputs_pending; /* + 1 while outputs are being sent */
     int64_t completed_ms;
 };
 

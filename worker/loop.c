@@ -186,7 +186,9 @@ int loop_run(struct loop *loop)
         int timeout = -1;
         if (loop->nheap > 0) {
             uint64_t due = loop->heap[0]->due_ms;
-            timeout = due <= loop->now_ms ? 0 : (int)(due - loop->now_ms > 60000 ? 60000 : due - loop->now_ms);
+            timeout = due <= loop->now_ms
+                          ? 0
+                          : (int)(due - loop->now_ms > 60000 ? 60000 : due - loop->now_ms);
         }
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
         if (n < 0) {

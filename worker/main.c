@@ -56,8 +56,9 @@ static int check_environment(void)
     /* not echoed: it may hold anything, control characters included */
     const char *id = getenv("SWITCHYARD_WORKER_ID");
     if (id && *id && !config_worker_id_ok(id)) {
-        fprintf(stderr, "switchyard: SWITCHYARD_WORKER_ID: expected 1 to %d printable ASCII "
-                        "characters, without spaces or control characters\n",
+        fprintf(stderr,
+                "switchyard: SWITCHYARD_WORKER_ID: expected 1 to %d printable ASCII "
+                "characters, without spaces or control characters\n",
                 CONFIG_WORKER_ID_MAX);
         return -1;
     }
@@ -86,9 +87,9 @@ static json_t *plan_to_json(const struct policy *policy, const struct request *r
     json_t *route = json_array();
     for (size_t i = 0; i < plan->ncandidates; i++) {
         const struct router_candidate *c = &plan->candidates[i];
-        json_t *entry = json_pack("{s:s, s:s, s:s}", "model", policy->models[c->model].name,
-                                  "decision", c->decision == ROUTER_TAKEN ? "taken" : "skipped",
-                                  "reason", c->reason);
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s}", "model", policy->models[c->model].name, "decision",
+                      c->decision == ROUTER_TAKEN ? "taken" : "skipped", "reason", c->reason);
         if (c->decision == ROUTER_TAKEN) {
             json_object_set_new(entry, "max_tokens", json_integer(c->max_tokens));
             json_object_set_new(entry, "worst_case_nusd",
@@ -96,10 +97,10 @@ static json_t *plan_to_json(const struct policy *policy, const struct request *r
         }
         json_array_append_new(route, entry);
     }
-    json_t *out = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "id", req->id, "task", req->task,
-                            "outcome", router_outcome_name(plan->outcome), "budget_nusd",
-                            (json_int_t)plan->budget_nusd, "input_tokens",
-                            (json_int_t)plan->input_tokens, "route", route);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "id", req->id, "task", req->task, "outcome",
+                  router_outcome_name(plan->outcome), "budget_nusd", (json_int_t)plan->budget_nusd,
+                  "input_tokens", (json_int_t)plan->input_tokens, "route", route);
     if (plan->outcome != ROUTER_OK)
         json_object_set_new(out, "reason", json_string(plan->reason));
     return out;
@@ -121,8 +122,7 @@ static int run_plan(const struct config *cfg, const struct policy *policy)
         struct request *req;
         struct err e = {0};
         json_t *out;
-        if (request_decode(line, (size_t)n, (size_t)cfg->limits.max_message_bytes, &req, &e) <
-            0) {
+        if (request_decode(line, (size_t)n, (size_t)cfg->limits.max_message_bytes, &req, &e) < 0) {
             out = json_pack("{s:i, s:{s:s, s:s}}", "line", (int)lineno, "error", "code", e.code,
                             "message", e.msg);
             bad = 1;
@@ -147,12 +147,14 @@ int main(int argc, char **argv)
     enum { MODE_RUN, MODE_CHECK, MODE_PLAN } mode = MODE_RUN;
     long long idle_ms = 0;
     const char *config_path = "config/worker.yaml", *policy_path = "config/policy.yaml";
-    static const struct option options[] = {
-        {"check-config", no_argument, NULL, 'k'}, {"plan", no_argument, NULL, 'p'},
-        {"config", required_argument, NULL, 'c'}, {"policy", required_argument, NULL, 'P'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {"exit-when-idle", required_argument, NULL, 'i'},
-        {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"check-config", no_argument, NULL, 'k'},
+                                            {"plan", no_argument, NULL, 'p'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"policy", required_argument, NULL, 'P'},
+                                            {"version", no_argument, NULL, 'V'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"exit-when-idle", required_argument, NULL, 'i'},
+                                            {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:P:h", options, NULL)) != -1) {
         switch (opt) {

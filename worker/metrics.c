@@ -107,8 +107,7 @@ static void metrics_conn_timeout(struct loop_timer *t)
 static void metrics_conn_flush(struct metrics_conn *c)
 {
     while (c->out_sent < c->out_len) {
-        ssize_t n = send(c->io.fd, c->out + c->out_sent, c->out_len - c->out_sent,
-                         MSG_NOSIGNAL);
+        ssize_t n = send(c->io.fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -294,19 +293,17 @@ static int metrics_listen(struct metrics *m, const char *where, struct err *e)
 {
     char host[256], port[16];
     if (metrics_split(where, host, sizeof host, port, sizeof port) < 0)
-        return err_set(e, ERR_CONFIG, "metrics", "metrics.listen %s: expected HOST:PORT",
-                       where);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+        return err_set(e, ERR_CONFIG, "metrics", "metrics.listen %s: expected HOST:PORT", where);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0)
-        return err_set(e, ERR_CONFIG, "metrics", "metrics.listen %s: %s", where,
-                       gai_strerror(rc));
+        return err_set(e, ERR_CONFIG, "metrics", "metrics.listen %s: %s", where, gai_strerror(rc));
     int fd = -1, saved = 0;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             saved = errno;
             continue;
@@ -339,8 +336,8 @@ static int metrics_listen(struct metrics *m, const char *where, struct err *e)
             bound_port = ntohs(s4.sin_port);
         }
     }
-    snprintf(m->address, sizeof m->address, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
-             addr, bound_port);
+    snprintf(m->address, sizeof m->address, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", addr,
+             bound_port);
     m->listener = (struct loop_io){.fd = fd, .cb = metrics_accept, .data = m};
     return loop_io_set(m->loop, &m->listener, LOOP_READ) < 0
                ? err_set(e, ERR_FATAL, "metrics", "cannot watch the metrics socket")
@@ -362,8 +359,8 @@ struct metrics *metrics_new(struct loop *loop, const char *where,
     for (size_t i = 0; i < METRICS_MAX_CONNS; i++) {
         m->conns[i].owner = m;
         m->conns[i].io.fd = -1;
-        m->conns[i].deadline = (struct loop_timer){.cb = metrics_conn_timeout,
-                                                   .data = &m->conns[i]};
+        m->conns[i].deadline =
+            (struct loop_timer){.cb = metrics_conn_timeout, .data = &m->conns[i]};
     }
     if (metrics_listen(m, where, e) < 0) {
         metrics_free(m);

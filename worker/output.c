@@ -72,18 +72,16 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
     json_t *attempts = json_array();
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
-        json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt",
-                              (json_int_t)i + 1, "call_id", a->call_id, "model",
-                              output_model(job, a->model)->name,
-                              "provider", output_provider_type(job, a->model), "status",
-                              attempt_status_names[a->status], "http_status",
-                              (json_int_t)a->http_status, "latency_ms",
-                              (json_int_t)a->latency_ms, "cost_nusd",
-                              (json_int_t)a->cost_nusd, "billable", a->billable);
+        json_t *e = json_pack(
+            "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt", (json_int_t)i + 1,
+            "call_id", a->call_id, "model", output_model(job, a->model)->name, "provider",
+            output_provider_type(job, a->model), "status", attempt_status_names[a->status],
+            "http_status", (json_int_t)a->http_status, "latency_ms", (json_int_t)a->latency_ms,
+            "cost_nusd", (json_int_t)a->cost_nusd, "billable", a->billable);
         if (a->error_code[0])
-            json_object_set_new(e, "error",
-                                json_pack("{s:s, s:s}", "code", a->error_code, "message",
-                                          a->error_msg));
+            json_object_set_new(
+                e, "error",
+                json_pack("{s:s, s:s}", "code", a->error_code, "message", a->error_msg));
         json_array_append_new(attempts, e);
         if (a->billable) {
             for (int c = 0; c < COST_NCAT; c++)
@@ -97,15 +95,13 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
         json_object_set_new(o, "model", json_string(m->name));
         json_object_set_new(o, "provider", json_string(m->provider));
         json_object_set_new(o, "provider_model",
-                            json_string(job->ok && job->reply.model ? job->reply.model
-                                                                    : m->model));
+                            json_string(job->ok && job->reply.model ? job->reply.model : m->model));
     }
     if (ok)
-        json_object_set_new(
-            o, "output",
-            json_pack("{s:s%, s:s}", "text", job->reply.text ? job->reply.text : "",
-                      job->reply.text ? job->reply.text_len : (size_t)0, "finish_reason",
-                      provider_finish_name(job->reply.finish)));
+        json_object_set_new(o, "output",
+                            json_pack("{s:s%, s:s}", "text", job->reply.text ? job->reply.text : "",
+                                      job->reply.text ? job->reply.text_len : (size_t)0,
+                                      "finish_reason", provider_finish_name(job->reply.finish)));
     json_object_set_new(o, "usage", output_usage(&total));
     json_object_set_new(o, "cost_nusd", json_integer((json_int_t)cost));
     json_object_set_new(o, "budget_nusd", json_integer((json_int_t)job->plan.budget_nusd));
@@ -119,8 +115,7 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
                               job->fate_reason[i] ? job->fate_reason[i] : c->reason);
         if (c->decision == ROUTER_TAKEN) {
             json_object_set_new(e, "max_tokens", json_integer(c->max_tokens));
-            json_object_set_new(e, "worst_case_nusd",
-                                json_integer((json_int_t)c->worst_case_nusd));
+            json_object_set_new(e, "worst_case_nusd", json_integer((json_int_t)c->worst_case_nusd));
         }
         json_array_append_new(route, e);
     }
@@ -136,9 +131,8 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
     json_object_set_new(o, "completed_at_ms", json_integer(job->completed_ms));
     json_object_set_new(o, "worker", json_string(worker_id));
     json_object_set_new(o, "source",
-                        json_pack("{s:s, s:i, s:I}", "topic",
-                                  rd_kafka_topic_name(job->msg->rkt), "partition",
-                                  (int)job->msg->partition, "offset",
+                        json_pack("{s:s, s:i, s:I}", "topic", rd_kafka_topic_name(job->msg->rkt),
+                                  "partition", (int)job->msg->partition, "offset",
                                   (json_int_t)job->msg->offset));
     return output_dump(o, len);
 }
@@ -148,20 +142,16 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
 {
     const struct request *req = job->req;
     const struct policy_model *m = output_model(job, a->model);
-    json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, "
-                          "s:I, s:s}",
-                          "version", 1, "id", req->id, "call_id", a->call_id, "attempt",
-                          (json_int_t)attempt_number,
-                          "task", req->task, "model", m->name, "provider", m->provider,
-                          "provider_model",
-                          a == &job->attempts[job->answered_by] && job->reply.model
-                              ? job->reply.model
-                              : m->model,
-                          "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage",
-                          output_usage(&a->usage), "prices_nusd_per_mtok",
-                          output_prices(&m->prices), "cost_nusd", (json_int_t)a->cost_nusd,
-                          "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms",
-                          (json_int_t)a->ts_ms, "worker", worker_id);
+    json_t *o = json_pack(
+        "{s:i, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, "
+        "s:I, s:s}",
+        "version", 1, "id", req->id, "call_id", a->call_id, "attempt", (json_int_t)attempt_number,
+        "task", req->task, "model", m->name, "provider", m->provider, "provider_model",
+        a == &job->attempts[job->answered_by] && job->reply.model ? job->reply.model : m->model,
+        "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage", output_usage(&a->usage),
+        "prices_nusd_per_mtok", output_prices(&m->prices), "cost_nusd", (json_int_t)a->cost_nusd,
+        "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms", (json_int_t)a->ts_ms, "worker",
+        worker_id);
     if (o && req->tenant)
         json_object_set_new(o, "tenant", json_string(req->tenant));
     return output_dump(o, len);
@@ -262,8 +252,8 @@ const char *output_kind_name(enum job_output_kind kind)
     return "output";
 }
 
-void output_too_large_message(const struct job *job, size_t result_len, const char *why,
-                              char *out, size_t cap)
+void output_too_large_message(const struct job *job, size_t result_len, const char *why, char *out,
+                              size_t cap)
 {
     size_t text = job->ok && job->reply.text ? job->reply.text_len : 0;
     size_t meta = 0;

@@ -57,7 +57,7 @@ const char *output_kind_name(enum job_output_kind kind);
 
 /* The error message of a result_too_large result: its size, why it was
  * refused, and what was dropped. */
-void output_too_large_message(const struct job *job, size_t result_len, const char *why,
-                              char *out, size_t cap);
+void output_too_large_message(const struct job *job, size_t result_len, const char *why, char *out,
+                              size_t cap);
 
 #endif

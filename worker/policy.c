@@ -15,7 +15,7 @@
 
 static const char *const top_keys[] = {"models", "routes", "budget", NULL};
 static const char *const model_keys[] = {"provider", "model", "price", "max_output_tokens", NULL};
-static const char *const price_keys[COST_NCAT + 1] = {"input", "output", "cache_read",
+static const char *const price_keys[COST_NCAT + 1] = {"input",       "output",    "cache_read",
                                                       "cache_write", "reasoning", NULL};
 static const char *const budget_keys[] = {"default_usd", "over_budget", "min_output_tokens",
                                           "input_bytes_per_token", NULL};
@@ -26,8 +26,7 @@ static char *xstrdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map,
-                              struct policy_model *m)
+static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map, struct policy_model *m)
 {
     if (ydoc_expect_map(doc, map, "price") < 0)
         return;
@@ -41,8 +40,7 @@ static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map,
     }
     for (int c = COST_INPUT; c <= COST_OUTPUT; c++)
         if (!ydoc_get(map, price_keys[c]))
-            ydoc_error(doc, map, "price: missing \"%s\" (USD per million tokens)",
-                       price_keys[c]);
+            ydoc_error(doc, map, "price: missing \"%s\" (USD per million tokens)", price_keys[c]);
     /* unpriced categories cost what the provider bills them as by default:
      * cache traffic as input, reasoning as output */
     if (!have[COST_CACHE_READ])
@@ -81,8 +79,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
             }
             if (shown < cfg->nproviders) {
                 size_t used = strlen(list);
-                snprintf(list + used, sizeof list - used, " and %zu more",
-                         cfg->nproviders - shown);
+                snprintf(list + used, sizeof list - used, " and %zu more", cfg->nproviders - shown);
             }
             ydoc_error(doc, v, "provider: unknown provider \"%.64s\" (worker.yaml has: %s)", s,
                        list);
@@ -141,8 +138,7 @@ static void policy_bind_route(struct ydoc *doc, const struct ydoc_node *k,
     if (seq->count == 0)
         ydoc_error(doc, seq, "%s: expected at least one model", what);
     if (seq->count > POLICY_MAX_CANDIDATES)
-        ydoc_error(doc, seq, "%s: expected at most %d candidates", what,
-                   POLICY_MAX_CANDIDATES);
+        ydoc_error(doc, seq, "%s: expected at most %d candidates", what, POLICY_MAX_CANDIDATES);
     const char *names[256];
     size_t nnames = 0;
     for (size_t i = 0; i < p->nmodels && nnames < 255; i++)
@@ -273,8 +269,7 @@ out:
     return p;
 }
 
-struct policy *policy_load(const char *path, const struct config *cfg,
-                           struct ydoc_errors *errs)
+struct policy *policy_load(const char *path, const struct config *cfg, struct ydoc_errors *errs)
 {
     struct ydoc *doc = ydoc_load(path);
     return doc ? policy_bind(doc, cfg, errs) : NULL;

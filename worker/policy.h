@@ -53,8 +53,7 @@ struct text_index;
  * New reference (refs = 1): release with policy_release.
  * Thread-safe: keeps no state outside what it returns and logs nothing,
  * so a reload may run it on another thread (cfg is only read). */
-struct policy *policy_load(const char *path, const struct config *cfg,
-                           struct ydoc_errors *errs);
+struct policy *policy_load(const char *path, const struct config *cfg, struct ydoc_errors *errs);
 /* Same from memory, `name` standing in for the file name. */
 struct policy *policy_parse(const char *name, const char *text, size_t len,
                             const struct config *cfg, struct ydoc_errors *errs);

@@ -62,7 +62,7 @@ struct output {
     const char *topic;        /* borrowed from the caller, which outlives us */
     char *key;                /* NULL: a null key */
     size_t key_len;
-    char *value;              /* NULL: a null value */
+    char *value; /* NULL: a null value */
     size_t value_len;
     rd_kafka_headers_t *headers; /* a copy is handed to each send */
     producer_done_cb done;
@@ -278,8 +278,7 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
         return;
     }
     if (msg->err)
-        producer_log(p, "delivery_refused", msg->err, o->topic,
-                     "dropped, the caller replaces it");
+        producer_log(p, "delivery_refused", msg->err, o->topic, "dropped, the caller replaces it");
     p->pending--;
     if (!msg->err && p->fatal_after > 0 && ++p->acks == (unsigned long)p->fatal_after)
         rd_kafka_test_fatal_error(p->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -296,8 +295,10 @@ static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         rd_kafka_fatal_error(rk, why, sizeof why);
-        log_error("producer_fatal", "%s; recreating the producer and sending again what was "
-                  "not acknowledged", why);
+        log_error("producer_fatal",
+                  "%s; recreating the producer and sending again what was "
+                  "not acknowledged",
+                  why);
         p->fatal = 1;
         return;
     }
@@ -400,8 +401,8 @@ static int producer_start(struct producer *p, struct err *e)
 /* Sets message.max.bytes (see PRODUCER_REPLY_BYTES above). */
 static int producer_size_limit(struct producer *p, const struct config *cfg, struct err *e)
 {
-    size_t want = (size_t)cfg->limits.max_message_bytes + PRODUCER_REPLY_BYTES +
-                  PRODUCER_ENVELOPE_BYTES;
+    size_t want =
+        (size_t)cfg->limits.max_message_bytes + PRODUCER_REPLY_BYTES + PRODUCER_ENVELOPE_BYTES;
     char have[32];
     size_t have_size = sizeof have;
     if (rd_kafka_conf_get(p->conf, "message.max.bytes", have, &have_size) == RD_KAFKA_CONF_OK) {
@@ -456,8 +457,8 @@ fail:
 }
 
 int producer_send(struct producer *p, const char *topic, const char *key, size_t key_len,
-                  char *value, size_t value_len, rd_kafka_headers_t *headers,
-                  producer_done_cb done, void *opaque)
+                  char *value, size_t value_len, rd_kafka_headers_t *headers, producer_done_cb done,
+                  void *opaque)
 {
     struct output *o = calloc(1, sizeof *o);
     char *key_copy = key ? malloc(key_len + 1) : NULL;
@@ -473,9 +474,14 @@ int producer_send(struct producer *p, const char *topic, const char *key, size_t
         memcpy(key_copy, key, key_len);
         key_copy[key_len] = '\0';
     }
-    *o = (struct output){.topic = topic, .key = key_copy, .key_len = key ? key_len : 0,
-                         .value = value, .value_len = value ? value_len : 0,
-                         .headers = headers, .done = done, .opaque = opaque};
+    *o = (struct output){.topic = topic,
+                         .key = key_copy,
+                         .key_len = key ? key_len : 0,
+                         .value = value,
+                         .value_len = value ? value_len : 0,
+                         .headers = headers,
+                         .done = done,
+                         .opaque = opaque};
     p->pending++;
     /* behind outputs that wait for queue space, to keep their order */
     uint64_t now = producer_now_ms();

@@ -59,8 +59,8 @@ size_t producer_free(struct producer *p, int timeout_ms);
  * producer_max_message_bytes. Returns 0, or -1 when out of memory (then
  * done is never called). */
 int producer_send(struct producer *p, const char *topic, const char *key, size_t key_len,
-                  char *value, size_t value_len, rd_kafka_headers_t *headers,
-                  producer_done_cb done, void *opaque);
+                  char *value, size_t value_len, rd_kafka_headers_t *headers, producer_done_cb done,
+                  void *opaque);
 
 /* The producer's message.max.bytes: a replacement output must fit in it. */
 size_t producer_max_message_bytes(const struct producer *p);

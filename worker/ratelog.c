@@ -21,8 +21,7 @@ int ratelog_allow(struct ratelog *r, uint64_t now_ms, uint64_t *suppressed)
     return 0;
 }
 
-int ratelog_allow_key(struct ratelog_set *s, const char *key, uint64_t now_ms,
-                      uint64_t *suppressed)
+int ratelog_allow_key(struct ratelog_set *s, const char *key, uint64_t now_ms, uint64_t *suppressed)
 {
     size_t klen = strlen(key);
     if (klen >= sizeof s->slots[0].key)

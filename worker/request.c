@@ -11,9 +11,9 @@
 
 #include "text.h"
 
-static const char *const request_fields[] = {
-    "id",     "task",       "budget_usd",  "tenant",   "messages", "system",
-    "max_tokens", "temperature", "deadline_ms", "metadata", NULL};
+static const char *const request_fields[] = {"id",          "task",     "budget_usd", "tenant",
+                                             "messages",    "system",   "max_tokens", "temperature",
+                                             "deadline_ms", "metadata", NULL};
 static const char *const role_names[] = {"system", "user", "assistant", NULL};
 
 const char *request_role_name(enum request_role role)
@@ -73,8 +73,8 @@ static const char *json_kind(const json_t *v)
     return "something else";
 }
 
-static int expect_pattern_string(const json_t *v, const char *field, size_t max,
-                                 int first_alnum, const char **out, struct err *e)
+static int expect_pattern_string(const json_t *v, const char *field, size_t max, int first_alnum,
+                                 const char **out, struct err *e)
 {
     if (!json_is_string(v))
         return bad(e, field, "expected a string, got %s", json_kind(v));
@@ -267,14 +267,13 @@ int request_decode(const char *data, size_t len, size_t max_bytes, struct reques
 {
     *out = NULL;
     if (len > max_bytes)
-        return err_set(e, ERR_INPUT, "too_large", "message is %zu bytes; the limit is %zu",
-                       len, max_bytes);
+        return err_set(e, ERR_INPUT, "too_large", "message is %zu bytes; the limit is %zu", len,
+                       max_bytes);
     if (!request_depth_ok(data, len))
-        return err_set(e, ERR_INPUT, "too_deep", "nested deeper than %d levels",
-                       REQUEST_MAX_DEPTH);
+        return err_set(e, ERR_INPUT, "too_deep", "nested deeper than %d levels", REQUEST_MAX_DEPTH);
     json_error_t jerr;
-    json_t *root = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                              &jerr);
+    json_t *root =
+        json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         if (json_error_code(&jerr) == json_error_invalid_utf8)
             return err_set(e, ERR_INPUT, "invalid_utf8", "not valid UTF-8 at byte %d",
@@ -293,8 +292,7 @@ int request_decode(const char *data, size_t len, size_t max_bytes, struct reques
                        jerr.text, jerr.line, jerr.column);
     }
     if (!json_is_object(root)) {
-        err_set(e, ERR_INPUT, "invalid_request", "expected a JSON object, got %s",
-                json_kind(root));
+        err_set(e, ERR_INPUT, "invalid_request", "expected a JSON object, got %s", json_kind(root));
         json_decref(root);
         return -1;
     }

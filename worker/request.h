@@ -37,8 +37,8 @@ struct request {
     uint32_t max_tokens; /* 0 when absent */
     int has_temperature;
     double temperature;
-    int64_t deadline_ms; /* ms since the epoch; -1 when absent */
-    json_t *metadata;    /* borrowed; NULL when absent */
+    int64_t deadline_ms;  /* ms since the epoch; -1 when absent */
+    json_t *metadata;     /* borrowed; NULL when absent */
     size_t content_bytes; /* system + every message content, in bytes */
 };
 

@@ -59,11 +59,11 @@ uint32_t router_fit(const struct policy *policy, const struct policy_model *mode
 }
 
 static void router_explain_skip(const struct policy *policy, const struct policy_model *model,
-                                uint64_t input_tokens, uint32_t requested_max,
-                                uint64_t budget_nusd, char *out, size_t size)
+                                uint64_t input_tokens, uint32_t requested_max, uint64_t budget_nusd,
+                                char *out, size_t size)
 {
-    uint64_t need = requested_max ? router_model_cap(model, requested_max)
-                                  : policy->min_output_tokens;
+    uint64_t need =
+        requested_max ? router_model_cap(model, requested_max) : policy->min_output_tokens;
     if (cost_worst_case(&model->prices, input_tokens, 0) > budget_nusd)
         snprintf(out, size,
                  "over budget: %llu input tokens alone cost more than the budget of %llu nUSD",
@@ -100,8 +100,8 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
         struct router_candidate *c = &plan->candidates[plan->ncandidates++];
         const struct policy_model *m = &policy->models[route->candidates[i]];
         c->model = route->candidates[i];
-        uint32_t cap = router_fit(policy, m, plan->input_tokens, req->max_tokens,
-                                  plan->budget_nusd);
+        uint32_t cap =
+            router_fit(policy, m, plan->input_tokens, req->max_tokens, plan->budget_nusd);
         int rejecting = policy->over_budget == POLICY_REJECT && i > 0 &&
                         plan->candidates[0].decision == ROUTER_SKIPPED;
         if (rejecting) {
@@ -111,16 +111,15 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
                      "reject");
         } else if (cap == 0) {
             c->decision = ROUTER_SKIPPED;
-            router_explain_skip(policy, m, plan->input_tokens, req->max_tokens,
-                                plan->budget_nusd, c->reason, sizeof c->reason);
+            router_explain_skip(policy, m, plan->input_tokens, req->max_tokens, plan->budget_nusd,
+                                c->reason, sizeof c->reason);
         } else {
             c->decision = ROUTER_TAKEN;
             c->max_tokens = cap;
             c->worst_case_nusd = cost_worst_case(&m->prices, plan->input_tokens, cap);
             snprintf(c->reason, sizeof c->reason,
                      "fits: up to %u output tokens, worst case %llu of %llu nUSD", cap,
-                     (unsigned long long)c->worst_case_nusd,
-                     (unsigned long long)plan->budget_nusd);
+                     (unsigned long long)c->worst_case_nusd, (unsigned long long)plan->budget_nusd);
             taken++;
         }
     }

@@ -112,8 +112,8 @@ static void stats_family(struct metrics_buf *b, const char *name, const char *ty
     metrics_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void stats_one(struct metrics_buf *b, const char *name, const char *type,
-                      const char *help, unsigned long long v)
+static void stats_one(struct metrics_buf *b, const char *name, const char *type, const char *help,
+                      unsigned long long v)
 {
     stats_family(b, name, type, help);
     metrics_printf(b, "%s %llu\n", name, v);
@@ -136,7 +136,8 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
         const char *name, *help;
     } fam[] = {
         {"switchyard_partition_paused", "1 while the partition is paused by the in-flight caps."},
-        {"switchyard_partition_in_flight", "Messages received from the partition and not finished."},
+        {"switchyard_partition_in_flight",
+         "Messages received from the partition and not finished."},
         {"switchyard_partition_committed_offset", "The last offset this worker committed."},
         {"switchyard_partition_position_offset",
          "The first offset not finished: what the next commit says."},
@@ -151,11 +152,21 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
             const struct consumer_partition_info *p = &parts[i];
             long long value;
             switch (f) {
-            case 0: value = p->paused; break;
-            case 1: value = (long long)p->in_flight; break;
-            case 2: value = p->committed; break;
-            case 3: value = p->position; break;
-            case 4: value = p->high_watermark; break;
+            case 0:
+                value = p->paused;
+                break;
+            case 1:
+                value = (long long)p->in_flight;
+                break;
+            case 2:
+                value = p->committed;
+                break;
+            case 3:
+                value = p->position;
+                break;
+            case 4:
+                value = p->high_watermark;
+                break;
             default:
                 if (p->high_watermark < 0 || p->position < 0)
                     continue; /* not known yet: no sample rather than a wrong one */
@@ -231,8 +242,7 @@ static void stats_render_models(const struct stats *s, struct metrics_buf *b)
     for (size_t i = 0; i < s->nmodels; i++)
         for (size_t c = 0; c < COST_NCAT; c++) {
             stats_model_labels(b, "switchyard_model_tokens_total", &s->models[i]);
-            metrics_printf(b, ",category=\"%s\"} %llu\n",
-                           cost_category_name((enum cost_category)c),
+            metrics_printf(b, ",category=\"%s\"} %llu\n", cost_category_name((enum cost_category)c),
                            (unsigned long long)s->models[i].tokens[c]);
         }
     stats_family(b, "switchyard_model_cost_nanousd_total", "counter",

@@ -95,8 +95,7 @@ static void ydoc_sort_errors(struct ydoc_sorted *a, struct ydoc_sorted *tmp, siz
     ydoc_sort_errors(a + h, tmp, n - h);
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n) {
-        int right_first =
-            a[j].line < a[i].line || (a[j].line == a[i].line && a[j].col < a[i].col);
+        int right_first = a[j].line < a[i].line || (a[j].line == a[i].line && a[j].col < a[i].col);
         tmp[k++] = right_first ? a[j++] : a[i++];
     }
     while (i < h)
@@ -181,8 +180,7 @@ static int builder_anchor(struct builder *b, const yaml_char_t *name, struct ydo
 {
     if (!name)
         return 0;
-    struct anchor *a =
-        ydoc_grow(b->anchors, &b->anchors_cap, b->nanchors + 1, sizeof *a);
+    struct anchor *a = ydoc_grow(b->anchors, &b->anchors_cap, b->nanchors + 1, sizeof *a);
     if (!a)
         return -1;
     b->anchors = a;
@@ -289,8 +287,8 @@ static int ydoc_build(struct ydoc *doc, yaml_parser_t *parser)
             yaml_mark_t m = parser->problem_mark;
             struct ydoc_node at = {.line = (int)m.line + 1, .column = (int)m.column + 1};
             ydoc_error(doc, &at, "YAML syntax error: %s%s%s",
-                       parser->problem ? parser->problem : "unreadable",
-                       parser->context ? " " : "", parser->context ? parser->context : "");
+                       parser->problem ? parser->problem : "unreadable", parser->context ? " " : "",
+                       parser->context ? parser->context : "");
             goto out;
         }
         struct ydoc_node *n = NULL;
@@ -451,8 +449,7 @@ static long ydoc_read_file(struct ydoc *doc, const char *path, char **buf)
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        ydoc_error(doc, NULL, "cannot read the file: %s",
-                   ydoc_strerror(errno, ebuf, sizeof ebuf));
+        ydoc_error(doc, NULL, "cannot read the file: %s", ydoc_strerror(errno, ebuf, sizeof ebuf));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -590,8 +587,8 @@ int ydoc_check_keys(struct ydoc *doc, const struct ydoc_node *map, const char *c
         bad++;
         const char *near = text_nearest(k->value, allowed);
         if (near)
-            ydoc_error(doc, k, "unknown key \"%.64s\" in %s (did you mean \"%s\"?)", k->value,
-                       what, near);
+            ydoc_error(doc, k, "unknown key \"%.64s\" in %s (did you mean \"%s\"?)", k->value, what,
+                       near);
         else
             ydoc_error(doc, k, "unknown key \"%.64s\" in %s", k->value, what);
     }
@@ -628,8 +625,7 @@ static int ydoc_type_error(struct ydoc *doc, const struct ydoc_node *n, const ch
     return ydoc_error(doc, n, "%s: expected %s, got %s", key, expected, got);
 }
 
-int ydoc_string(struct ydoc *doc, const struct ydoc_node *node, const char *key,
-                const char **out)
+int ydoc_string(struct ydoc *doc, const struct ydoc_node *node, const char *key, const char **out)
 {
     if (node->type != YDOC_SCALAR || (node->plain && node->value[0] == '\0') ||
         (node->plain && strcmp(node->value, "~") == 0) ||
@@ -687,8 +683,7 @@ int ydoc_decimal_e9(struct ydoc *doc, const struct ydoc_node *node, const char *
                     uint64_t max_whole, uint64_t *out)
 {
     char expected[96];
-    snprintf(expected, sizeof expected,
-             "a decimal number from 0 to %llu with at most 9 decimals",
+    snprintf(expected, sizeof expected, "a decimal number from 0 to %llu with at most 9 decimals",
              (unsigned long long)max_whole);
     if (node->type != YDOC_SCALAR || !node->plain)
         return ydoc_type_error(doc, node, key, expected);

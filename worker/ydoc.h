@@ -73,8 +73,7 @@ const struct ydoc_node *ydoc_value_at(const struct ydoc_node *map, size_t i);
 
 /* Typed scalar readers: each reports "key: expected ..., got ..." at the
  * node and returns -1 when the value does not fit; 0 on success. */
-int ydoc_string(struct ydoc *doc, const struct ydoc_node *node, const char *key,
-                const char **out);
+int ydoc_string(struct ydoc *doc, const struct ydoc_node *node, const char *key, const char **out);
 int ydoc_int(struct ydoc *doc, const struct ydoc_node *node, const char *key, int64_t min,
              int64_t max, int64_t *out);
 int ydoc_bool(struct ydoc *doc, const struct ydoc_node *node, const char *key, int *out);

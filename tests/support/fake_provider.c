@@ -11,9 +11,9 @@
  * (N + key + 120 bytes, one word around the key, like a real provider
  * quoting a value) that holds, at byte N, the API key the request carried
  * (Authorization: Bearer, api-key or x-api-key): the tests' way to check
- * that no piece of a key a provider echoes ever leaves the worker. One thread, one epoll loop and a binary min-heap of due times:
- * it serves tens of thousands of requests a second and ten thousand open
- * keep-alive connections.
+ * that no piece of a key a provider echoes ever leaves the worker. One thread, one epoll loop and a
+ * binary min-heap of due times: it serves tens of thousands of requests a second and ten thousand
+ * open keep-alive connections.
  *
  * It must never: listen on anything but loopback, connect anywhere, block
  * (no sleep, no blocking socket call: latency is a timer), or let a client
@@ -2388,7 +2388,8 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
             if (fake_rule_parse(optarg, &opt->rules[opt->nrules]) != 0) {
                 fprintf(stderr,
                         "fake_provider: bad --fault %s (want MODEL:KIND[@COUNT], KIND one of "
-                        "status:NNN[,retry_after:S][,echo_key:N] timeout close truncate malformed slow)\n",
+                        "status:NNN[,retry_after:S][,echo_key:N] timeout close truncate malformed "
+                        "slow)\n",
                         optarg);
                 return -1;
             }

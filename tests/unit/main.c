@@ -66,14 +66,11 @@ int main(int argc, char **argv)
         const char *name;
         void (*run)(void);
     } suites[] = {
-        {"cost", test_cost},     {"ydoc", test_ydoc},     {"config", test_config},
-        {"router", test_router}, {"request", test_request},
-        {"providers", test_providers}, {"offsets", test_offsets},
-        {"loop", test_loop},     {"ratelog", test_ratelog},
-        {"retry", test_retry},   {"pqueue", test_pqueue},
-        {"redact", test_redact},
-        {"reload", test_reload},
-        {"producer", test_producer},
+        {"cost", test_cost},       {"ydoc", test_ydoc},         {"config", test_config},
+        {"router", test_router},   {"request", test_request},   {"providers", test_providers},
+        {"offsets", test_offsets}, {"loop", test_loop},         {"ratelog", test_ratelog},
+        {"retry", test_retry},     {"pqueue", test_pqueue},     {"redact", test_redact},
+        {"reload", test_reload},   {"producer", test_producer},
     };
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)

@@ -31,8 +31,7 @@ static void test_config_shipped(void)
     ok(a && a->timeout_ms == 300000 && a->connect_timeout_ms == 10000, "provider timeouts");
     const struct config_provider *o = config_provider_find(cfg, "openai");
     ok(o && o->connect_timeout_ms == 10000, "unset provider timeout takes the default");
-    ok(cfg->limits.max_in_flight == 10000 && cfg->limits.max_message_bytes == 1048576,
-       "limits");
+    ok(cfg->limits.max_in_flight == 10000 && cfg->limits.max_message_bytes == 1048576, "limits");
     ok(cfg->metrics_listen && strcmp(cfg->metrics_listen, "127.0.0.1:9464") == 0, "metrics");
 
     struct policy *p = policy_load("config/policy.yaml", cfg, &errs);
@@ -164,8 +163,8 @@ static void test_config_secret_names(void)
     static const struct {
         const char *id;
         int ok;
-    } ids[] = {{"worker-1", 1}, {"a", 1}, {"", 0}, {"has space", 0}, {"tab\there", 0},
-               {"new\nline", 0}, {"caf\xc3\xa9", 0}};
+    } ids[] = {{"worker-1", 1},  {"a", 1},         {"", 0},           {"has space", 0},
+               {"tab\there", 0}, {"new\nline", 0}, {"caf\xc3\xa9", 0}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         ok(config_worker_id_ok(ids[i].id) == ids[i].ok, "worker_id case %zu", i);
     char id[CONFIG_WORKER_ID_MAX + 2];

@@ -22,7 +22,8 @@ static uint64_t rng(void)
     return rng_state * 2685821657736338717ull;
 }
 
-#define USD_PER_MTOK(whole, thousandths) ((uint64_t)(whole) * 1000000000u + (uint64_t)(thousandths) * 1000000u)
+#define USD_PER_MTOK(whole, thousandths)                                                           \
+    ((uint64_t)(whole)*1000000000u + (uint64_t)(thousandths)*1000000u)
 
 static void test_cost_example(void)
 {
@@ -62,10 +63,10 @@ static void test_cost_rounding(void)
 
 static void test_cost_limits(void)
 {
-    struct cost_prices p = {{COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE,
-                             COST_MAX_PRICE}};
-    struct cost_usage u = {{COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS,
-                            COST_MAX_TOKENS}};
+    struct cost_prices p = {
+        {COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE}};
+    struct cost_usage u = {
+        {COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS}};
     uint64_t nusd = 0;
     ok(cost_compute(&p, &u, &nusd) == 0, "largest allowed usage x price computes");
     u128 want = (u128)COST_MAX_TOKENS * COST_MAX_PRICE * 5 / 1000000u;
@@ -109,8 +110,8 @@ static void test_cost_million(void)
                     per_tok[COST_CACHE_READ] * sum_mod(n, 7) +
                     per_tok[COST_CACHE_WRITE] * sum_mod(n, 3) +
                     per_tok[COST_REASONING] * sum_mod(n, 5);
-    ok(total == want, "sum over 1e6 records = closed form %llu, got %llu",
-       (unsigned long long)want, (unsigned long long)total);
+    ok(total == want, "sum over 1e6 records = closed form %llu, got %llu", (unsigned long long)want,
+       (unsigned long long)total);
 }
 
 /* Random usage and prices (with fractional nano-USD per token) against a

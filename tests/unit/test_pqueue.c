@@ -53,8 +53,9 @@ void test_pqueue(void)
                 held--;
                 struct pqueue_entry *got = pqueue_release(&q);
                 /* skip entries removed since they queued (stale sequence) */
-                while (head != tail && (state[fifo[head % (PQ_N * 8)]] != 2 ||
-                                        fifo_seq[head % (PQ_N * 8)] != seq[fifo[head % (PQ_N * 8)]]))
+                while (head != tail &&
+                       (state[fifo[head % (PQ_N * 8)]] != 2 ||
+                        fifo_seq[head % (PQ_N * 8)] != seq[fifo[head % (PQ_N * 8)]]))
                     head++;
                 if (head != tail) {
                     int w = fifo[head++ % (PQ_N * 8)];

@@ -313,8 +313,7 @@ static void until_watchdog(struct loop_timer *t)
 
 /* Runs the loop until cond(arg) holds (1) or max_ms passes (0). A NULL
  * cond runs it for max_ms, for things that must NOT happen meanwhile. */
-static int run_until(struct loop *loop, int (*cond)(const void *), const void *arg,
-                     uint64_t max_ms)
+static int run_until(struct loop *loop, int (*cond)(const void *), const void *arg, uint64_t max_ms)
 {
     struct until u = {.loop = loop, .cond = cond, .arg = arg};
     u.check = (struct loop_timer){.cb = until_check, .data = &u};
@@ -416,33 +415,29 @@ static void producer_outcomes(struct loop *loop, struct mock *m)
         later_calls = big.calls;
 
         producer_send(p, "t.out", "k", 1, bytes("v"), 1, NULL, tally_done, &normal);
-        normal_done = run_until(loop, calls_reached, &(struct want_calls){&normal, 1},
-                                WATCHDOG_MS);
+        normal_done = run_until(loop, calls_reached, &(struct want_calls){&normal, 1}, WATCHDOG_MS);
 
         /* Produce is API key 0. 3 is UNKNOWN_TOPIC_OR_PART: librdkafka
          * refreshes metadata and retries it itself, so it reaches us only
          * once waited out (message.timeout.ms) */
         unknown_cmd = mock_cmd(m, "push_errors 0 3 3");
         producer_send(p, "t.out", "k", 1, bytes("unknown"), 7, NULL, tally_done, &unknown);
-        unknown_done = run_until(loop, calls_reached, &(struct want_calls){&unknown, 1},
-                                 WATCHDOG_MS);
+        unknown_done =
+            run_until(loop, calls_reached, &(struct want_calls){&unknown, 1}, WATCHDOG_MS);
         /* 10 is MSG_SIZE_TOO_LARGE from the broker (its topic limit) */
         large_cmd = mock_cmd(m, "push_errors 0 1 10");
         producer_send(p, "t.out", "k", 1, bytes("large"), 5, NULL, tally_done, &large);
-        large_done = run_until(loop, calls_reached, &(struct want_calls){&large, 1},
-                               WATCHDOG_MS);
+        large_done = run_until(loop, calls_reached, &(struct want_calls){&large, 1}, WATCHDOG_MS);
         producer_send(p, "t.out", "k", 1, bytes("after"), 5, NULL, tally_done, &after);
-        after_done = run_until(loop, calls_reached, &(struct want_calls){&after, 1},
-                               WATCHDOG_MS);
+        after_done = run_until(loop, calls_reached, &(struct want_calls){&after, 1}, WATCHDOG_MS);
         /* 29 is TOPIC_AUTHORIZATION_FAILED. librdkafka then marks the topic
          * with it, so the next output is refused when produced */
         denied_cmd = mock_cmd(m, "push_errors 0 1 29");
         producer_send(p, "t.out", "k", 1, bytes("denied"), 6, NULL, tally_done, &denied);
-        denied_done = run_until(loop, calls_reached, &(struct want_calls){&denied, 1},
-                                WATCHDOG_MS);
+        denied_done = run_until(loop, calls_reached, &(struct want_calls){&denied, 1}, WATCHDOG_MS);
         producer_send(p, "t.out", "k", 1, bytes("again"), 5, NULL, tally_done, &denied_again);
-        denied_done &= run_until(loop, calls_reached, &(struct want_calls){&denied_again, 1},
-                                 WATCHDOG_MS);
+        denied_done &=
+            run_until(loop, calls_reached, &(struct want_calls){&denied_again, 1}, WATCHDOG_MS);
         clear = mock_cmd(m, "clear_errors 0");
         run_until(loop, NULL, NULL, 300);
         pending_end = producer_pending(p);
@@ -452,18 +447,22 @@ static void producer_outcomes(struct loop *loop, struct mock *m)
 
     ok(p != NULL, "producer on the mock cluster");
     ok(sent_big == 0 && calls_in_send == 0, "a too-large output is taken; done is not called "
-       "inside producer_send");
+                                            "inside producer_send");
     ok(big_done && big.calls == 1 && big.last == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
        "(a) too large: reported once as %s (%d calls)", rd_kafka_err2name(big.last), big.calls);
-    ok(later_calls == 1 && pending_after == 0, "(a) and dropped: no second report, nothing "
-       "pending (%d calls, %zu pending)", later_calls, pending_after);
+    ok(later_calls == 1 && pending_after == 0,
+       "(a) and dropped: no second report, nothing "
+       "pending (%d calls, %zu pending)",
+       later_calls, pending_after);
     ok(big_ms < WATCHDOG_MS, "(a) reported in %llu ms, on the next loop turn",
        (unsigned long long)big_ms);
     const char *big_line = "produce_refused\",\"msg\":\"topic t.out: MSG_SIZE_TOO_LARGE";
     ok(log && count_lines(log, big_line) == 1, "(a) one produce_refused line for it (%d)",
        log ? count_lines(log, big_line) : -1);
-    ok(normal_done && normal.calls == 1 && normal.last == 0, "(b) a normal output is "
-       "acknowledged once (%d calls, %s)", normal.calls, rd_kafka_err2name(normal.last));
+    ok(normal_done && normal.calls == 1 && normal.last == 0,
+       "(b) a normal output is "
+       "acknowledged once (%d calls, %s)",
+       normal.calls, rd_kafka_err2name(normal.last));
     ok(unknown_cmd && unknown_done && unknown.calls == 1 && unknown.last == 0,
        "(f) a broker's UNKNOWN_TOPIC_OR_PART is retried inside librdkafka: delivered (%d, %s)",
        unknown.calls, rd_kafka_err2name(unknown.last));
@@ -542,7 +541,7 @@ static void producer_nulls(struct loop *loop, struct mock *m)
        "(e) empty key and empty value arrive empty, not null");
     ok(key_null[2] && !val_null[2] && val_len[2] == 1, "(e) null key with a value");
     ok(!key_null[3] && key_len[3] == 1 && val_null[3], "(e) a key with a null value "
-       "(tombstone)");
+                                                       "(tombstone)");
 }
 
 /* (c) brokers down: waited out from memory, delivered when back, with a
@@ -554,8 +553,7 @@ static void producer_outage(struct loop *loop, struct mock *m)
     int captured = capture_start(&cap) == 0;
     /* delivery reports after 1 s instead of 300 s, so the time-outs reach
      * the producer's own retry path; reconnect quickly once back */
-    const char *extra[] = {"message.timeout.ms", "1000", "reconnect.backoff.max.ms", "500",
-                           NULL};
+    const char *extra[] = {"message.timeout.ms", "1000", "reconnect.backoff.max.ms", "500", NULL};
     struct producer *p = producer_for(loop, m->bootstrap, extra);
     struct tally t = {0};
     int down = 0, up = 0, delivered = 0, calls_while_down = -1;
@@ -580,12 +578,14 @@ static void producer_outage(struct loop *loop, struct mock *m)
     int failed = log ? count_lines(log, "\"delivery_failed\"") : -1;
     ok(down && up, "(c) broker down and up again");
     ok(calls_while_down == 0 && pending_while_down == N,
-       "(c) while down nothing is reported or dropped (%d calls, %zu pending)",
-       calls_while_down, pending_while_down);
+       "(c) while down nothing is reported or dropped (%d calls, %zu pending)", calls_while_down,
+       pending_while_down);
     ok(delivered && t.calls == N + 1 && t.acked == N + 1,
        "(c) every output delivered once the broker is back (%d acked of %d)", t.acked, N + 1);
-    ok(failed >= 1 && failed <= 2, "(c) time-outs went through the retry path, logged once per "
-       "cause per 10 s (%d delivery_failed lines)", failed);
+    ok(failed >= 1 && failed <= 2,
+       "(c) time-outs went through the retry path, logged once per "
+       "cause per 10 s (%d delivery_failed lines)",
+       failed);
     ok(lines >= 1 && lines <= 40, "(c) %d stderr lines in all during the outage", lines);
     if (log && (getenv("CHECK_VERBOSE") || lines > 40))
         fputs(log, stderr);

@@ -365,8 +365,8 @@ static void test_key_pieces_not_echoed(void)
                     }
                     if (!strstr(e.msg, "Incorrect API key provided. You can find") &&
                         unquoted++ < 5)
-                        ok(0, "%s HTTP %ld: the message is not quoted: %s", ops->type,
-                           statuses[i], e.msg);
+                        ok(0, "%s HTTP %ld: the message is not quoted: %s", ops->type, statuses[i],
+                           e.msg);
                     provider_reply_release(&r);
                     free(body);
                 }

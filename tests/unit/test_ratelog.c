@@ -30,8 +30,8 @@ static void ratelog_case(char *line, int lineno)
             snprintf(got, sizeof got, "log%llu", (unsigned long long)suppressed);
         else
             snprintf(got, sizeof got, "-");
-        ok(want && strcmp(got, want) == 0, "cases.txt:%d step %d: got %s, want %s", lineno,
-           step, got, want ? want : "(nothing)");
+        ok(want && strcmp(got, want) == 0, "cases.txt:%d step %d: got %s, want %s", lineno, step,
+           got, want ? want : "(nothing)");
         want = strtok_r(NULL, " \t\n", &save2);
         step++;
     }

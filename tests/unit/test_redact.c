@@ -118,8 +118,7 @@ static void test_registry(void)
     char plain[32];
     snprintf(plain, sizeof plain, "%s", refused_key);
     redact_str(plain);
-    ok(strcmp(plain, refused_key) == 0 && redact_count() == 0,
-       "after reset nothing is masked");
+    ok(strcmp(plain, refused_key) == 0 && redact_count() == 0, "after reset nothing is masked");
 
     /* a megabyte of keys back to back is one run: one mark */
     ok(redact_register("gsk_HFwUbbYrEqmSM9wCZ7Uw") == 0, "register");
@@ -130,8 +129,7 @@ static void test_registry(void)
         n += klen;
     }
     size_t out = mb ? redact(mb, n) : 0;
-    ok(mb && out == 8 && memcmp(mb, REDACT_MARK, 8) == 0, "1 MiB of keys is one mark (%zu)",
-       out);
+    ok(mb && out == 8 && memcmp(mb, REDACT_MARK, 8) == 0, "1 MiB of keys is one mark (%zu)", out);
     free(mb);
     redact_reset();
 }
@@ -179,9 +177,9 @@ static void test_sweep(const struct redact_keys *keys)
                 /* the slow reference; and it must mask the fragment at least
                  * (a neighbour may complete a longer piece of the key) */
                 wn = redact_keys_expect(keys, msg, n, want);
-                if (flen >= REDACT_PIECE && (wn > n - flen + REDACT_PIECE ||
-                                             memcmp(want + wn - (sizeof tail - 1), tail,
-                                                    sizeof tail - 1) != 0)) {
+                if (flen >= REDACT_PIECE &&
+                    (wn > n - flen + REDACT_PIECE ||
+                     memcmp(want + wn - (sizeof tail - 1), tail, sizeof tail - 1) != 0)) {
                     if (wrong++ < 5)
                         ok(0, "%s fragment %zu at %zu: the reference keeps it: [%.*s]",
                            keys->shape[k], f, pos, (int)wn, want);

@@ -44,9 +44,12 @@ static int retry_field(struct retry_input *in, const char *key, const char *valu
 
 static void retry_case(char *line, int lineno)
 {
-    struct retry_input in = {.max_attempts = 6, .retries_per_candidate = 2,
-                             .backoff_initial_ms = 250, .backoff_max_ms = 20000,
-                             .deadline_ms = -1, .retry_after_ms = -1};
+    struct retry_input in = {.max_attempts = 6,
+                             .retries_per_candidate = 2,
+                             .backoff_initial_ms = 250,
+                             .backoff_max_ms = 20000,
+                             .deadline_ms = -1,
+                             .retry_after_ms = -1};
     char *arrow = strstr(line, "->");
     if (!ok(arrow != NULL, "retry cases.txt:%d: no ->", lineno))
         return;
@@ -66,8 +69,8 @@ static void retry_case(char *line, int lineno)
     struct retry_decision d = retry_decide(&in);
     ok(strcmp(retry_action_name(d.action), action) == 0 && d.delay_ms == delay &&
            strcmp(d.why, why) == 0,
-       "retry cases.txt:%d: got %s %llu %s, want %s %llu %s", lineno,
-       retry_action_name(d.action), (unsigned long long)d.delay_ms, d.why, action, delay, why);
+       "retry cases.txt:%d: got %s %llu %s, want %s %llu %s", lineno, retry_action_name(d.action),
+       (unsigned long long)d.delay_ms, d.why, action, delay, why);
 }
 
 void test_retry(void)
@@ -95,10 +98,16 @@ void test_retry(void)
     /* the jitter stays within [cap/2, cap] for any random number */
     int inside = 1;
     for (uint64_t r = 0; r < 100000; r += 7) {
-        struct retry_input in = {.retryable = 1, .retry_after_ms = -1, .tries_on_current = 2,
-                                 .attempts = 2, .has_next = 1, .deadline_ms = -1,
-                                 .max_attempts = 6, .retries_per_candidate = 2,
-                                 .backoff_initial_ms = 250, .backoff_max_ms = 20000,
+        struct retry_input in = {.retryable = 1,
+                                 .retry_after_ms = -1,
+                                 .tries_on_current = 2,
+                                 .attempts = 2,
+                                 .has_next = 1,
+                                 .deadline_ms = -1,
+                                 .max_attempts = 6,
+                                 .retries_per_candidate = 2,
+                                 .backoff_initial_ms = 250,
+                                 .backoff_max_ms = 20000,
                                  .random = r * 0x9E3779B97F4A7C15ull};
         struct retry_decision d = retry_decide(&in);
         inside &= d.action == RETRY_SAME && d.delay_ms >= 250 && d.delay_ms <= 500;

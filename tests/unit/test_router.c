@@ -11,13 +11,14 @@
 
 #define ROUTER_DIR "tests/data/router/"
 
-static struct request *make_request(const char *task, const char *budget,
-                                    const char *max_tokens, long bytes)
+static struct request *make_request(const char *task, const char *budget, const char *max_tokens,
+                                    long bytes)
 {
     size_t size = (size_t)bytes + 256;
     char *json = malloc(size);
-    int n = snprintf(json, size, "{\"id\":\"r\",\"task\":\"%s\",\"messages\":[{\"role\":\"user\","
-                                 "\"content\":\"",
+    int n = snprintf(json, size,
+                     "{\"id\":\"r\",\"task\":\"%s\",\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"",
                      task);
     memset(json + n, 'x', (size_t)bytes);
     n += (int)bytes;
@@ -42,11 +43,10 @@ static void describe(const struct policy *p, const struct plan *plan, char *out,
     for (size_t i = 0; i < plan->ncandidates && used < size; i++) {
         const struct router_candidate *c = &plan->candidates[i];
         if (c->decision == ROUTER_TAKEN)
-            used += (size_t)snprintf(out + used, size - used, " %s=%u",
-                                     p->models[c->model].name, c->max_tokens);
+            used += (size_t)snprintf(out + used, size - used, " %s=%u", p->models[c->model].name,
+                                     c->max_tokens);
         else
-            used += (size_t)snprintf(out + used, size - used, " %s=skip",
-                                     p->models[c->model].name);
+            used += (size_t)snprintf(out + used, size - used, " %s=skip", p->models[c->model].name);
     }
 }
 

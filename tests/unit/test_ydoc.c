@@ -39,8 +39,8 @@ static void test_ydoc_errors(void)
     struct ydoc_errors errs = {0};
     struct ydoc *doc = parse("a: 1\na: 2\n");
     ydoc_take_errors(doc, &errs);
-    ok(errs.count == 1 && strcmp(errs.lines[0],
-                                 "t.yaml:2:1: duplicate key \"a\" (first at line 1)") == 0,
+    ok(errs.count == 1 &&
+           strcmp(errs.lines[0], "t.yaml:2:1: duplicate key \"a\" (first at line 1)") == 0,
        "duplicate key located: %s", errs.count ? errs.lines[0] : "(none)");
     ydoc_free(doc);
     ydoc_errors_release(&errs);
@@ -87,14 +87,22 @@ static void test_ydoc_decimal(void)
         int ok;
         uint64_t e9;
     } cases[] = {
-        {"0.075", 1, 75000000u},          {"18.75", 1, 18750000000u},
-        {"15", 1, 15000000000u},          {"15.00", 1, 15000000000u},
-        {"0.000000001", 1, 1u},           {"100000", 1, 100000000000000u},
-        {"0.0000000001", 0, 0},           {"1e-3", 0, 0},
-        {"-1", 0, 0},                     {".5", 0, 0},
-        {"1.", 0, 0},                     {"100001", 0, 0},
-        {"cheap", 0, 0},                  {"'0.5'", 0, 0},
-        {"1.5.5", 0, 0},                  {"0x10", 0, 0},
+        {"0.075", 1, 75000000u},
+        {"18.75", 1, 18750000000u},
+        {"15", 1, 15000000000u},
+        {"15.00", 1, 15000000000u},
+        {"0.000000001", 1, 1u},
+        {"100000", 1, 100000000000000u},
+        {"0.0000000001", 0, 0},
+        {"1e-3", 0, 0},
+        {"-1", 0, 0},
+        {".5", 0, 0},
+        {"1.", 0, 0},
+        {"100001", 0, 0},
+        {"cheap", 0, 0},
+        {"'0.5'", 0, 0},
+        {"1.5.5", 0, 0},
+        {"0x10", 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[64];
@@ -102,9 +110,8 @@ static void test_ydoc_decimal(void)
         struct ydoc *doc = parse(text);
         uint64_t v = 0;
         int rc = ydoc_decimal_e9(doc, ydoc_get(doc->root, "p"), "p", 100000, &v);
-        ok((rc == 0) == cases[i].ok && (!cases[i].ok || v == cases[i].e9),
-           "decimal %s -> %s %llu", cases[i].text, cases[i].ok ? "ok" : "error",
-           (unsigned long long)v);
+        ok((rc == 0) == cases[i].ok && (!cases[i].ok || v == cases[i].e9), "decimal %s -> %s %llu",
+           cases[i].text, cases[i].ok ? "ok" : "error", (unsigned long long)v);
         ok(cases[i].ok || doc->errs.count == 1, "decimal %s: one located error", cases[i].text);
         ydoc_free(doc);
     }
@@ -243,8 +250,7 @@ static void test_ydoc_not_regular(void)
     struct ydoc_errors errs = {0};
     struct ydoc *doc = ydoc_load("tests");
     ydoc_take_errors(doc, &errs);
-    ok(errs.count == 1 &&
-           strcmp(errs.lines[0], "tests:1:1: not a regular file (a directory)") == 0,
+    ok(errs.count == 1 && strcmp(errs.lines[0], "tests:1:1: not a regular file (a directory)") == 0,
        "a directory is refused: %s", errs.count ? errs.lines[0] : "(none)");
     ydoc_free(doc);
     ydoc_errors_release(&errs);

@@ -128,9 +128,8 @@ static int openai_error(long status, json_t *root, const char *body, size_t len,
     const char *type = json_string_value(json_object_get(error, "type"));
     int quota = (code && strcmp(code, "insufficient_quota") == 0) ||
                 (type && strcmp(type, "insufficient_quota") == 0);
-    int rc =
-        adapter_status_error(status, status == 429 && quota ? "quota_exhausted" : NULL, msg,
-                             msg_len, e);
+    int rc = adapter_status_error(status, status == 429 && quota ? "quota_exhausted" : NULL, msg,
+                                  msg_len, e);
     /* a 429 for an exhausted quota or billing limit: retrying cannot help */
     if (status == 429 && quota && e)
         e->kind = ERR_UPSTREAM;

@@ -30,11 +30,11 @@ enum provider_finish {
 /* What one call needs. Everything is borrowed for the duration of build. */
 struct provider_call {
     const struct request *req;
-    const char *base_url;    /* from worker.yaml, no trailing slash required */
-    const char *model;       /* the provider's model id */
-    uint32_t max_tokens;     /* the cap the router allowed */
-    const char *api_key;     /* from the environment; never logged or echoed */
-    const char *api_version; /* provider-specific version header; NULL = default */
+    const char *base_url;         /* from worker.yaml, no trailing slash required */
+    const char *model;            /* the provider's model id */
+    uint32_t max_tokens;          /* the cap the router allowed */
+    const char *api_key;          /* from the environment; never logged or echoed */
+    const char *api_version;      /* provider-specific version header; NULL = default */
     const char *max_tokens_field; /* name of the output cap field; NULL = default */
 };
 

@@ -1,0 +1,125 @@
+"""Every stop ends, and ends on time (issue 7, item 2).
+
+1. A provider failing every call: after SIGTERM no new provider call starts
+   (no retry, no fallback), the worker exits at once instead of waiting the
+   whole grace, and the requests it abandoned are answered by the next
+   owner (their offsets were not committed).
+2. Every broker down with outputs unacknowledged: SIGTERM exits within
+   shutdown_grace_ms plus flush_timeout_ms (plus a small bound for
+   leaving the group), as README states.
+3. A second SIGTERM during that flush exits at once, with status 1.
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+
+# what README states for the time after the flush: leaving the group and
+# freeing the clients (bounded by the same flush deadline, at least 1 s)
+LEAVE_S = 1.0
+SLACK_S = 2.0  # process start-up and scheduling on a loaded 2-core machine
+
+
+def request(rid, content):
+    return json.dumps({"id": rid, "task": "code", "messages": [
+        {"role": "user", "content": content}]}).encode()
+
+
+def failing_provider(t):
+    topics = {"requests": "sd1.requests", "results": "sd1.results", "costs": "sd1.costs",
+              "dead_letter": "sd1.dlq"}
+    # mini and nano (the "code" route) answer 503 to every call
+    h = Harness({v: 2 for v in topics.values()},
+                fake_args=["--latency-ms", "20", "--fault", "gpt-4.1-mini:status:503",
+                           "--fault", "gpt-4.1-nano:status:503"])
+    group = f"sd1-{os.getpid()}"
+    try:
+        limits = {"commit_interval_ms": 200, "backoff_initial_ms": 400, "backoff_max_ms": 2000,
+                  "shutdown_grace_ms": 30000, "max_attempts": 32, "retries_per_candidate": 16}
+        cfg = h.write_config(group, topics, limits=limits)
+        reqs = [(f"f-{i:03d}", request(f"f-{i:03d}", f"fail {i}")) for i in range(100)]
+        h.produce(topics["requests"], reqs)
+        w = h.start_worker(cfg, POLICY, env=KEYS)
+        deadline = time.time() + 30
+        while time.time() < deadline and len(h.provider_log()) < 150:
+            time.sleep(0.1)
+        t0 = time.time()
+        w.send_signal(15)
+        rc = w.wait(timeout=60)
+        took = time.time() - t0
+        t.ok(rc == 0, f"exit 0 after SIGTERM ({rc})")
+        t.ok(took < 5, f"the drain does not wait for failing retries: {took:.1f} s of a 30 s grace")
+        time.sleep(0.3)
+        late = [e for e in h.provider_log() if e["ts_ms"] / 1000 > t0 + 0.1]
+        t.ok(not late, f"no provider call starts after SIGTERM ({len(late)} did)")
+        res = h.read(topics["results"], lambda ms: False, timeout=2)
+        committed, ends = h.committed(group, topics["requests"])
+        done = sum(c for c in committed if c > 0)
+        t.ok(done < 100, f"abandoned requests stay uncommitted ({committed} of {ends})")
+        t.ok(len({m[0] for m in res}) <= done + 2 * 50,
+             "results exist only for what was finished")
+    finally:
+        h.close()
+
+
+def brokers_down(t):
+    topics = {"requests": "sd2.requests", "results": "sd2.results", "costs": "sd2.costs",
+              "dead_letter": "sd2.dlq"}
+    for second_signal in (False, True):
+        h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+        group = f"sd2-{os.getpid()}-{int(second_signal)}"
+        try:
+            grace, flush = 3000, (30000 if second_signal else 4000)
+            limits = {"commit_interval_ms": 200, "shutdown_grace_ms": grace,
+                      "flush_timeout_ms": flush}
+            cfg = h.write_config(group, topics, limits=limits)
+            h.produce(topics["requests"], [("warm", request("warm", "warm up"))])
+            w = h.start_worker(cfg, POLICY, env=KEYS)
+            h.read(topics["results"], lambda ms: len(ms) >= 1, timeout=30)
+            h.produce(topics["requests"], [(f"d-{i}", request(f"d-{i}", f"slow {i} #latency=3000"))
+                                           for i in range(20)])
+            time.sleep(1.0)  # the worker has taken them: 3 s calls are in flight
+            h.mock_command("broker_down 1")
+            time.sleep(3.0)  # the calls finish; their outputs cannot be delivered
+            t0 = time.time()
+            w.send_signal(15)
+            if second_signal:
+                time.sleep(1.0)
+                t1 = time.time()
+                w.send_signal(15)
+                rc = w.wait(timeout=60)
+                t.ok(time.time() - t1 < 1.0,
+                     f"a second SIGTERM exits at once ({time.time() - t1:.2f} s)")
+                t.ok(rc == 1, f"with status 1 ({rc})")
+            else:
+                rc = w.wait(timeout=120)
+                took = time.time() - t0
+                bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
+                t.ok(took <= bound, f"brokers down: SIGTERM exits in {took:.1f} s "
+                     f"(grace {grace} ms + flush {flush} ms + {LEAVE_S} s, bound {bound:.1f} s)")
+                t.ok(rc == 0, f"exit 0 ({rc})")
+                with open(h.worker_log) as f:
+                    log = f.read()
+                t.ok("unacknowledged_outputs" in log,
+                     "it says which outputs were not acknowledged")
+                lines = log.splitlines()
+                bad = [l for l in lines if not l.startswith("{")]
+                t.ok(not bad, f"every stderr line is JSON ({bad[:2]})")
+                t.ok(len(lines) < 300, f"the log stays bounded ({len(lines)} lines)")
+        finally:
+            h.close()
+
+
+def main():
+    t = Checks()
+    failing_provider(t)
+    brokers_down(t)
+    return t.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
