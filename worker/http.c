@@ -413,8 +413,3 @@ void http_transfer_release(struct http_transfer *t)
     t->response = NULL;
     t->response_len = t->response_cap = 0;
 }
-
-size_t http_running(const struct http *http)
-{
-    return http->running;
-}

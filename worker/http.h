@@ -64,6 +64,4 @@ void http_cancel(struct http *http, struct http_transfer *t);
 /* Frees what a finished transfer holds (the response buffer). */
 void http_transfer_release(struct http_transfer *t);
 
-size_t http_running(const struct http *http);
-
 #endif
