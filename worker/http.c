@@ -40,7 +40,7 @@ struct http {
     size_t nshards, shards_cap;
     size_t per_shard, max_response;
     size_t running;
-    struct http_transfer *transfers; /* running, for http_free */
+    LIST_HEAD(, http_transfer) transfers; /* running, for http_free */
     /* sockets curl stopped using: freed after the current event batch,
      * since an epoll event for them may still be queued */
     struct http_socket *dead;
@@ -159,6 +159,7 @@ struct http *http_new(struct loop *loop, const struct http_options *opt)
     struct http *http = calloc(1, sizeof *http);
     if (!http)
         return NULL;
+    LIST_INIT(&http->transfers);
     http->loop = loop;
     http->per_shard =
         opt && opt->transfers_per_shard ? opt->transfers_per_shard : HTTP_DEFAULT_PER_SHARD;
@@ -198,21 +199,15 @@ static void http_detach(struct http_transfer *t)
     t->shard = NULL;
     shard->active--;
     shard->http->running--;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        shard->http->transfers = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
+    LIST_REMOVE(t, link);
 }
 
 void http_free(struct http *http)
 {
     if (!http)
         return;
-    while (http->transfers) {
-        struct http_transfer *t = http->transfers;
+    while (!LIST_EMPTY(&http->transfers)) {
+        struct http_transfer *t = LIST_FIRST(&http->transfers);
         http_detach(t);
         http_transfer_release(t);
     }
@@ -367,11 +362,7 @@ int http_submit(struct http *http, struct http_transfer *t)
     }
     shard->active++;
     http->running++;
-    t->prev = NULL;
-    t->next = http->transfers;
-    if (t->next)
-        t->next->prev = t;
-    http->transfers = t;
+    LIST_INSERT_HEAD(&http->transfers, t, link);
     return 0;
 }
 

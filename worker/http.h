@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "loop.h"
 
@@ -45,7 +46,7 @@ struct http_transfer {
     uint64_t started_ms;
     size_t response_cap;
     void *slist;
-    struct http_transfer *prev, *next; /* running transfers */
+    LIST_ENTRY(http_transfer) link; /* running transfers */
 };
 
 struct http_options {
