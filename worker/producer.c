@@ -93,9 +93,29 @@ struct producer {
     /* fault injection for tests: SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER=N
      * raises librdkafka's own test fatal error after N acknowledgements */
     long fatal_after;
+    /* SWITCHYARD_FAULT_PRODUCER_RESTART_FAILS=N: the first N restarts
+     * fail as a failed rd_kafka_new would */
+    long restart_fails;
     unsigned long acks;
     struct ratelog_set logs;
 };
+
+/* A test fault's count from the environment: unset is 0; anything but a
+ * decimal number up to 1e9 is refused, never taken as 0. */
+static int producer_fault_env(const char *name, long *out, struct err *e)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > 1000000000 || v[0] < '0' || v[0] > '9')
+        return err_set(e, ERR_CONFIG, "environment", "%s: expected a number of times (0 to 1e9)",
+                       name);
+    *out = n;
+    return 0;
+}
 
 static uint64_t producer_now_ms(void)
 {
@@ -342,6 +362,15 @@ static void producer_restart(struct producer *p)
         producer_wait(p, o, now);
     }
     p->fatal = 0;
+    if (p->restart_fails > 0) {
+        p->restart_fails--;
+        err_set(&e, ERR_CONFIG, "kafka",
+                "cannot create the producer: injected by SWITCHYARD_FAULT_PRODUCER_RESTART_FAILS");
+        log_error("producer_restart_failed", "%s; trying again in %d ms", e.msg,
+                  PRODUCER_RESTART_RETRY_MS);
+        loop_timer_start(p->loop, &p->restart_timer, PRODUCER_RESTART_RETRY_MS);
+        return;
+    }
     if (producer_start(p, &e) < 0) {
         log_error("producer_restart_failed", "%s; trying again", e.msg);
         loop_timer_start(p->loop, &p->restart_timer, PRODUCER_RESTART_RETRY_MS);
@@ -436,8 +465,9 @@ struct producer *producer_new(struct loop *loop, const struct config *cfg, struc
     p->poll_timer = (struct loop_timer){.cb = producer_tick, .data = p};
     p->report_timer = (struct loop_timer){.cb = producer_report_fired, .data = p};
     p->restart_timer = (struct loop_timer){.cb = producer_restart_fired, .data = p};
-    const char *fault = getenv("SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER");
-    p->fatal_after = fault ? strtol(fault, NULL, 10) : 0;
+    if (producer_fault_env("SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER", &p->fatal_after, e) < 0 ||
+        producer_fault_env("SWITCHYARD_FAULT_PRODUCER_RESTART_FAILS", &p->restart_fails, e) < 0)
+        goto fail;
     p->conf = kafka_conf_new(cfg, KAFKA_PRODUCER, e);
     if (!p->conf)
         goto fail;

@@ -58,13 +58,17 @@ def main():
         limits = {"commit_interval_ms": 200, "backoff_initial_ms": 20, "backoff_max_ms": 5000,
                   "max_attempts": 3, "retries_per_candidate": 5}
         cfg = h.write_config(f"dp-{os.getpid()}", topics, limits=limits, providers=providers)
-        now_ms = int(time.time() * 1000)
-        reqs = [("ra", request("ra", "req ra #fault=status:429,retry_after:1")),
-                ("dl", request("dl", "req dl #latency=20000", deadline_ms=now_ms + 8000))]
+        reqs = [("ra", request("ra", "req ra #fault=status:429,retry_after:1"))]
         reqs += [(f"nr{i}", request(f"nr{i}", f"req nr{i} #fault=status:401")) for i in range(20)]
         reqs += [(f"cc{i}", request(f"cc{i}", f"req cc{i} #latency=150")) for i in range(30)]
         h.produce(topics["requests"], reqs)
         w = h.start_worker(cfg, POLICY, env=KEYS, args=["--exit-when-idle", "2000"])
+        t.ok(h.wait_log("partitions_assigned"), "the worker joins")
+        # produced once the worker runs: its 3 s deadline starts counting now
+        now_ms = int(time.time() * 1000)
+        late = [("dl", request("dl", "req dl #latency=20000", deadline_ms=now_ms + 3000))]
+        h.produce(topics["requests"], late)
+        reqs += late
         t.ok(w.wait(timeout=120) == 0, "the worker answers everything and exits 0")
         time.sleep(0.3)
         res = {m[0]: json.loads(m[1]) for m in
@@ -89,7 +93,7 @@ def main():
         r = res.get("dl", {})
         t.ok(r.get("error", {}).get("code") == "deadline_exceeded",
              f"a deadline ends the request with deadline_exceeded ({r.get('error')})")
-        t.ok(r.get("completed_at_ms", 0) - now_ms < 8000 + 2000,
+        t.ok(r.get("completed_at_ms", 0) - now_ms < 3000 + 2000,
              "without waiting for the 20 s provider beyond the deadline")
         att = r.get("attempts", [])
         t.ok(len(att) == 1 and att[0]["status"] == "timeout" and not dl,
@@ -101,6 +105,12 @@ def main():
              "a 401 falls back to the next candidate at once, one call each")
         t.ok(all(res.get(f"nr{i}", {}).get("error", {}).get("code") == "candidates_exhausted"
                  for i in range(20)), "and ends with candidates_exhausted")
+        refit = [(e["body"].get("max_tokens"),
+                  {r["model"]: r.get("max_tokens") for r in res[f"nr{i}"]["route"]}[m])
+                 for i in range(20) for e, m in zip(nr[i], ("mini", "nano"))]
+        t.ok(refit and all(sent == planned for sent, planned in refit),
+             "each candidate is sent the max_tokens its budget affords (the fallback re-fit "
+             "to what is left, nothing billed yet)")
         events = log_events(h.worker_log)
         rejected = [e for e in events if e["event"] == "provider_key_rejected"]
         models = sorted({m for e in rejected for m in ("mini", "nano") if f"model {m} " in e["msg"]})
