@@ -15,7 +15,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "kafka.h"
 #include "log.h"
+#include "probe.h"
 
 #define WORKER_DRAIN_CHECK_MS 50
 
@@ -99,7 +101,8 @@ static void worker_tick(struct loop_timer *t)
     loop_timer_start(w->loop, t, WORKER_DRAIN_CHECK_MS);
 }
 
-/* /readyz: ready until the worker begins to stop */
+/* /readyz: in the group with the cluster reachable, until the worker
+ * begins to stop */
 static int worker_ready(void *ctx, const char **why)
 {
     const struct worker *w = ctx;
@@ -107,7 +110,55 @@ static int worker_ready(void *ctx, const char **why)
         *why = "stopping: draining in-flight work";
         return 0;
     }
-    return 1;
+    return consumer_ready(w->consumer, why);
+}
+
+/* The start-up check's outcome: consume, or exit 1 saying why. */
+struct worker_start {
+    struct worker *w;
+    int failed;
+};
+
+static void worker_probe_done(void *data, const struct kafka_probe_result *r)
+{
+    struct worker_start *s = data;
+    struct worker *w = s->w;
+    const char *servers = kafka_config_value(w->cfg, "bootstrap.servers", NULL);
+    struct err e = {0};
+    if (w->stopping)
+        return;
+    if (!r->reachable) {
+        log_error("kafka_unreachable", "the Kafka cluster at bootstrap.servers \"%s\" did not "
+                  "answer within startup_timeout_ms (%lld ms): %s; check bootstrap.servers, "
+                  "that the brokers are running and that their listeners are reachable",
+                  servers ? servers : "(not set)", (long long)w->cfg->limits.startup_timeout_ms,
+                  r->error ? r->error : "no answer");
+        goto fail;
+    }
+    for (size_t i = 0; i < r->nmissing; i++) {
+        if (w->cfg->topics_create_missing)
+            log_warn("topic_missing", "topic \"%s\" does not exist on the cluster at \"%s\"; "
+                     "topics.create_missing is true: the broker creates it on first use, if "
+                     "it allows auto-creation", r->missing[i], servers ? servers : "");
+        else
+            log_error("topic_missing", "topic \"%s\" does not exist on the cluster at \"%s\"; "
+                      "create it, correct its name under topics:, or set "
+                      "topics.create_missing: true", r->missing[i], servers ? servers : "");
+    }
+    if (r->nmissing && !w->cfg->topics_create_missing)
+        goto fail;
+    struct consumer_handlers handlers = {.message = dispatch_message};
+    w->consumer = consumer_new(w->loop, w->cfg, &handlers, w, &e);
+    if (!w->consumer) {
+        log_error("start_failed", "%s", e.msg);
+        goto fail;
+    }
+    log_info("started", "worker %s consuming %s (cluster checked in %lld ms)", w->worker_id,
+             w->cfg->topic_requests, r->elapsed_ms);
+    return;
+fail:
+    s->failed = 1;
+    loop_stop(w->loop);
 }
 
 static int worker_keys(struct worker *w)
@@ -169,6 +220,8 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
                        .signal_fd = -1, .exit_when_idle_ms = exit_when_idle_ms,
                        .stats = {.started_ms = loop_wall_ms()}};
     struct loop_timer tick = {.cb = worker_tick, .data = &w};
+    struct worker_start start = {.w = &w};
+    struct kafka_probe *probe = NULL;
     struct err e = {0};
     int rc = 1;
     worker_id_init(&w);
@@ -200,12 +253,6 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
-    struct consumer_handlers handlers = {.message = dispatch_message};
-    w.consumer = consumer_new(w.loop, cfg, &handlers, &w, &e);
-    if (!w.consumer) {
-        log_error("start_failed", "%s", e.msg);
-        goto out;
-    }
     if (cfg->metrics_listen) {
         struct metrics_handlers mh = {.render = stats_render, .ready = worker_ready};
         w.metrics = metrics_new(w.loop, cfg->metrics_listen, &mh, &w, &e);
@@ -215,15 +262,21 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         }
         log_info("metrics_listening", "http://%s/metrics", metrics_address(w.metrics));
     }
+    /* the consumer is created when the cluster and the topics are there */
+    probe = kafka_probe_start(w.loop, cfg, worker_probe_done, &start, &e);
+    if (!probe) {
+        log_error("start_failed", "%s", e.msg);
+        goto out;
+    }
     w.idle_since_ms = loop_now_ms(w.loop);
     loop_timer_start(w.loop, &tick, WORKER_DRAIN_CHECK_MS);
-    log_info("started", "worker %s consuming %s", w.worker_id, cfg->topic_requests);
     if (loop_run(w.loop) < 0) {
         log_error("loop_failed", "epoll failed: %s", strerror(errno));
         goto out;
     }
-    rc = 0;
+    rc = start.failed ? 1 : 0;
 out:
+    kafka_probe_free(probe);
     if (w.loop)
         loop_timer_stop(w.loop, &tick);
     if (w.consumer) {
