@@ -31,5 +31,7 @@ void test_providers(void);
 void test_offsets(void);
 void test_loop(void);
 void test_ratelog(void);
+void test_commit(void);
+void test_kafka(void);
 
 #endif
