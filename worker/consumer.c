@@ -28,6 +28,7 @@
 #define CONSUMER_STALL_CHECK_MS 1000
 #define CONSUMER_STATS_MS "2000" /* broker states, read only while they were down */
 #define CONSUMER_COMMITTED_TIMEOUT_MS 10000
+#define CONSUMER_HOLD_MAX_MS 30000 /* held commits resume without an assignment after this */
 
 struct partition {
     int32_t id;
@@ -57,6 +58,7 @@ struct consumer {
      * loses the assignment when commits keep landing in a rebalance
      * (librdkafka#4059), so periodic commits wait for the next assignment */
     int commits_held;
+    uint64_t commits_held_ms; /* since when (a bound: see consumer_commit) */
     int stopped;
     int cooperative;
     /* readiness: in the group (an assignment callback, even an empty one,
@@ -66,6 +68,14 @@ struct consumer {
     int brokers_down;
     rd_kafka_topic_partition_list_t *revoking; /* awaiting release */
 };
+
+/* A stalled partition's warning repeats at most this often (with the
+ * metric always current): the stall bound, but not less than 30 s. */
+static uint64_t consumer_stall_log_ms(const struct config *cfg)
+{
+    uint64_t ms = (uint64_t)cfg->limits.stalled_partition_ms;
+    return ms > 30000 ? ms : 30000;
+}
 
 static struct partition *consumer_part(struct consumer *c, int32_t id)
 {
@@ -79,7 +89,7 @@ static struct partition *consumer_part(struct consumer *c, int32_t id)
         for (size_t i = c->nparts; i < n; i++) {
             parts[i] = (struct partition){.id = (int32_t)i};
             commit_part_init(&parts[i].commit);
-            parts[i].commit.stall_log.interval_ms = (uint64_t)c->cfg->limits.stalled_partition_ms;
+            parts[i].commit.stall_log.interval_ms = consumer_stall_log_ms(c->cfg);
         }
         c->parts = parts;
         c->nparts = n;
@@ -117,10 +127,27 @@ static void consumer_apply_caps(struct consumer *c)
     }
 }
 
+static void consumer_hold_commits(struct consumer *c)
+{
+    if (c->commits_held)
+        return;
+    log_info("commits_held", "a commit failed because the group is rebalancing: periodic "
+             "commits wait for the next assignment");
+    c->commits_held = 1;
+    c->commits_held_ms = loop_now_ms(c->loop);
+}
+
 static void consumer_commit(struct consumer *c, int sync, int only_revoking)
 {
-    if (!sync && c->commits_held)
-        return;
+    if (!sync && c->commits_held) {
+        /* a real rebalance brings an assignment within a session timeout;
+         * one that never comes must not stop commits for good */
+        if (loop_now_ms(c->loop) - c->commits_held_ms < CONSUMER_HOLD_MAX_MS)
+            return;
+        log_info("commits_resumed", "no new assignment within %d ms of a rebalancing error: "
+                 "periodic commits resume", CONSUMER_HOLD_MAX_MS);
+        c->commits_held = 0;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < c->nparts; i++)
         if ((!only_revoking || c->parts[i].revoking) && c->parts[i].assigned &&
@@ -136,7 +163,7 @@ static void consumer_commit(struct consumer *c, int sync, int only_revoking)
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             log_warn("commit_failed", "%s", rd_kafka_err2str(err));
             if (commit_rebalancing_error(err))
-                c->commits_held = 1;
+                consumer_hold_commits(c);
             for (int i = 0; i < l->cnt; i++) {
                 struct partition *p = consumer_part(c, l->elems[i].partition);
                 if (p)
@@ -157,16 +184,15 @@ static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     (void)rk;
     struct consumer *c = opaque;
-    if (!err)
+    if (!err) {
         c->brokers_down = 0; /* the coordinator answered */
+        log_debug("commit_ok", "%d partitions", offsets ? offsets->cnt : 0);
+    }
     if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
     log_warn("commit_failed", "%s", rd_kafka_err2str(err));
-    if (commit_rebalancing_error(err)) {
-        if (!c->commits_held)
-            log_info("commits_held", "periodic commits wait for the next assignment");
-        c->commits_held = 1;
-    }
+    if (commit_rebalancing_error(err))
+        consumer_hold_commits(c);
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         struct partition *p = consumer_part(c, offsets->elems[i].partition);
         if (p)
@@ -280,6 +306,11 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (aerr) {
             log_error("assign_failed", "%s", rd_kafka_err2str(aerr));
         }
+        /* librdkafka 2.0.2 keeps a partition's pause across unassign and
+         * assign: one we paused while it was revoked would come back paused
+         * for ever (we forgot that pause with the ownership) */
+        if (parts->cnt > 0)
+            rd_kafka_resume_partitions(rk, parts);
         log_info("partitions_assigned", "%d partitions assigned (%s)", parts->cnt,
                  c->cooperative ? "cooperative" : "eager");
         /* caps still full: the new partitions start paused */
