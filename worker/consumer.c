@@ -5,35 +5,40 @@
  * message before it in its partition is finished. On revoke, the revoked
  * partitions stop taking work, drain within rebalance_grace_ms, are
  * committed, then released; on a lost assignment nothing is committed.
+ * What a commit says lives in commit.c; this file owns the assignment,
+ * rebalances, pause/resume, message intake, and what readiness and the
+ * stall report see. It must never commit for a partition it no longer
+ * owns, nor block the loop except for the one bounded read of committed
+ * offsets per rebalance.
  */
 #include "consumer.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
+#include "kafka.h"
 #include "log.h"
 #include "offsets.h"
-#include "kafka.h"
 
-#define CONSUMER_BATCH 500      /* messages per wake-up, then yield to the loop */
-#define CONSUMER_POLL_MS 200    /* poll at least this often (max.poll.interval) */
-#define CONSUMER_METADATA_MAX 4000 /* offset commit metadata, under the broker's cap */
+#define CONSUMER_BATCH 500   /* messages per wake-up, then yield to the loop */
+#define CONSUMER_POLL_MS 200 /* poll at least this often (max.poll.interval) */
+#define CONSUMER_STALL_CHECK_MS 1000
+#define CONSUMER_STATS_MS "2000" /* broker states, read only while they were down */
+#define CONSUMER_COMMITTED_TIMEOUT_MS 10000
+#define CONSUMER_HOLD_MAX_MS 30000 /* held commits resume without an assignment after this */
 
 struct partition {
     int32_t id;
     uint32_t generation;
     int assigned;
-    int paused;   /* by us, for the caps */
-    int revoking; /* release pending: no new work */
+    int paused;              /* by us, for the caps */
+    int revoking;            /* release pending: no new work */
     struct offsets *offsets; /* NULL until the first message */
-    int64_t committed;       /* last offset we committed; -1 none */
-    uint64_t committed_md_hash; /* and a hash of its metadata */
+    struct commit_part commit;
     size_t in_flight;
-    /* done by the previous owner above its committed offset (from the
-     * commit's metadata): skipped, not paid for twice */
-    struct offsets_range *skip;
-    size_t nskip;
 };
 
 struct consumer {
@@ -44,7 +49,7 @@ struct consumer {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
     struct kafka_wake wake;
-    struct loop_timer poll_timer, commit_timer, revoke_timer;
+    struct loop_timer poll_timer, commit_timer, revoke_timer, stall_timer;
     struct partition *parts; /* indexed by partition id */
     size_t nparts;
     size_t in_flight;
@@ -53,10 +58,24 @@ struct consumer {
      * loses the assignment when commits keep landing in a rebalance
      * (librdkafka#4059), so periodic commits wait for the next assignment */
     int commits_held;
+    uint64_t commits_held_ms; /* since when (a bound: see consumer_commit) */
     int stopped;
     int cooperative;
+    /* readiness: in the group (an assignment callback, even an empty one,
+     * for the current generation), and no "all brokers down" since the
+     * last sign of a broker answering */
+    int in_group;
+    int brokers_down;
     rd_kafka_topic_partition_list_t *revoking; /* awaiting release */
 };
+
+/* A stalled partition's warning repeats at most this often (with the
+ * metric always current): the stall bound, but not less than 30 s. */
+static uint64_t consumer_stall_log_ms(const struct config *cfg)
+{
+    uint64_t ms = (uint64_t)cfg->limits.stalled_partition_ms;
+    return ms > 30000 ? ms : 30000;
+}
 
 static struct partition *consumer_part(struct consumer *c, int32_t id)
 {
@@ -67,8 +86,11 @@ static struct partition *consumer_part(struct consumer *c, int32_t id)
         struct partition *parts = realloc(c->parts, n * sizeof *parts);
         if (!parts)
             return NULL;
-        for (size_t i = c->nparts; i < n; i++)
-            parts[i] = (struct partition){.id = (int32_t)i, .committed = -1};
+        for (size_t i = c->nparts; i < n; i++) {
+            parts[i] = (struct partition){.id = (int32_t)i};
+            commit_part_init(&parts[i].commit);
+            parts[i].commit.stall_log.interval_ms = consumer_stall_log_ms(c->cfg);
+        }
         c->parts = parts;
         c->nparts = n;
     }
@@ -81,8 +103,8 @@ static void consumer_set_paused(struct consumer *c, struct partition *p, int pau
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, c->cfg->topic_requests, p->id);
-    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, l)
-                                    : rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_resp_err_t err =
+        pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (err)
         log_warn("pause_failed", "partition %d: %s", p->id, rd_kafka_err2str(err));
@@ -105,48 +127,34 @@ static void consumer_apply_caps(struct consumer *c)
     }
 }
 
-/* Adds p's committable offset to l when it moved past the last commit. */
-static void consumer_add_commit(struct consumer *c, struct partition *p,
-                                rd_kafka_topic_partition_list_t *l)
+static void consumer_hold_commits(struct consumer *c)
 {
-    if (!p->assigned || !p->offsets)
+    if (c->commits_held)
         return;
-    int64_t next = offsets_committable(p->offsets);
-    char md[CONSUMER_METADATA_MAX];
-    size_t n = offsets_encode_metadata(p->offsets, md, sizeof md);
-    /* the same offset is committed again when more work above it is done,
-     * so that a new owner knows to skip it */
-    uint64_t hash = 1469598103934665603ull; /* FNV-1a of the metadata */
-    for (size_t i = 0; i < n; i++)
-        hash = (hash ^ (unsigned char)md[i]) * 1099511628211ull;
-    if (next < p->committed || (next == p->committed && hash == p->committed_md_hash))
-        return;
-    rd_kafka_topic_partition_t *tp =
-        rd_kafka_topic_partition_list_add(l, c->cfg->topic_requests, p->id);
-    tp->offset = next;
-    if (n > 0 && (tp->metadata = malloc(n)) != NULL) {
-        memcpy(tp->metadata, md, n);
-        tp->metadata_size = n;
-    }
-    p->committed = next;
-    p->committed_md_hash = hash;
-}
-
-static int consumer_rebalancing_error(rd_kafka_resp_err_t err)
-{
-    return err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-           err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+    log_info("commits_held", "a commit failed because the group is rebalancing: periodic "
+                             "commits wait for the next assignment");
+    c->commits_held = 1;
+    c->commits_held_ms = loop_now_ms(c->loop);
 }
 
 static void consumer_commit(struct consumer *c, int sync, int only_revoking)
 {
-    if (!sync && c->commits_held)
-        return;
+    if (!sync && c->commits_held) {
+        /* a real rebalance brings an assignment within a session timeout;
+         * one that never comes must not stop commits for good */
+        if (loop_now_ms(c->loop) - c->commits_held_ms < CONSUMER_HOLD_MAX_MS)
+            return;
+        log_info("commits_resumed",
+                 "no new assignment within %d ms of a rebalancing error: "
+                 "periodic commits resume",
+                 CONSUMER_HOLD_MAX_MS);
+        c->commits_held = 0;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < c->nparts; i++)
-        if (!only_revoking || c->parts[i].revoking)
-            consumer_add_commit(c, &c->parts[i], l);
+        if ((!only_revoking || c->parts[i].revoking) && c->parts[i].assigned && c->parts[i].offsets)
+            commit_part_add(&c->parts[i].commit, c->parts[i].offsets, c->cfg->topic_requests,
+                            c->parts[i].id, l);
     for (int i = 0; i < l->cnt; i++)
         log_debug("commit", "partition %d offset %lld metadata %.*s", l->elems[i].partition,
                   (long long)l->elems[i].offset, (int)l->elems[i].metadata_size,
@@ -155,12 +163,12 @@ static void consumer_commit(struct consumer *c, int sync, int only_revoking)
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, sync ? 0 : 1);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             log_warn("commit_failed", "%s", rd_kafka_err2str(err));
-            if (consumer_rebalancing_error(err))
-                c->commits_held = 1;
+            if (commit_rebalancing_error(err))
+                consumer_hold_commits(c);
             for (int i = 0; i < l->cnt; i++) {
                 struct partition *p = consumer_part(c, l->elems[i].partition);
                 if (p)
-                    p->committed = -1; /* try again next time */
+                    p->commit.committed = -1; /* try again next time */
             }
         }
     }
@@ -177,15 +185,19 @@ static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     (void)rk;
     struct consumer *c = opaque;
+    if (!err) {
+        c->brokers_down = 0; /* the coordinator answered */
+        log_debug("commit_ok", "%d partitions", offsets ? offsets->cnt : 0);
+    }
     if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
     log_warn("commit_failed", "%s", rd_kafka_err2str(err));
-    if (consumer_rebalancing_error(err))
-        c->commits_held = 1;
+    if (commit_rebalancing_error(err))
+        consumer_hold_commits(c);
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         struct partition *p = consumer_part(c, offsets->elems[i].partition);
         if (p)
-            p->committed = -1;
+            p->commit.committed = -1;
     }
 }
 
@@ -193,14 +205,11 @@ static void consumer_forget(struct consumer *c, struct partition *p)
 {
     offsets_free(p->offsets);
     p->offsets = NULL;
-    free(p->skip);
-    p->skip = NULL;
-    p->nskip = 0;
+    commit_part_reset(&p->commit);
     c->in_flight -= p->in_flight;
     p->in_flight = 0;
     p->generation++; /* late completions for the old ownership are ignored */
     p->assigned = p->paused = p->revoking = 0;
-    p->committed = -1;
 }
 
 /* Releases the revoking partitions: commit what is done, then unassign. */
@@ -257,48 +266,10 @@ static void consumer_maybe_release(struct consumer *c)
     consumer_release_revoked(c);
 }
 
-/* Reads the committed offsets' metadata of newly assigned partitions: the
- * offsets the previous owner finished above its commit. One synchronous
- * round trip per rebalance (as the revoke's commit is): not per message. */
-static void consumer_load_skips(struct consumer *c, const rd_kafka_topic_partition_list_t *parts)
+static struct commit_part *consumer_commit_part(void *ctx, int32_t partition)
 {
-    rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(parts);
-    rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, q, 10000);
-    if (err) {
-        log_warn("committed_unknown", "cannot read committed offsets: %s; nothing skipped",
-                 rd_kafka_err2str(err));
-        rd_kafka_topic_partition_list_destroy(q);
-        return;
-    }
-    size_t total = 0;
-    for (int i = 0; i < q->cnt; i++) {
-        const rd_kafka_topic_partition_t *tp = &q->elems[i];
-        struct partition *p = consumer_part(c, tp->partition);
-        log_debug("committed_metadata", "partition %d offset %lld err %d metadata %zu bytes",
-                  tp->partition, (long long)tp->offset, (int)tp->err, tp->metadata_size);
-        if (!p || tp->err || tp->offset < 0 || !tp->metadata || tp->metadata_size == 0)
-            continue;
-        struct offsets_range ranges[CONSUMER_METADATA_MAX / 4];
-        int n = offsets_decode_metadata(tp->metadata, tp->metadata_size, tp->offset, ranges,
-                                        sizeof ranges / sizeof ranges[0]);
-        if (n <= 0)
-            continue;
-        p->skip = malloc((size_t)n * sizeof *p->skip);
-        if (!p->skip)
-            continue;
-        memcpy(p->skip, ranges, (size_t)n * sizeof *p->skip);
-        p->nskip = (size_t)n;
-        total += (size_t)n;
-    }
-    if (total)
-        log_info("resume_done_work", "%zu ranges of offsets above the committed ones are done "
-                 "already and will be skipped", total);
-    rd_kafka_topic_partition_list_destroy(q);
-}
-
-static int consumer_skippable(const struct partition *p, int64_t offset)
-{
-    return offsets_ranges_contain(p->skip, p->nskip, offset);
+    struct partition *p = consumer_part(ctx, partition);
+    return p ? &p->commit : NULL;
 }
 
 static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -306,7 +277,11 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct consumer *c = opaque;
     c->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    c->brokers_down = 0; /* the coordinator answered */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->in_group = 1;
+        if (c->commits_held)
+            log_info("commits_resumed", "a new assignment: periodic commits resume");
         c->commits_held = 0; /* a new generation: commits are welcome again */
         for (int i = 0; i < parts->cnt; i++) {
             struct partition *p = consumer_part(c, parts->elems[i].partition);
@@ -315,7 +290,13 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 p->assigned = 1;
             }
         }
-        consumer_load_skips(c, parts);
+        size_t ranges =
+            commit_load_skips(rk, parts, consumer_commit_part, c, CONSUMER_COMMITTED_TIMEOUT_MS);
+        if (ranges)
+            log_info("resume_done_work",
+                     "%zu ranges of offsets above the committed ones are "
+                     "done already and will be skipped",
+                     ranges);
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t aerr = 0;
         if (c->cooperative)
@@ -328,6 +309,11 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (aerr) {
             log_error("assign_failed", "%s", rd_kafka_err2str(aerr));
         }
+        /* librdkafka 2.0.2 keeps a partition's pause across unassign and
+         * assign: one we paused while it was revoked would come back paused
+         * for ever (we forgot that pause with the ownership) */
+        if (parts->cnt > 0)
+            rd_kafka_resume_partitions(rk, parts);
         log_info("partitions_assigned", "%d partitions assigned (%s)", parts->cnt,
                  c->cooperative ? "cooperative" : "eager");
         /* caps still full: the new partitions start paused */
@@ -336,6 +322,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         log_error("rebalance_error", "%s", rd_kafka_err2str(err));
+        c->in_group = 0;
         if (!c->cooperative)
             rd_kafka_assign(rk, NULL);
         return;
@@ -343,6 +330,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (rd_kafka_assignment_lost(rk)) {
         /* someone else owns them already: committing now could move their
          * offsets past work we did not finish */
+        c->in_group = 0;
         for (int i = 0; i < parts->cnt; i++) {
             struct partition *p = consumer_part(c, parts->elems[i].partition);
             if (p)
@@ -355,11 +343,14 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, NULL);
         }
-        log_warn("partitions_lost", "%d partitions lost; nothing committed for them",
-                 parts->cnt);
+        log_warn("partitions_lost", "%d partitions lost; nothing committed for them", parts->cnt);
         return;
     }
-    /* a revoke: finish what is in flight (bounded), commit, then release */
+    /* a revoke: finish what is in flight (bounded), commit, then release.
+     * An eager revoke takes everything and rejoins: out of the group until
+     * the next assignment; a cooperative one keeps the rest. */
+    if (!c->cooperative)
+        c->in_group = 0;
     if (!c->revoking)
         c->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
@@ -386,6 +377,7 @@ static void consumer_drain(struct consumer *c)
             rd_kafka_message_destroy(msg);
             continue;
         }
+        c->brokers_down = 0; /* a fetch came back */
         struct partition *p = consumer_part(c, msg->partition);
         /* a message from a partition no longer ours (or being released)
          * is left to its next owner: not tracked, never committed */
@@ -410,7 +402,7 @@ static void consumer_drain(struct consumer *c)
                 continue;
             }
         }
-        if (consumer_skippable(p, msg->offset)) {
+        if (commit_skippable(&p->commit, msg->offset)) {
             /* finished by the previous owner: its outputs are on the topics */
             offsets_done(p->offsets, msg->offset);
             c->skipped++;
@@ -448,15 +440,86 @@ static void consumer_commit_tick(struct loop_timer *t)
     loop_timer_start(c->loop, &c->commit_timer, (uint64_t)c->cfg->limits.commit_interval_ms);
 }
 
-void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation,
-                       int64_t offset)
+/* Served by the consumer poll, on the loop's thread. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct consumer *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        c->brokers_down = 1;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        log_error("consumer_fatal", "%s", why);
+        return;
+    }
+    kafka_error_warn(c->cfg, "consumer", err, reason);
+}
+
+/* While the brokers were down: is one up again? (Read only then: an idle
+ * worker sees no fetch, commit or rebalance when the cluster comes back.) */
+static int consumer_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    struct consumer *c = opaque;
+    if (!c->brokers_down)
+        return 0;
+    json_t *root = json_loadb(json, len, 0, NULL);
+    const char *name;
+    json_t *b;
+    json_object_foreach(json_object_get(root, "brokers"), name, b)
+    {
+        const char *source = json_string_value(json_object_get(b, "source"));
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (source && strcmp(source, "internal") != 0 && state && strcmp(state, "UP") == 0) {
+            c->brokers_down = 0;
+            log_info("kafka_reachable", "the Kafka cluster answers again (broker %s)", name);
+            break;
+        }
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
+/* Partitions holding work whose committable offset has not moved for
+ * stalled_partition_ms: a warning per partition per interval, and the
+ * metric (consumer_partitions). */
+static void consumer_stall_tick(struct loop_timer *t)
+{
+    struct consumer *c = t->data;
+    uint64_t now = loop_now_ms(c->loop);
+    for (size_t i = 0; i < c->nparts; i++) {
+        struct partition *p = &c->parts[i];
+        if (!p->assigned || !p->offsets)
+            continue;
+        int64_t at = offsets_committable(p->offsets);
+        uint64_t stuck = 0, suppressed = 0;
+        int was = p->commit.stalled;
+        if (!commit_stall_check(&p->commit, at, offsets_held(p->offsets) > 0, now,
+                                (uint64_t)c->cfg->limits.stalled_partition_ms, &stuck)) {
+            if (was)
+                log_info("partition_unstalled", "%s/%d: the commit moves again (offset %lld)",
+                         c->cfg->topic_requests, p->id, (long long)at);
+            continue;
+        }
+        if (ratelog_allow(&p->commit.stall_log, now, &suppressed))
+            log_warn("partition_stalled",
+                     "%s/%d: the committable offset has been %lld for %llu ms while the "
+                     "partition holds work (%zu in flight, %zu held); its outputs are not "
+                     "acknowledged or a message does not finish%s",
+                     c->cfg->topic_requests, p->id, (long long)at, (unsigned long long)stuck,
+                     p->in_flight, offsets_held(p->offsets),
+                     suppressed ? " (repeated warnings suppressed)" : "");
+    }
+    loop_timer_start(c->loop, &c->stall_timer, CONSUMER_STALL_CHECK_MS);
+}
+
+void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation, int64_t offset)
 {
     struct partition *p = consumer_part(c, partition);
     if (!p || p->generation != generation || !p->offsets)
         return;
     if (offsets_done(p->offsets, offset) < 0) {
-        log_error("offset_done_twice", "partition %d offset %lld", partition,
-                  (long long)offset);
+        log_error("offset_done_twice", "partition %d offset %lld", partition, (long long)offset);
         return;
     }
     p->in_flight--;
@@ -468,8 +531,7 @@ void consumer_finished(struct consumer *c, int32_t partition, uint32_t generatio
 }
 
 struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
-                              const struct consumer_handlers *handlers, void *ctx,
-                              struct err *e)
+                              const struct consumer_handlers *handlers, void *ctx, struct err *e)
 {
     struct consumer *c = calloc(1, sizeof *c);
     if (!c) {
@@ -483,14 +545,17 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
     c->poll_timer = (struct loop_timer){.cb = consumer_tick, .data = c};
     c->commit_timer = (struct loop_timer){.cb = consumer_commit_tick, .data = c};
     c->revoke_timer = (struct loop_timer){.cb = consumer_revoke_grace, .data = c};
+    c->stall_timer = (struct loop_timer){.cb = consumer_stall_tick, .data = c};
 
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, KAFKA_CONSUMER, e);
     if (!conf)
         goto fail;
-    int strategy_set = 0, reset_set = 0;
+    int strategy_set = 0, reset_set = 0, stats_set = 0, create_set = 0;
     for (size_t i = 0; i < cfg->nkafka; i++) {
         strategy_set |= strcmp(cfg->kafka[i].name, "partition.assignment.strategy") == 0;
         reset_set |= strcmp(cfg->kafka[i].name, "auto.offset.reset") == 0;
+        stats_set |= strcmp(cfg->kafka[i].name, "statistics.interval.ms") == 0;
+        create_set |= strcmp(cfg->kafka[i].name, "allow.auto.create.topics") == 0;
     }
     if (kafka_conf_set(conf, "enable.auto.commit", "false", e) < 0 ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", e) < 0 ||
@@ -498,12 +563,20 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
         (!strategy_set &&
          kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", e) < 0) ||
         /* a new group starts at the oldest request, not after the backlog */
-        (!reset_set && kafka_conf_set(conf, "auto.offset.reset", "earliest", e) < 0)) {
+        (!reset_set && kafka_conf_set(conf, "auto.offset.reset", "earliest", e) < 0) ||
+        /* the broker state, to see the cluster come back while idle */
+        (!stats_set && kafka_conf_set(conf, "statistics.interval.ms", CONSUMER_STATS_MS, e) < 0) ||
+        /* topics.create_missing: the subscription may create the requests
+         * topic (where the broker allows auto-creation) */
+        (!create_set && cfg->topics_create_missing &&
+         kafka_conf_set(conf, "allow.auto.create.topics", "true", e) < 0)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, consumer_commit_cb);
+    rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
+    rd_kafka_conf_set_stats_cb(conf, consumer_stats_cb);
     rd_kafka_conf_set_opaque(conf, c);
     char errstr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
@@ -527,6 +600,7 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
         goto fail;
     loop_timer_start(loop, &c->poll_timer, 0);
     loop_timer_start(loop, &c->commit_timer, (uint64_t)cfg->limits.commit_interval_ms);
+    loop_timer_start(loop, &c->stall_timer, CONSUMER_STALL_CHECK_MS);
     return c;
 fail:
     consumer_free(c, 0);
@@ -535,18 +609,17 @@ fail:
 
 void consumer_stop_fetching(struct consumer *c)
 {
+    if (!c)
+        return;
     c->stopped = 1;
     consumer_apply_caps(c);
-}
-
-size_t consumer_in_flight(const struct consumer *c)
-{
-    return c->in_flight;
 }
 
 size_t consumer_assigned(const struct consumer *c)
 {
     size_t n = 0;
+    if (!c)
+        return 0;
     for (size_t i = 0; i < c->nparts; i++)
         n += c->parts[i].assigned != 0;
     return n;
@@ -557,6 +630,8 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
 {
     /* before a partition's first message, its position is the fetcher's
      * (cached: rd_kafka_position asks no broker) */
+    if (!c)
+        return 0;
     rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < c->nparts; i++)
         if (c->parts[i].assigned && !c->parts[i].offsets)
@@ -568,7 +643,7 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
         const struct partition *p = &c->parts[i];
         if (!p->assigned)
             continue;
-        int64_t position = p->committed;
+        int64_t position = p->commit.committed;
         if (p->offsets) {
             position = offsets_committable(p->offsets);
         } else {
@@ -588,9 +663,11 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
             .id = p->id,
             .paused = p->paused,
             .in_flight = p->in_flight,
-            .committed = p->committed,
+            .committed = p->commit.committed,
             .position = position,
             .high_watermark = hi,
+            .stalled = p->commit.stalled,
+            .stalled_ms = p->commit.stalled ? loop_now_ms(c->loop) - p->commit.progress_ms : 0,
         };
     }
     rd_kafka_topic_partition_list_destroy(pos);
@@ -599,7 +676,34 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
 
 uint64_t consumer_skipped(const struct consumer *c)
 {
-    return c->skipped;
+    return c ? c->skipped : 0;
+}
+
+int consumer_ready(const struct consumer *c, const char **why)
+{
+    if (!c) {
+        *why = "starting: checking that the Kafka cluster answers and the topics exist";
+        return 0;
+    }
+    if (c->brokers_down) {
+        *why = "cannot reach the Kafka cluster: all brokers are down";
+        return 0;
+    }
+    if (!c->in_group) {
+        *why = "not in the consumer group: waiting for an assignment";
+        return 0;
+    }
+    return 1;
+}
+
+int consumer_kafka_up(const struct consumer *c)
+{
+    return c && !c->brokers_down;
+}
+
+int consumer_in_group(const struct consumer *c)
+{
+    return c && c->in_group;
 }
 
 /* Leaves the group with a deadline: 2.0.2 can hang in close when an
@@ -612,6 +716,7 @@ void consumer_free(struct consumer *c, int timeout_ms)
     loop_timer_stop(c->loop, &c->poll_timer);
     loop_timer_stop(c->loop, &c->commit_timer);
     loop_timer_stop(c->loop, &c->revoke_timer);
+    loop_timer_stop(c->loop, &c->stall_timer);
     kafka_wake_stop(&c->wake);
     if (c->rk) {
         int closed = 0;
@@ -653,7 +758,7 @@ void consumer_free(struct consumer *c, int timeout_ms)
         rd_kafka_topic_partition_list_destroy(c->revoking);
     for (size_t i = 0; i < c->nparts; i++) {
         offsets_free(c->parts[i].offsets);
-        free(c->parts[i].skip);
+        commit_part_reset(&c->parts[i].commit);
     }
     if (c->skipped)
         log_info("skipped_done_work", "%llu messages were finished by a previous owner",

@@ -1,8 +1,8 @@
 /*
  * consumer: the Kafka consumer in its group. It owns the assignment, the
  * per-partition offset windows, pause/resume for the in-flight caps, and
- * commits: only the contiguous done prefix of each partition, only for
- * partitions it still owns, never after losing them.
+ * commits (built by commit.c): only the contiguous done prefix of each
+ * partition, only for partitions it still owns, never after losing them.
  */
 #ifndef SWITCHYARD_CONSUMER_H
 #define SWITCHYARD_CONSUMER_H
@@ -24,21 +24,29 @@ struct consumer_handlers {
 };
 
 struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
-                              const struct consumer_handlers *handlers, void *ctx,
-                              struct err *e);
+                              const struct consumer_handlers *handlers, void *ctx, struct err *e);
 
 /* The message at (partition, offset) is finished: its result, cost records
  * or dead letter are acknowledged. A generation that is no longer current
  * (the partition was lost or revoked since) is ignored. */
-void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation,
-                       int64_t offset);
+void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation, int64_t offset);
 
-/* Stops taking new messages (shutdown has begun). */
+/* Stops taking new messages (shutdown has begun). c may be NULL. */
 void consumer_stop_fetching(struct consumer *c);
-/* Messages received and not finished. */
-size_t consumer_in_flight(const struct consumer *c);
-/* Partitions currently assigned to this worker. */
+/* Partitions currently assigned to this worker (0 for a NULL c: the
+ * consumer does not exist before the start-up check passes). */
 size_t consumer_assigned(const struct consumer *c);
+
+/* For /readyz: 1 only while the worker is in its group (an assignment
+ * callback, even an empty one, for the current generation) and the
+ * cluster is reachable (no "all brokers down" since a broker last
+ * answered: a fetch, a commit, a rebalance, or the broker state in the
+ * statistics). Else 0 with *why set (static text). c may be NULL (not
+ * created yet: 0). */
+int consumer_ready(const struct consumer *c, const char **why);
+/* For metrics: the cluster answers (0 for NULL); in the group (0 for NULL). */
+int consumer_kafka_up(const struct consumer *c);
+int consumer_in_group(const struct consumer *c);
 /* One assigned partition, for metrics. Offsets are -1 when not known. */
 struct consumer_partition_info {
     int32_t id;
@@ -47,11 +55,15 @@ struct consumer_partition_info {
     int64_t committed;      /* the last offset this worker committed */
     int64_t position;       /* the first offset not finished (what a commit would say) */
     int64_t high_watermark; /* the log end, as of the last fetch (no broker call) */
+    int stalled;            /* holds work and `position` has not moved for
+                               limits.stalled_partition_ms */
+    uint64_t stalled_ms;    /* how long it has not moved, when stalled; else 0 */
 };
-/* Fills out with up to max assigned partitions; returns how many. */
+/* Fills out with up to max assigned partitions; returns how many (0 for a
+ * NULL c). */
 size_t consumer_partitions(const struct consumer *c, struct consumer_partition_info *out,
                            size_t max);
-/* Messages skipped because a previous owner had finished them. */
+/* Messages skipped because a previous owner had finished them (0 for NULL). */
 uint64_t consumer_skipped(const struct consumer *c);
 /* Commits every owned partition's done prefix, synchronously. */
 void consumer_commit_now(struct consumer *c);

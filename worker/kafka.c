@@ -1,21 +1,33 @@
 /*
  * kafka: shared librdkafka plumbing. Never set here what at-least-once
- * depends on; the consumer and the producer set those themselves.
+ * depends on; the consumer and the producer set those themselves. Never
+ * copy a configured value into a fixed buffer (a PEM certificate in an
+ * environment variable is several KiB), and never log a value: only
+ * bootstrap.servers is named in messages.
  */
 #include "kafka.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ratelog.h"
+
 /* Properties only one side understands; librdkafka warns about the rest. */
-static const char *const consumer_only[] = {
-    "group.id", "partition.assignment.strategy", "session.timeout.ms", "group.instance.id",
-    "auto.offset.reset", "max.poll.interval.ms", "heartbeat.interval.ms", NULL};
+static const char *const consumer_only[] = {"group.id",
+                                            "partition.assignment.strategy",
+                                            "session.timeout.ms",
+                                            "group.instance.id",
+                                            "auto.offset.reset",
+                                            "max.poll.interval.ms",
+                                            "heartbeat.interval.ms",
+                                            NULL};
 static const char *const producer_only[] = {"message.timeout.ms", "compression.type",
-                                            "linger.ms", "queue.buffering.max.ms",
+                                            "linger.ms",          "queue.buffering.max.ms",
                                             "batch.num.messages", NULL};
 
 static int kafka_in(const char *name, const char *const *list)
@@ -26,29 +38,159 @@ static int kafka_in(const char *name, const char *const *list)
     return 0;
 }
 
+/* librdkafka's log and error lines come from its own threads: the rate
+ * bounds they share are guarded by this lock. */
+static pthread_mutex_t kafka_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ratelog_set kafka_log_rate = {.interval_ms = 10000};
+static struct ratelog_set kafka_error_rate = {.interval_ms = 10000};
+
+uint64_t kafka_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int kafka_rate_allow(struct ratelog_set *set, const char *key, uint64_t *suppressed)
+{
+    pthread_mutex_lock(&kafka_log_lock);
+    int allow = ratelog_allow_key(set, key, kafka_now_ms(), suppressed);
+    pthread_mutex_unlock(&kafka_log_lock);
+    return allow;
+}
+
+enum log_level kafka_log_level(int syslog_level)
+{
+    if (syslog_level <= 3)
+        return LOG_ERROR;
+    if (syslog_level == 4)
+        return LOG_WARN;
+    if (syslog_level <= 6)
+        return LOG_INFO;
+    return LOG_DEBUG;
+}
+
+/* Every librdkafka line as a JSON event. Warnings and errors repeat on
+ * every reconnect: one line per client and facility per interval. */
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum log_level ours = kafka_log_level(level);
+    const char *name = rk ? rd_kafka_name(rk) : "rdkafka";
+    uint64_t suppressed = 0;
+    if (ours >= LOG_WARN) {
+        char key[96];
+        snprintf(key, sizeof key, "%s|%s", name, fac);
+        if (!kafka_rate_allow(&kafka_log_rate, key, &suppressed))
+            return;
+    }
+    if (suppressed)
+        log_event(ours, "kafka_log", "%s %s: %s (%llu more %s lines suppressed)", name, fac, buf,
+                  (unsigned long long)suppressed, fac);
+    else
+        log_event(ours, "kafka_log", "%s %s: %s", name, fac, buf);
+}
+
+int kafka_error_is_connectivity(int err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR__SSL:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static const char *kafka_error_advice(int err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+        return "check the host names in bootstrap.servers and DNS";
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+        return "check security.protocol, sasl.mechanisms, sasl.username and the password";
+    case RD_KAFKA_RESP_ERR__SSL:
+        return "check security.protocol, ssl.ca.location and the client certificate";
+    default:
+        return "check bootstrap.servers, that the brokers are running and that their "
+               "listeners are reachable from here";
+    }
+}
+
+void kafka_error_warn(const struct config *cfg, const char *client, int err, const char *reason)
+{
+    const char *ename = rd_kafka_err2name((rd_kafka_resp_err_t)err);
+    char key[96];
+    snprintf(key, sizeof key, "%s|%s", client, ename);
+    uint64_t suppressed = 0;
+    if (!kafka_rate_allow(&kafka_error_rate, key, &suppressed))
+        return;
+    char more[64] = "";
+    if (suppressed)
+        snprintf(more, sizeof more, " (%llu more suppressed)", (unsigned long long)suppressed);
+    if (!kafka_error_is_connectivity(err)) {
+        log_warn("kafka_error", "%s: %s: %s%s", client, ename, reason, more);
+        return;
+    }
+    const char *servers = kafka_config_value(cfg, "bootstrap.servers", NULL);
+    log_warn("kafka_unreachable",
+             "%s: cannot reach the Kafka cluster at bootstrap.servers "
+             "\"%s\" (%s: %s); %s%s",
+             client, servers ? servers : "(not set)", ename, reason, kafka_error_advice(err), more);
+}
+
+const char *kafka_config_value(const struct config *cfg, const char *name, char **var)
+{
+    if (var)
+        *var = NULL;
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        if (strcmp(cfg->kafka[i].name, name) != 0)
+            continue;
+        const char *value = cfg->kafka[i].value;
+        size_t n = strlen(value);
+        if (n > 3 && value[0] == '$' && value[1] == '{' && value[n - 1] == '}') {
+            /* no copy of the value: a PEM certificate or a long secret is
+             * passed to librdkafka whole */
+            char *v = strndup(value + 2, n - 3);
+            const char *env = v ? getenv(v) : NULL;
+            if (var)
+                *var = v;
+            else
+                free(v);
+            return env;
+        }
+        return value;
+    }
+    return NULL;
+}
+
 rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, struct err *e)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     for (size_t i = 0; i < cfg->nkafka; i++) {
-        const char *name = cfg->kafka[i].name, *value = cfg->kafka[i].value;
+        const char *name = cfg->kafka[i].name;
         if (kafka_in(name, role == KAFKA_CONSUMER ? producer_only : consumer_only))
             continue;
-        char expanded[1024];
-        size_t n = strlen(value);
-        if (n > 3 && value[0] == '$' && value[1] == '{' && value[n - 1] == '}') {
-            char var[256];
-            snprintf(var, sizeof var, "%.*s", (int)(n - 3), value + 2);
-            const char *env = getenv(var);
-            if (!env) {
-                rd_kafka_conf_destroy(conf);
-                err_set(e, ERR_CONFIG, "kafka_config",
-                        "kafka %s: environment variable %s is not set", name, var);
-                return NULL;
-            }
-            snprintf(expanded, sizeof expanded, "%s", env);
-            value = expanded;
-        }
-        if (kafka_conf_set(conf, name, value, e) < 0) {
+        char *var = NULL;
+        const char *value = kafka_config_value(cfg, name, &var);
+        int rc = 0;
+        if (!value)
+            rc = err_set(e, ERR_CONFIG, "kafka_config",
+                         "kafka %s: environment variable %s is not set", name,
+                         var ? var : "(name unreadable)");
+        else
+            rc = kafka_conf_set(conf, name, value, e);
+        free(var);
+        if (rc < 0) {
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
@@ -77,8 +219,7 @@ static void kafka_woken(struct loop_io *io, unsigned events)
 int kafka_wake_start(struct kafka_wake *w, struct loop *loop, rd_kafka_queue_t *queue,
                      void (*cb)(void *data), void *data, struct err *e)
 {
-    *w = (struct kafka_wake){.loop = loop, .queue = queue, .fds = {-1, -1}, .cb = cb,
-                             .data = data};
+    *w = (struct kafka_wake){.loop = loop, .queue = queue, .fds = {-1, -1}, .cb = cb, .data = data};
     if (pipe2(w->fds, O_NONBLOCK | O_CLOEXEC) < 0)
         return err_set(e, ERR_FATAL, "pipe", "cannot create a pipe");
     rd_kafka_queue_io_event_enable(queue, w->fds[1], "!", 1);

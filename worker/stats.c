@@ -145,6 +145,9 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
          "The partition's log end, as of the last fetch."},
         {"switchyard_partition_lag_messages",
          "Messages between the position and the log end: waiting or in flight."},
+        {"switchyard_partition_stalled",
+         "1 while the partition holds work and its commit has not moved for "
+         "limits.stalled_partition_ms."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         stats_family(b, fam[f].name, "gauge", fam[f].help);
@@ -167,13 +170,16 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
             case 4:
                 value = p->high_watermark;
                 break;
+            case 6:
+                value = p->stalled != 0;
+                break;
             default:
                 if (p->high_watermark < 0 || p->position < 0)
                     continue; /* not known yet: no sample rather than a wrong one */
                 value = p->high_watermark > p->position ? p->high_watermark - p->position : 0;
                 break;
             }
-            if (value < 0 && f >= 2)
+            if (value < 0 && f >= 2 && f <= 5)
                 continue;
             metrics_printf(b, "%s{topic=\"", fam[f].name);
             metrics_label(b, v->topic_requests);
@@ -273,6 +279,14 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
     stats_one(b, "switchyard_ready", "gauge",
               "1 while /readyz answers 200: in the group, the cluster reachable, not stopping.",
               (unsigned long long)v->ready);
+    stats_one(b, "switchyard_kafka_up", "gauge",
+              "1 while the consumer can reach the cluster (no all-brokers-down since the last "
+              "broker contact).",
+              (unsigned long long)v->kafka_up);
+    stats_one(b, "switchyard_group_joined", "gauge",
+              "1 while the worker is in its consumer group (it holds an assignment, maybe "
+              "empty).",
+              (unsigned long long)v->in_group);
     stats_one(b, "switchyard_messages_received_total", "counter",
               "Request messages taken from the requests topic.", s->received);
     stats_one(b, "switchyard_messages_skipped_total", "counter",

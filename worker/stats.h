@@ -76,7 +76,7 @@ struct stats_view {
     const char *worker_id, *version;
     const struct stats *stats;
     size_t jobs_in_flight, producer_unacknowledged, partitions_assigned;
-    int stopping, ready;
+    int stopping, ready, kafka_up, in_group;
     uint64_t skipped;
     uint64_t abandoned, outputs_replaced, outputs_undeliverable;
     const char *topic_requests;

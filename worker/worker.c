@@ -21,9 +21,11 @@
 #include "consumer.h"
 #include "dispatch.h"
 #include "http.h"
+#include "kafka.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "probe.h"
 #include "producer.h"
 #include "redact.h"
 #include "reload.h"
@@ -40,9 +42,11 @@ struct worker {
     struct producer *producer;
     struct consumer *consumer;
     struct dispatch *dispatch;
-    struct metrics *metrics; /* NULL without metrics.listen */
-    struct reload *reload;   /* SIGHUP: the policy parsed off the loop */
-    char **api_keys;         /* parallel to cfg->providers; NULL entries */
+    struct metrics *metrics;   /* NULL without metrics.listen */
+    struct reload *reload;     /* SIGHUP: the policy parsed off the loop */
+    struct kafka_probe *probe; /* the start-up check; the consumer comes after it */
+    int start_failed;
+    char **api_keys; /* parallel to cfg->providers; NULL entries */
     char worker_id[128];
     int stopping;
     int exit_code;
@@ -106,8 +110,10 @@ static void worker_reload_policy(struct worker *w)
 {
     int rc = reload_start(w->reload, w->policy_path);
     if (rc < 0) {
-        log_error("policy_reload_failed", "cannot start the reload thread: %s; keeping the "
-                  "current policy", strerror(errno));
+        log_error("policy_reload_failed",
+                  "cannot start the reload thread: %s; keeping the "
+                  "current policy",
+                  strerror(errno));
         w->dispatch->stats.reloads_failed++;
     } else if (rc == 1) {
         log_info("policy_reload_queued", "a reload is running; %s is read again after it",
@@ -122,9 +128,10 @@ static void worker_begin_stop(struct worker *w, const char *why)
     w->stopping = 1;
     worker_arm_second_signal();
     w->stop_deadline_ms = loop_now_ms(w->loop) + (uint64_t)w->cfg->limits.shutdown_grace_ms;
-    log_info("stopping", "%s: no new provider call; %zu messages in flight get up to %lld ms, "
-             "then the flush up to %lld ms", why, w->dispatch ? w->dispatch->njobs : 0,
-             (long long)w->cfg->limits.shutdown_grace_ms,
+    log_info("stopping",
+             "%s: no new provider call; %zu messages in flight get up to %lld ms, "
+             "then the flush up to %lld ms",
+             why, w->dispatch ? w->dispatch->njobs : 0, (long long)w->cfg->limits.shutdown_grace_ms,
              (long long)w->cfg->limits.flush_timeout_ms);
     if (w->consumer)
         consumer_stop_fetching(w->consumer);
@@ -180,7 +187,7 @@ static int worker_ready(void *ctx, const char **why)
         *why = "starting: checking the cluster and the topics";
         return 0;
     }
-    return 1;
+    return consumer_ready(w->consumer, why);
 }
 
 static void worker_render(void *ctx, struct metrics_buf *out)
@@ -212,6 +219,8 @@ static void worker_render(void *ctx, struct metrics_buf *out)
         .partitions_assigned = w->consumer ? consumer_assigned(w->consumer) : 0,
         .stopping = w->stopping,
         .ready = worker_ready(w, &why),
+        .kafka_up = w->consumer ? consumer_kafka_up(w->consumer) : 0,
+        .in_group = w->consumer ? consumer_in_group(w->consumer) : 0,
         .skipped = w->consumer ? consumer_skipped(w->consumer) : 0,
         .abandoned = d->counters.abandoned,
         .outputs_replaced = d->counters.outputs_replaced,
@@ -249,6 +258,52 @@ static void worker_undeliverable(void *ctx, const char *why)
     worker_begin_stop(w, "an output cannot be delivered");
 }
 
+/* The start-up check's outcome: consume, or exit 1 saying why. */
+static void worker_probe_done(void *data, const struct kafka_probe_result *r)
+{
+    struct worker *w = data;
+    const char *servers = kafka_config_value(w->cfg, "bootstrap.servers", NULL);
+    struct err e = {0};
+    if (w->stopping)
+        return;
+    if (!r->reachable) {
+        log_error("kafka_unreachable",
+                  "the Kafka cluster at bootstrap.servers \"%s\" did not answer within "
+                  "startup_timeout_ms (%lld ms): %s; check bootstrap.servers, that the brokers "
+                  "are running and that their listeners are reachable",
+                  servers ? servers : "(not set)", (long long)w->cfg->limits.startup_timeout_ms,
+                  r->error ? r->error : "no answer");
+        goto fail;
+    }
+    for (size_t i = 0; i < r->nmissing; i++) {
+        if (w->cfg->topics_create_missing)
+            log_warn("topic_missing",
+                     "topic \"%s\" does not exist on the cluster at \"%s\"; "
+                     "topics.create_missing is true: the broker creates it on first use, if "
+                     "it allows auto-creation",
+                     r->missing[i], servers ? servers : "");
+        else
+            log_error("topic_missing",
+                      "topic \"%s\" does not exist on the cluster at \"%s\"; create it, "
+                      "correct its name under topics:, or set topics.create_missing: true",
+                      r->missing[i], servers ? servers : "");
+    }
+    if (r->nmissing && !w->cfg->topics_create_missing)
+        goto fail;
+    struct consumer_handlers handlers = {.message = worker_message};
+    w->consumer = consumer_new(w->loop, w->cfg, &handlers, w, &e);
+    if (!w->consumer) {
+        log_error("start_failed", "%s", e.msg);
+        goto fail;
+    }
+    log_info("started", "worker %s consuming %s (cluster checked in %lld ms)", w->worker_id,
+             w->cfg->topic_requests, r->elapsed_ms);
+    return;
+fail:
+    w->start_failed = 1;
+    loop_stop(w->loop);
+}
+
 /* Reads each provider's key from the environment. The variable's name is
  * printed, never its value. */
 static int worker_keys(struct worker *w)
@@ -268,9 +323,11 @@ static int worker_keys(struct worker *w)
                 /* the name is printed only when it cannot be a pasted key */
                 log_error("missing_api_key",
                           "provider %s: the environment variable that api_key_env names (%s) "
-                          "is not set or empty", p->name,
+                          "is not set or empty",
+                          p->name,
                           config_name_may_be_secret(p->api_key_env) ? "(name withheld: it "
-                          "looks like a key)" : p->api_key_env);
+                                                                      "looks like a key)"
+                                                                    : p->api_key_env);
                 bad = 1;
             }
             continue;
@@ -278,8 +335,10 @@ static int worker_keys(struct worker *w)
         for (const char *k = key; *k; k++)
             if ((unsigned char)*k < 0x21 || *k == 0x7f) {
                 /* a CR or LF would inject a header; the key is not shown */
-                log_error("bad_api_key", "provider %s: the key in %s holds a control "
-                          "character or space", p->name,
+                log_error("bad_api_key",
+                          "provider %s: the key in %s holds a control "
+                          "character or space",
+                          p->name,
                           config_name_may_be_secret(p->api_key_env) ? "api_key_env"
                                                                     : p->api_key_env);
                 bad = 1;
@@ -291,8 +350,10 @@ static int worker_keys(struct worker *w)
         /* before any thread starts: from here on no text that leaves the
          * worker can hold a piece of this key (redact.h) */
         if (redact_register(key) < 0) {
-            log_error("bad_api_key", "provider %s: the key in %s cannot be registered for "
-                      "redaction (longer than %d bytes, or out of memory)", p->name,
+            log_error("bad_api_key",
+                      "provider %s: the key in %s cannot be registered for "
+                      "redaction (longer than %d bytes, or out of memory)",
+                      p->name,
                       config_name_may_be_secret(p->api_key_env) ? "api_key_env" : p->api_key_env,
                       REDACT_MAX_SECRET);
             bad = 1;
@@ -328,14 +389,18 @@ static void worker_shutdown(struct worker *w)
     if (w->dispatch) {
         size_t n = dispatch_abandon_calls(w->dispatch);
         if (n)
-            log_warn("abandoned_at_grace", "%zu calls still running at the grace were "
-                     "abandoned; their inputs stay uncommitted for the next owner", n);
+            log_warn("abandoned_at_grace",
+                     "%zu calls still running at the grace were "
+                     "abandoned; their inputs stay uncommitted for the next owner",
+                     n);
     }
     if (w->producer) {
         size_t lost = producer_flush(w->producer, (int)l->flush_timeout_ms);
         if (lost)
-            log_warn("unacknowledged_outputs", "%zu outputs not acknowledged within %lld ms; "
-                     "their inputs stay uncommitted", lost, (long long)l->flush_timeout_ms);
+            log_warn("unacknowledged_outputs",
+                     "%zu outputs not acknowledged within %lld ms; "
+                     "their inputs stay uncommitted",
+                     lost, (long long)l->flush_timeout_ms);
     }
     if (w->consumer)
         consumer_commit_now(w->consumer);
@@ -351,8 +416,11 @@ static void worker_shutdown(struct worker *w)
 int worker_run(const struct config *cfg, struct policy *policy, const char *policy_path,
                uint64_t exit_when_idle_ms)
 {
-    struct worker w = {.cfg = cfg, .policy = policy_retain(policy), .policy_path = policy_path,
-                       .signal_fd = -1, .exit_when_idle_ms = exit_when_idle_ms};
+    struct worker w = {.cfg = cfg,
+                       .policy = policy_retain(policy),
+                       .policy_path = policy_path,
+                       .signal_fd = -1,
+                       .exit_when_idle_ms = exit_when_idle_ms};
     struct err e = {0};
     int rc = 1;
     worker_id_init(&w);
@@ -386,11 +454,16 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
-    struct dispatch_options dopt = {
-        .loop = w.loop, .cfg = cfg, .http = w.http, .producer = w.producer,
-        .worker_id = w.worker_id, .policy = w.policy,
-        .api_keys = (const char *const *)w.api_keys, .finished = worker_finished,
-        .undeliverable = worker_undeliverable, .ctx = &w};
+    struct dispatch_options dopt = {.loop = w.loop,
+                                    .cfg = cfg,
+                                    .http = w.http,
+                                    .producer = w.producer,
+                                    .worker_id = w.worker_id,
+                                    .policy = w.policy,
+                                    .api_keys = (const char *const *)w.api_keys,
+                                    .finished = worker_finished,
+                                    .undeliverable = worker_undeliverable,
+                                    .ctx = &w};
     w.dispatch = dispatch_new(&dopt, &e);
     if (!w.dispatch) {
         log_error("start_failed", "%s", e.msg);
@@ -410,29 +483,31 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         }
         log_info("metrics_listening", "http://%s/metrics", metrics_address(w.metrics));
     }
-    struct consumer_handlers handlers = {.message = worker_message};
-    w.consumer = consumer_new(w.loop, cfg, &handlers, &w, &e);
-    if (!w.consumer) {
+    /* the consumer is created when the cluster and the topics are there */
+    w.probe = kafka_probe_start(w.loop, cfg, worker_probe_done, &w, &e);
+    if (!w.probe) {
         log_error("start_failed", "%s", e.msg);
         goto out;
     }
     w.idle_since_ms = loop_now_ms(w.loop);
     w.tick = (struct loop_timer){.cb = worker_tick, .data = &w};
     loop_timer_start(w.loop, &w.tick, WORKER_TICK_MS);
-    log_info("started", "worker %s consuming %s", w.worker_id, cfg->topic_requests);
     if (loop_run(w.loop) < 0) {
         log_error("loop_failed", "epoll failed: %s", strerror(errno));
         goto out;
     }
-    rc = w.exit_code;
+    rc = w.start_failed ? 1 : w.exit_code;
 out:
+    kafka_probe_free(w.probe); /* joins its thread: within about 1 s */
+    w.probe = NULL;
     if (w.loop)
         loop_timer_stop(w.loop, &w.tick);
     if (!w.stopping)
         worker_arm_second_signal(); /* a failed start can still be interrupted */
     if (w.dispatch) {
         w.dispatch->stopping = 1;
-        log_info("stopped", "received %llu, results ok %llu, error %llu, dead letters %llu, "
+        log_info("stopped",
+                 "received %llu, results ok %llu, error %llu, dead letters %llu, "
                  "cost records %llu (%llu nUSD), abandoned %llu",
                  (unsigned long long)w.dispatch->stats.received,
                  (unsigned long long)w.dispatch->stats.results_ok,

@@ -127,8 +127,13 @@ def make_requests(rng):
 def check_endpoints(t, addr):
     st, hd, body = http(addr, "/healthz")
     t.ok(st == 200 and body == "ok\n", f"/healthz answers 200 ok ({st} {body!r})")
+    # ready once the worker is in its group (the mock's first join takes ~3 s)
+    deadline = time.time() + 30
     st, _, body = http(addr, "/readyz")
-    t.ok(st == 200, f"/readyz answers 200 while running ({st} {body!r})")
+    while st != 200 and time.time() < deadline:
+        time.sleep(0.2)
+        st, _, body = http(addr, "/readyz")
+    t.ok(st == 200, f"/readyz answers 200 once in the group ({st} {body!r})")
     st, _, _ = http(addr, "/nope")
     t.ok(st == 404, f"an unknown path is 404 ({st})")
     st, hd, _ = http(addr, "/metrics", method="POST")

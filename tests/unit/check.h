@@ -36,5 +36,7 @@ void test_pqueue(void);
 void test_redact(void);
 void test_reload(void);
 void test_producer(void);
+void test_commit(void);
+void test_kafka(void);
 
 #endif
