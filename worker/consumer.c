@@ -23,8 +23,9 @@
 #include "log.h"
 #include "offsets.h"
 
-#define CONSUMER_BATCH 500   /* messages per wake-up, then yield to the loop */
-#define CONSUMER_POLL_MS 200 /* poll at least this often (max.poll.interval) */
+#define CONSUMER_REVOKE_COMMIT_MS 5000 /* the revoked partitions' last commit, at most */
+#define CONSUMER_BATCH 500             /* messages per wake-up, then yield to the loop */
+#define CONSUMER_POLL_MS 200           /* poll at least this often (max.poll.interval) */
 #define CONSUMER_STALL_CHECK_MS 1000
 #define CONSUMER_STATS_MS "2000" /* broker states, read only while they were down */
 #define CONSUMER_COMMITTED_TIMEOUT_MS 10000
@@ -137,8 +138,48 @@ static void consumer_hold_commits(struct consumer *c)
     c->commits_held_ms = loop_now_ms(c->loop);
 }
 
-static void consumer_commit(struct consumer *c, int sync, int only_revoking)
+struct consumer_commit_wait {
+    int done;
+    rd_kafka_resp_err_t err;
+};
+
+static void consumer_commit_waited(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
+    (void)rk;
+    (void)offsets;
+    struct consumer_commit_wait *w = opaque;
+    w->done = 1;
+    w->err = err;
+}
+
+/* A commit that waits for its answer, but never past timeout_ms: a plain
+ * synchronous rd_kafka_commit waits for ever for a coordinator that is
+ * down. Returns the commit's error, or __TIMED_OUT. */
+static rd_kafka_resp_err_t
+consumer_commit_bounded(struct consumer *c, rd_kafka_topic_partition_list_t *l, int timeout_ms)
+{
+    struct consumer_commit_wait w = {0};
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(c->rk, l, q, consumer_commit_waited, &w);
+    if (!err) {
+        int64_t deadline = loop_wall_ms() + timeout_ms;
+        int64_t left;
+        while (!w.done && (left = deadline - loop_wall_ms()) > 0)
+            rd_kafka_queue_poll_callback(q, left < 100 ? (int)left : 100);
+        err = w.done ? w.err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+    }
+    /* a late answer lands on the destroyed queue's last reference and is
+     * dropped: it can no longer touch w */
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+/* timeout_ms 0: asynchronous (the periodic commit); otherwise wait for the
+ * answer up to timeout_ms (revoke, stop). */
+static void consumer_commit(struct consumer *c, int timeout_ms, int only_revoking)
+{
+    int sync = timeout_ms > 0;
     if (!sync && c->commits_held) {
         /* a real rebalance brings an assignment within a session timeout;
          * one that never comes must not stop commits for good */
@@ -160,7 +201,8 @@ static void consumer_commit(struct consumer *c, int sync, int only_revoking)
                   (long long)l->elems[i].offset, (int)l->elems[i].metadata_size,
                   (const char *)l->elems[i].metadata);
     if (l->cnt > 0) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, sync ? 0 : 1);
+        rd_kafka_resp_err_t err =
+            sync ? consumer_commit_bounded(c, l, timeout_ms) : rd_kafka_commit(c->rk, l, 1);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             log_warn("commit_failed", "%s", rd_kafka_err2str(err));
             if (commit_rebalancing_error(err))
@@ -175,9 +217,9 @@ static void consumer_commit(struct consumer *c, int sync, int only_revoking)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-void consumer_commit_now(struct consumer *c)
+void consumer_commit_now(struct consumer *c, int timeout_ms)
 {
-    consumer_commit(c, 1, 0);
+    consumer_commit(c, timeout_ms > 0 ? timeout_ms : 1, 0);
 }
 
 static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -218,7 +260,7 @@ static void consumer_release_revoked(struct consumer *c)
     if (!c->revoking)
         return;
     loop_timer_stop(c->loop, &c->revoke_timer);
-    consumer_commit(c, 1, 1);
+    consumer_commit(c, CONSUMER_REVOKE_COMMIT_MS, 1);
     rd_kafka_topic_partition_list_t *l = c->revoking;
     c->revoking = NULL;
     for (int i = 0; i < l->cnt; i++) {
@@ -719,14 +761,14 @@ void consumer_free(struct consumer *c, int timeout_ms)
     loop_timer_stop(c->loop, &c->stall_timer);
     kafka_wake_stop(&c->wake);
     if (c->rk) {
+        int64_t deadline_ms = loop_wall_ms() + timeout_ms; /* close and destroy, both */
         int closed = 0;
         rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
         rd_kafka_error_t *error = rd_kafka_consumer_close_queue(c->rk, q);
         if (error) {
             rd_kafka_error_destroy(error);
         } else {
-            int64_t deadline = loop_wall_ms() + timeout_ms;
-            while (!(closed = rd_kafka_consumer_closed(c->rk)) && loop_wall_ms() < deadline) {
+            while (!(closed = rd_kafka_consumer_closed(c->rk)) && loop_wall_ms() < deadline_ms) {
                 rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
                 if (!ev)
                     continue;
@@ -747,12 +789,16 @@ void consumer_free(struct consumer *c, int timeout_ms)
         rd_kafka_queue_destroy(q);
         if (c->queue)
             rd_kafka_queue_destroy(c->queue);
-        if (closed) {
-            rd_kafka_destroy(c->rk);
-        } else {
+        if (!closed)
             log_warn("consumer_close_timeout", "leaving the group timed out; destroying");
-            rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        }
+        /* bounded too: librdkafka waits for a commit still pending at a
+         * coordinator that does not answer */
+        int64_t left = deadline_ms - loop_wall_ms();
+        if (kafka_destroy_bounded(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE,
+                                  left > 100 ? (int)left : 100) < 0)
+            log_warn("consumer_destroy_timeout",
+                     "librdkafka did not finish within the stop's deadline (a commit or a "
+                     "coordinator it still waits for); exiting without it");
     }
     if (c->revoking)
         rd_kafka_topic_partition_list_destroy(c->revoking);

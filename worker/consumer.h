@@ -66,7 +66,7 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
 /* Messages skipped because a previous owner had finished them (0 for NULL). */
 uint64_t consumer_skipped(const struct consumer *c);
 /* Commits every owned partition's done prefix, synchronously. */
-void consumer_commit_now(struct consumer *c);
+void consumer_commit_now(struct consumer *c, int timeout_ms);
 /* Leaves the group (bounded by timeout_ms) and frees. */
 void consumer_free(struct consumer *c, int timeout_ms);
 

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,4 +241,52 @@ void kafka_wake_stop(struct kafka_wake *w)
             close(w->fds[i]);
     w->queue = NULL;
     w->fds[0] = w->fds[1] = -1;
+}
+
+struct kafka_destroy_job {
+    rd_kafka_t *rk;
+    int flags;
+};
+
+static void *kafka_destroy_thread(void *arg)
+{
+    struct kafka_destroy_job *job = arg;
+    rd_kafka_destroy_flags(job->rk, job->flags);
+    free(job);
+    return NULL;
+}
+
+int kafka_destroy_bounded(rd_kafka_t *rk, int flags, int timeout_ms)
+{
+    struct kafka_destroy_job *job = malloc(sizeof *job);
+    pthread_t th;
+    if (!job) {
+        rd_kafka_destroy_flags(rk, flags);
+        return 0;
+    }
+    *job = (struct kafka_destroy_job){.rk = rk, .flags = flags};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with the main thread */
+    int rc = pthread_create(&th, NULL, kafka_destroy_thread, job);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        kafka_destroy_thread(job);
+        return 0;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(th, NULL, &until) == 0)
+        return 0;
+    /* librdkafka waits for a coordinator that does not answer (a commit
+     * still pending, a group it cannot leave): the process is about to
+     * exit and must not wait with it */
+    pthread_detach(th);
+    return -1;
 }

@@ -382,10 +382,22 @@ static void worker_id_init(struct worker *w)
  * outputs finish their inputs), the done prefix is committed, the jobs
  * release their messages, and only then does the consumer leave the group
  * (librdkafka's destroy waits for every message it handed out). */
+/* What is left before `deadline`, plus a share of the extra second the
+ * README allows after the flush for the commit and leaving the group. */
+static int worker_left_ms(int64_t deadline, int64_t extra_deadline)
+{
+    int64_t now = loop_wall_ms();
+    int64_t left = deadline - now;
+    if (left < 100) /* the flush used it all: take from the extra second */
+        left = extra_deadline - now > 500 ? 500 : extra_deadline - now;
+    return left > 0 ? (int)left : 0;
+}
+
 static void worker_shutdown(struct worker *w)
 {
     const struct config_limits *l = &w->cfg->limits;
     int64_t deadline = loop_wall_ms() + l->flush_timeout_ms;
+    int64_t extra = deadline + 1000; /* the README's "+ 1 s" */
     if (w->dispatch) {
         size_t n = dispatch_abandon_calls(w->dispatch);
         if (n)
@@ -403,11 +415,10 @@ static void worker_shutdown(struct worker *w)
                      lost, (long long)l->flush_timeout_ms);
     }
     if (w->consumer)
-        consumer_commit_now(w->consumer);
+        consumer_commit_now(w->consumer, worker_left_ms(deadline, extra));
     dispatch_free(w->dispatch);
     w->dispatch = NULL;
-    int64_t left = deadline - loop_wall_ms();
-    consumer_free(w->consumer, left > 1000 ? (int)left : 1000);
+    consumer_free(w->consumer, worker_left_ms(deadline, extra));
     w->consumer = NULL;
     producer_free(w->producer, 0);
     w->producer = NULL;

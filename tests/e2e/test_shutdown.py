@@ -114,10 +114,41 @@ def brokers_down(t):
             h.close()
 
 
+def commit_unreachable(t):
+    """Done work not yet committed (a long commit interval), then every
+    broker down: the last commit cannot reach the coordinator, and must
+    not wait for it beyond the bound."""
+    topics = {"requests": "sd3.requests", "results": "sd3.results", "costs": "sd3.costs",
+              "dead_letter": "sd3.dlq"}
+    h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+    try:
+        grace, flush = 2000, 3000
+        cfg = h.write_config(f"sd3-{os.getpid()}", topics, limits={
+            "commit_interval_ms": 60000, "shutdown_grace_ms": grace, "flush_timeout_ms": flush})
+        h.produce(topics["requests"], [(f"q-{i}", request(f"q-{i}", f"quick {i}"))
+                                       for i in range(10)])
+        w = h.start_worker(cfg, POLICY, env=KEYS)
+        h.read(topics["results"], lambda ms: len(ms) >= 10, timeout=30)
+        time.sleep(0.5)  # acknowledged: the offsets are committable
+        h.mock_command("broker_down 1")
+        time.sleep(0.5)
+        t0 = time.time()
+        w.send_signal(15)
+        rc = w.wait(timeout=120)
+        took = time.time() - t0
+        bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
+        t.ok(took <= bound, f"a commit the coordinator cannot answer does not hold the stop: "
+             f"{took:.1f} s (bound {bound:.1f} s)")
+        t.ok(rc == 0, f"exit 0 ({rc})")
+    finally:
+        h.close()
+
+
 def main():
     t = Checks()
     failing_provider(t)
     brokers_down(t)
+    commit_unreachable(t)
     return t.summary()
 
 
