@@ -9,6 +9,8 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -93,14 +95,22 @@ class Harness:
             time.sleep(0.05)
         return False
 
-    def metrics_address(self, timeout=20):
-        """The worker's metrics address, from its metrics_listening log line."""
+    def metrics_address(self, timeout=30):
+        """The worker's metrics address, from its metrics_listening log
+        line (other lines, a wrapper's such as valgrind's, are skipped);
+        None if the worker exits or the line does not come in time."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.worker_log) as f:
                 for line in f:
-                    if '"metrics_listening"' in line:
-                        return json.loads(line)["msg"].split("//", 1)[1].split("/", 1)[0]
+                    try:
+                        e = json.loads(line)
+                    except ValueError:
+                        continue
+                    if e.get("event") == "metrics_listening":
+                        return e["msg"].split("//", 1)[1].split("/", 1)[0]
+            if self.worker.poll() is not None:
+                return None
             time.sleep(0.05)
         return None
 
@@ -175,6 +185,17 @@ class Harness:
             for s in (p.stdin, p.stdout):
                 if s:
                     s.close()
+
+
+def http_status(addr, path):
+    """The HTTP status of GET http://addr/path; None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}{path}", timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
 
 
 class Checks:

@@ -89,23 +89,6 @@ def pick(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
 
 
-def worker_address(h, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(h.worker_log) as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue  # a wrapper's own output (valgrind)
-                if e.get("event") == "metrics_listening":
-                    return e["msg"].split("//", 1)[1].split("/", 1)[0]
-        if h.worker.poll() is not None:
-            return None
-        time.sleep(0.1)
-    return None
-
-
 def make_requests(rng):
     out = []
     for i in range(N):
@@ -170,7 +153,7 @@ def main():
         reqs = make_requests(rng)
         h.produce(TOPICS["requests"], reqs)
         h.start_worker(cfg, POLICY, env=KEYS)
-        addr = worker_address(h)
+        addr = h.metrics_address()
         t.ok(addr is not None and addr.startswith("127.0.0.1:"), f"the worker logs where it listens ({addr})")
         if addr is None:
             return t.summary()

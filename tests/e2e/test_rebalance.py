@@ -20,11 +20,9 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness, http_status  # noqa: E402
 
 HEARTBEAT, OFFSET_COMMIT = 12, 8
 UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS = 25, 27
@@ -83,16 +81,6 @@ def commits(evs, partition=None):
             if partition is None or p == partition:
                 out.append((e["ts_ms"], p, off))
     return out
-
-
-def http_status(addr, path):
-    try:
-        with urllib.request.urlopen(f"http://{addr}{path}", timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
 
 
 def slow_providers(h):

@@ -14,7 +14,6 @@ results quote the messages that carried them."""
 import json
 import os
 import sys
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -67,23 +66,6 @@ def make_requests(keys_by_route):
     return out
 
 
-def worker_address(h, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(h.worker_log) as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if e.get("event") == "metrics_listening":
-                    return e["msg"].split("//", 1)[1].split("/", 1)[0]
-        if h.worker.poll() is not None:
-            return None
-        time.sleep(0.1)
-    return None
-
-
 def main():
     t = Checks()
     shapes = load_keys()
@@ -104,7 +86,7 @@ def main():
             json.dump(c, f)
         h.produce(TOPICS["requests"], reqs)
         h.start_worker(cfg, POLICY, env=env)
-        addr = worker_address(h)
+        addr = h.metrics_address()
         t.ok(addr is not None, f"the worker logs where /metrics listens ({addr})")
 
         res = h.read(TOPICS["results"], lambda ms: len({m[0] for m in ms}) >= len(valid))

@@ -19,23 +19,11 @@ import signal
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness, http_status  # noqa: E402
 
 from confluent_kafka.admin import AdminClient  # noqa: E402
-
-
-def http_status(addr, path):
-    try:
-        with urllib.request.urlopen(f"http://{addr}{path}", timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
 
 
 def log_lines(h):
