@@ -72,6 +72,9 @@ def main():
         t.ok(len(redone) >= N // 3 - limits["max_in_flight"],
              f"A's answered requests were billed before the kill ({len(redone)})")
         pairs = {(c["id"], c["attempt"]) for c in costs}
+        print(f"{len(billed)} calls billed by the provider, {len(costs)} cost records, "
+              f"{len(kept)} after de-duplication on call_id, {len(missing)} in flight at the "
+              f"kill; (id, attempt) would keep {len(pairs)}")
         t.ok(len(pairs) < len(kept),
              f"(id, attempt) would drop billed calls: {len(pairs)} keys for {len(kept)} calls")
         total_kept = sum(by_call[c][0]["cost_nusd"] for c in kept)

@@ -51,6 +51,7 @@ def failing_provider(t):
         w.send_signal(15)
         rc = w.wait(timeout=60)
         took = time.time() - t0
+        print(f"failing provider: SIGTERM to exit {took:.2f} s (grace 30 s)")
         t.ok(rc == 0, f"exit 0 after SIGTERM ({rc})")
         t.ok(took < 5, f"the drain does not wait for failing retries: {took:.1f} s of a 30 s grace")
         time.sleep(0.3)
@@ -92,6 +93,7 @@ def brokers_down(t):
                 t1 = time.time()
                 w.send_signal(15)
                 rc = w.wait(timeout=60)
+                print(f"second SIGTERM to exit {time.time() - t1:.2f} s")
                 t.ok(time.time() - t1 < 1.0,
                      f"a second SIGTERM exits at once ({time.time() - t1:.2f} s)")
                 t.ok(rc == 1, f"with status 1 ({rc})")
@@ -99,6 +101,8 @@ def brokers_down(t):
                 rc = w.wait(timeout=120)
                 took = time.time() - t0
                 bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
+                print(f"brokers down: SIGTERM to exit {took:.2f} s (grace {grace} ms, "
+                      f"flush {flush} ms)")
                 t.ok(took <= bound, f"brokers down: SIGTERM exits in {took:.1f} s "
                      f"(grace {grace} ms + flush {flush} ms + {LEAVE_S} s, bound {bound:.1f} s)")
                 t.ok(rc == 0, f"exit 0 ({rc})")
@@ -137,6 +141,8 @@ def commit_unreachable(t):
         rc = w.wait(timeout=120)
         took = time.time() - t0
         bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
+        print(f"commit unanswered: SIGTERM to exit {took:.2f} s (grace {grace} ms, "
+              f"flush {flush} ms)")
         t.ok(took <= bound, f"a commit the coordinator cannot answer does not hold the stop: "
              f"{took:.1f} s (bound {bound:.1f} s)")
         t.ok(rc == 0, f"exit 0 ({rc})")
