@@ -45,17 +45,10 @@ static pthread_mutex_t kafka_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ratelog_set kafka_log_rate = {.interval_ms = 10000};
 static struct ratelog_set kafka_error_rate = {.interval_ms = 10000};
 
-uint64_t kafka_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int kafka_rate_allow(struct ratelog_set *set, const char *key, uint64_t *suppressed)
 {
     pthread_mutex_lock(&kafka_log_lock);
-    int allow = ratelog_allow_key(set, key, kafka_now_ms(), suppressed);
+    int allow = ratelog_allow_key(set, key, loop_clock_ms(), suppressed);
     pthread_mutex_unlock(&kafka_log_lock);
     return allow;
 }

@@ -64,9 +64,6 @@ int kafka_wake_start(struct kafka_wake *w, struct loop *loop, rd_kafka_queue_t *
 /* Stops it (safe on a zeroed or never-started struct). */
 void kafka_wake_stop(struct kafka_wake *w);
 
-/* Monotonic milliseconds, for any thread (loop_now_ms is the loop's). */
-uint64_t kafka_now_ms(void);
-
 /* rd_kafka_destroy_flags, waiting at most timeout_ms for it: past that
  * the destroy goes on in a thread of its own and -1 is returned (only
  * for a process about to exit). 0 when it finished in time. */

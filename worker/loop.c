@@ -22,7 +22,7 @@ struct loop {
     size_t nheap, heap_cap;
 };
 
-static uint64_t loop_clock_ms(void)
+uint64_t loop_clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -49,6 +49,9 @@ int loop_timer_armed(const struct loop_timer *timer);
 
 /* Monotonic milliseconds, read once per loop iteration. */
 uint64_t loop_now_ms(const struct loop *loop);
+/* Monotonic milliseconds read now, from any thread (for waits outside the
+ * loop: flushes, the start-up probe, librdkafka's callbacks). */
+uint64_t loop_clock_ms(void);
 /* Wall-clock milliseconds since the epoch (for records and deadlines). */
 int64_t loop_wall_ms(void);
 

@@ -66,7 +66,7 @@ static void probe_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 
 static void probe_sleep_until(struct kafka_probe *p, uint64_t until_ms)
 {
-    while (!atomic_load(&p->stop) && kafka_now_ms() < until_ms) {
+    while (!atomic_load(&p->stop) && loop_clock_ms() < until_ms) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -76,7 +76,7 @@ static void probe_check(struct kafka_probe *p)
 {
     const struct config *cfg = p->cfg;
     const char *servers = kafka_config_value(cfg, "bootstrap.servers", NULL);
-    uint64_t start = kafka_now_ms();
+    uint64_t start = loop_clock_ms();
     uint64_t deadline = start + (uint64_t)cfg->limits.startup_timeout_ms;
     struct ratelog warn = {.interval_ms = PROBE_WARN_MS};
     struct err e = {0};
@@ -96,7 +96,7 @@ static void probe_check(struct kafka_probe *p)
     conf = NULL;
     snprintf(p->error, sizeof p->error, "no answer");
     while (!atomic_load(&p->stop)) {
-        uint64_t now = kafka_now_ms();
+        uint64_t now = loop_clock_ms();
         if (now >= deadline)
             break;
         uint64_t slot = deadline - now < PROBE_ATTEMPT_MS ? deadline - now : PROBE_ATTEMPT_MS;
@@ -114,7 +114,7 @@ static void probe_check(struct kafka_probe *p)
         }
         snprintf(p->error, sizeof p->error, "%s", rd_kafka_err2str(err));
         uint64_t suppressed = 0;
-        now = kafka_now_ms();
+        now = loop_clock_ms();
         if (ratelog_allow(&warn, now, &suppressed))
             log_warn("kafka_not_reachable_yet",
                      "the Kafka cluster at bootstrap.servers \"%s\" does not answer yet (%s); "
@@ -130,7 +130,7 @@ out:
     if (rk)
         rd_kafka_destroy(rk);
     p->result.error = p->result.reachable ? NULL : p->error;
-    p->result.elapsed_ms = (long long)(kafka_now_ms() - start);
+    p->result.elapsed_ms = (long long)(loop_clock_ms() - start);
 }
 
 static void *probe_thread(void *arg)

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <time.h>
 
 #include "delivery.h"
 #include "kafka.h"
@@ -117,13 +116,6 @@ static int producer_fault_env(const char *name, long *out, struct err *e)
     return 0;
 }
 
-static uint64_t producer_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Logs a warning for one occurrence of (event, err), if the rate bound
  * allows; the line says how many were not logged since the last one. */
 static void producer_log(struct producer *p, const char *event, rd_kafka_resp_err_t err,
@@ -132,7 +124,7 @@ static void producer_log(struct producer *p, const char *event, rd_kafka_resp_er
     char key[96];
     uint64_t suppressed;
     snprintf(key, sizeof key, "%s:%s", event, rd_kafka_err2name(err));
-    if (!ratelog_allow_key(&p->logs, key, producer_now_ms(), &suppressed))
+    if (!ratelog_allow_key(&p->logs, key, loop_clock_ms(), &suppressed))
         return;
     log_warn(event, "%s%s%s: %s; %s (%" PRIu64 " more like this since the last line)",
              topic ? "topic " : "", topic ? topic : "", topic ? "" : "producer",
@@ -173,7 +165,7 @@ static void producer_retry_later(struct producer *p, struct output *o, const cha
     char detail[64];
     snprintf(detail, sizeof detail, "sending again in %" PRIu64 " ms", delay);
     producer_log(p, event, err, o->topic, detail);
-    producer_wait(p, o, producer_now_ms() + delay);
+    producer_wait(p, o, loop_clock_ms() + delay);
 }
 
 /* Refused when produced: reported from the loop, never from inside
@@ -226,7 +218,7 @@ static enum producer_try producer_try(struct producer *p, struct output *o,
  * queue is full. One pass over the list: no output is tried twice. */
 static void producer_send_due(struct producer *p)
 {
-    uint64_t now = producer_now_ms();
+    uint64_t now = loop_clock_ms();
     if (TAILQ_EMPTY(&p->waiting) || p->next_due_ms > now)
         return;
     uint64_t next = UINT64_MAX;
@@ -355,7 +347,7 @@ static void producer_restart(struct producer *p)
 {
     struct err e = {0};
     producer_stop(p);
-    uint64_t now = producer_now_ms();
+    uint64_t now = loop_clock_ms();
     struct output *o;
     while ((o = TAILQ_FIRST(&p->sent)) != NULL) {
         TAILQ_REMOVE(&p->sent, o, link);
@@ -514,7 +506,7 @@ int producer_send(struct producer *p, const char *topic, const char *key, size_t
                          .opaque = opaque};
     p->pending++;
     /* behind outputs that wait for queue space, to keep their order */
-    uint64_t now = producer_now_ms();
+    uint64_t now = loop_clock_ms();
     if (!TAILQ_EMPTY(&p->waiting) && p->next_due_ms <= now) {
         producer_wait(p, o, now);
         return 0;
@@ -553,13 +545,13 @@ size_t producer_pending(const struct producer *p)
  */
 size_t producer_flush(struct producer *p, int timeout_ms)
 {
-    uint64_t deadline = producer_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t deadline = loop_clock_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         if (p->fatal || !p->rk)
             producer_restart(p);
         producer_report_refused(p);
         producer_send_due(p);
-        uint64_t now = producer_now_ms();
+        uint64_t now = loop_clock_ms();
         if (p->pending == 0 || now >= deadline || !p->rk)
             break;
         uint64_t wait = deadline - now;
