@@ -165,7 +165,7 @@ static void job_output_settle(struct job *job)
     uint32_t generation = job->generation;
     int delivered = 1;
     for (size_t i = 0; i < job->noutputs; i++)
-        delivered &= job->outputs[i].pending == 0 && job->outputs[i].replaced < 99;
+        delivered &= !job->outputs[i].undelivered;
     job_free(job);
     if (delivered)
         d->finished(d->ctx, partition, generation, offset);
@@ -174,8 +174,8 @@ static void job_output_settle(struct job *job)
 static void job_send(struct job *job, struct job_output *out, const char *topic, const char *key,
                      size_t key_len, char *value, size_t value_len, rd_kafka_headers_t *headers)
 {
-    out->pending = 1;
     out->topic = topic;
+    out->len = value_len;
     if (producer_send(job->dispatch->producer, topic, key, key_len, value, value_len, headers,
                       job_output_done, out) < 0)
         abort(); /* out of memory: better to die and be redone than to lose */
@@ -262,7 +262,6 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
     struct job_output *out = opaque;
     struct job *job = out->job;
     struct dispatch *d = job->dispatch;
-    out->pending = 0;
     if (!err) {
         job_output_settle(job);
         return;
@@ -281,7 +280,7 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
                   "%s; even a bounded dead letter was refused: check "
                   "the topics' existence, ACLs and max.message.bytes",
                   why);
-        out->replaced = 99;
+        out->undelivered = 1;
         d->undeliverable(d->ctx, why);
         job_output_settle(job);
         return;
@@ -289,15 +288,10 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
     d->counters.outputs_replaced++;
     out->replaced++;
     log_warn("output_replaced", "%s; sending %s instead", why, output_replacement_name(r));
-    out->pending = 1;
     switch (r) {
     case OUTPUT_ERROR_RESULT: {
         char text[400];
-        size_t len = 0;
-        char *full = output_result(job, d->worker_id, NULL, NULL, &len);
-        free(full);
-        output_too_large_message(job, len, rd_kafka_err2str(err), text, sizeof text);
-        out->pending = 0;
+        output_too_large_message(job, out->len, rd_kafka_err2str(err), text, sizeof text);
         job_send_result(job, out, "result_too_large", text);
         break;
     }
@@ -308,7 +302,6 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
         const char *code = out->kind == JOB_OUTPUT_COST     ? "cost_undeliverable"
                            : out->kind == JOB_OUTPUT_RESULT ? "result_undeliverable"
                                                             : NULL;
-        out->pending = 0;
         job_send_dead_letter(job, out, code, code ? why : NULL,
                              r == OUTPUT_DEAD_LETTER ? OUTPUT_DEAD_LETTER_PREFIX : 0);
         break;
@@ -330,7 +323,9 @@ static void job_dead_letter(struct job *job)
         abort();
     job->noutputs = 1;
     job->outputs[0] = (struct job_output){.job = job, .kind = JOB_OUTPUT_DEAD_LETTER};
-    job->outputs_pending = 2; /* + 1 while sending: a synchronous report cannot end it */
+    /* the producer never reports from inside producer_send (producer.h):
+     * the job cannot end before its outputs are all sent */
+    job->outputs_pending = 1;
     size_t max = producer_max_message_bytes(d->producer);
     size_t room = max > OUTPUT_DEAD_LETTER_ENVELOPE ? max - OUTPUT_DEAD_LETTER_ENVELOPE : 0;
     if (job->msg->len > room) {
@@ -340,7 +335,6 @@ static void job_dead_letter(struct job *job)
     } else {
         job_send_dead_letter(job, &job->outputs[0], NULL, NULL, job->msg->len);
     }
-    job_output_settle(job);
 }
 
 static void job_fail(struct job *job, const char *code, const char *fmt, ...)
@@ -370,7 +364,7 @@ static void job_finish(struct job *job)
     if (!job->outputs)
         abort(); /* out of memory: better to die and be redone than to lose */
     job->noutputs = n;
-    job->outputs_pending = (unsigned)n + 1; /* + 1 while sending */
+    job->outputs_pending = (unsigned)n;
     if (job->ok)
         d->stats.results_ok++;
     else
@@ -387,7 +381,6 @@ static void job_finish(struct job *job)
     }
     job->outputs[k] = (struct job_output){.job = job, .kind = JOB_OUTPUT_RESULT};
     job_send_result(job, &job->outputs[k], NULL, NULL);
-    job_output_settle(job);
 }
 
 /* ---- calls ---- */

@@ -61,7 +61,8 @@ struct job_output {
     size_t attempt;    /* JOB_OUTPUT_COST: index into job->attempts */
     unsigned replaced; /* times a refused version was replaced */
     const char *topic; /* where the current version went */
-    int pending;       /* sent, not yet settled */
+    size_t len;        /* bytes of the current version's value */
+    int undelivered;   /* given up: no version of it was accepted */
 };
 
 struct dispatch;
@@ -96,7 +97,7 @@ struct job {
     struct loop_timer backoff;
     struct job_output *outputs; /* once finished: result + cost records, or the dead letter */
     size_t noutputs;
-    unsigned outputs_pending; /* + 1 while outputs are being sent */
+    unsigned outputs_pending; /* sent and not yet settled */
     int64_t completed_ms;
 };
 
