@@ -46,7 +46,9 @@ struct worker {
     struct reload *reload;     /* SIGHUP: the policy parsed off the loop */
     struct kafka_probe *probe; /* the start-up check; the consumer comes after it */
     int start_failed;
-    char **api_keys; /* parallel to cfg->providers; NULL entries */
+    /* parallel to cfg->providers: the environment's own strings (NULL when
+     * unset); dispatch keeps the only copy */
+    const char **api_keys;
     char worker_id[128];
     int stopping;
     int exit_code;
@@ -304,6 +306,15 @@ fail:
     loop_stop(w->loop);
 }
 
+/* The name api_key_env gives, for a message; withheld when it may be a
+ * pasted key. */
+static const char *worker_key_var(const struct config_provider *p)
+{
+    return config_name_may_be_secret(p->api_key_env) ? "(the name api_key_env gives is "
+                                                       "withheld: it looks like a key)"
+                                                     : p->api_key_env;
+}
+
 /* Reads each provider's key from the environment. The variable's name is
  * printed, never its value. */
 static int worker_keys(struct worker *w)
@@ -324,10 +335,7 @@ static int worker_keys(struct worker *w)
                 log_error("missing_api_key",
                           "provider %s: the environment variable that api_key_env names (%s) "
                           "is not set or empty",
-                          p->name,
-                          config_name_may_be_secret(p->api_key_env) ? "(name withheld: it "
-                                                                      "looks like a key)"
-                                                                    : p->api_key_env);
+                          p->name, worker_key_var(p));
                 bad = 1;
             }
             continue;
@@ -338,24 +346,18 @@ static int worker_keys(struct worker *w)
                 log_error("bad_api_key",
                           "provider %s: the key in %s holds a control "
                           "character or space",
-                          p->name,
-                          config_name_may_be_secret(p->api_key_env) ? "api_key_env"
-                                                                    : p->api_key_env);
+                          p->name, worker_key_var(p));
                 bad = 1;
                 break;
             }
-        w->api_keys[i] = strdup(key);
-        if (!w->api_keys[i])
-            return -1;
+        w->api_keys[i] = key;
         /* before any thread starts: from here on no text that leaves the
          * worker can hold a piece of this key (redact.h) */
         if (redact_register(key) < 0) {
             log_error("bad_api_key",
                       "provider %s: the key in %s cannot be registered for "
                       "redaction (longer than %d bytes, or out of memory)",
-                      p->name,
-                      config_name_may_be_secret(p->api_key_env) ? "api_key_env" : p->api_key_env,
-                      REDACT_MAX_SECRET);
+                      p->name, worker_key_var(p), REDACT_MAX_SECRET);
             bad = 1;
         }
     }
@@ -471,7 +473,7 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
                                     .producer = w.producer,
                                     .worker_id = w.worker_id,
                                     .policy = w.policy,
-                                    .api_keys = (const char *const *)w.api_keys,
+                                    .api_keys = w.api_keys,
                                     .finished = worker_finished,
                                     .undeliverable = worker_undeliverable,
                                     .ctx = &w};
@@ -537,11 +539,6 @@ out:
         loop_io_set(w.loop, &w.signals, 0);
     if (w.signal_fd >= 0)
         close(w.signal_fd);
-    for (size_t i = 0; w.api_keys && i < cfg->nproviders; i++) {
-        if (w.api_keys[i])
-            memset(w.api_keys[i], 0, strlen(w.api_keys[i]));
-        free(w.api_keys[i]);
-    }
     free(w.api_keys);
     policy_release(w.policy);
     loop_free(w.loop);

@@ -97,6 +97,16 @@ SWITCHYARD_LOG_LEVEL=warn SWITCHYARD_WORKER_ID="$(printf 'w%.0s' $(seq 127))" \
     >"$tmp/out" 2>"$tmp/err"
 check "valid SWITCHYARD_LOG_LEVEL and a 127-byte SWITCHYARD_WORKER_ID: accepted" test $? -eq 0
 
+# a provider the policy uses with no key in its variable: the worker does
+# not start, names the variable, and prints no value
+env -u ANTHROPIC_API_KEY OPENAI_API_KEY=sk-test-not-a-real-key-0001 timeout 10 \
+    "$bin" --config config/worker.yaml --policy config/policy.yaml >"$tmp/out" 2>"$tmp/err"
+check "missing API key: exit 1 before connecting" test $? -eq 1
+check "missing API key: names the variable" \
+    grep -q '"missing_api_key".*ANTHROPIC_API_KEY) is not set' "$tmp/err"
+check "missing API key: the other key is not printed" \
+    bash -c "! grep -q 'sk-test-not' '$tmp/err'"
+
 "$bin" --bogus >/dev/null 2>&1
 check "unknown option: exit 2" test $? -eq 2
 "$bin" --check-config stray-argument >/dev/null 2>&1
