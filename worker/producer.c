@@ -86,9 +86,10 @@ struct producer {
     uint64_t next_due_ms;       /* no waiting output is due before this */
     size_t pending;             /* on any of the three lists */
     size_t max_message_bytes;
-    rd_kafka_conf_t *conf; /* template: a fatal error means a new instance */
-    unsigned generation;   /* instances created so far */
-    int fatal;             /* the current instance raised a fatal error */
+    const struct config *cfg; /* borrowed: outlives the producer */
+    rd_kafka_conf_t *conf;    /* template: a fatal error means a new instance */
+    unsigned generation;      /* instances created so far */
+    int fatal;                /* the current instance raised a fatal error */
     /* fault injection for tests: SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER=N
      * raises librdkafka's own test fatal error after N acknowledgements */
     long fatal_after;
@@ -315,8 +316,10 @@ static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
         return;
     }
     /* all brokers down, transport errors, authentication: librdkafka keeps
-     * trying by itself and raises these on every attempt */
-    producer_log(p, "kafka_error", (rd_kafka_resp_err_t)err, NULL, reason);
+     * trying by itself and raises these on every attempt; the consumer's
+     * errors go the same way (one line per cause per interval, naming
+     * bootstrap.servers and what to check) */
+    kafka_error_warn(p->cfg, "producer", err, reason);
 }
 
 static int producer_start(struct producer *p, struct err *e);
@@ -448,6 +451,7 @@ struct producer *producer_new(struct loop *loop, const struct config *cfg, struc
         err_set(e, ERR_FATAL, "oom", "out of memory");
         return NULL;
     }
+    p->cfg = cfg;
     p->loop = loop;
     TAILQ_INIT(&p->waiting);
     TAILQ_INIT(&p->sent);

@@ -32,7 +32,9 @@ struct producer;
 typedef void (*producer_done_cb)(void *opaque, rd_kafka_resp_err_t err);
 
 /* The producer's message.max.bytes is set to what switchyard may send (see
- * producer.c), or to the kafka: section's message.max.bytes if larger. */
+ * producer.c), or to the kafka: section's message.max.bytes if larger.
+ * cfg is borrowed for the producer's whole life (its error lines name
+ * bootstrap.servers from it). */
 struct producer *producer_new(struct loop *loop, const struct config *cfg, struct err *e);
 
 /* Sends what waits and serves delivery reports (done callbacks included)

@@ -337,17 +337,30 @@ static int calls_reached(const void *arg)
     return w->t->calls >= w->n;
 }
 
+/* A producer borrows its config for its whole life (as the worker's does):
+ * each one made here gets a slot of its own that outlives it. */
+#define TEST_PRODUCER_CONFIGS 16
+
 static struct producer *producer_for(struct loop *loop, const char *bootstrap,
                                      const char *const extra[])
 {
-    struct config_kafka_property props[8] = {{"bootstrap.servers", (char *)bootstrap}};
+    static struct config_kafka_property props[TEST_PRODUCER_CONFIGS][8];
+    static struct config cfgs[TEST_PRODUCER_CONFIGS];
+    static size_t used;
+    if (used == TEST_PRODUCER_CONFIGS) {
+        fprintf(stderr, "producer_for: more than %d producers\n", TEST_PRODUCER_CONFIGS);
+        return NULL;
+    }
+    struct config_kafka_property *pr = props[used];
+    struct config *cfg = &cfgs[used++];
+    pr[0] = (struct config_kafka_property){"bootstrap.servers", (char *)bootstrap};
     size_t n = 1;
     for (size_t i = 0; extra && extra[i] && extra[i + 1] && n < 8; i += 2)
-        props[n++] = (struct config_kafka_property){(char *)extra[i], (char *)extra[i + 1]};
-    struct config cfg = {.kafka = props, .nkafka = n};
-    cfg.limits.max_message_bytes = 1 << 20;
+        pr[n++] = (struct config_kafka_property){(char *)extra[i], (char *)extra[i + 1]};
+    *cfg = (struct config){.kafka = pr, .nkafka = n};
+    cfg->limits.max_message_bytes = 1 << 20;
     struct err e = {0};
-    struct producer *p = producer_new(loop, &cfg, &e);
+    struct producer *p = producer_new(loop, cfg, &e);
     if (!p)
         fprintf(stderr, "producer_new: %s\n", e.msg);
     return p;
