@@ -39,7 +39,8 @@ static uint64_t dispatch_random(struct dispatch *d)
     return x * 2685821657736338717ull;
 }
 
-void dispatch_call_id(struct dispatch *d, char *out)
+/* A new call id (UUIDv7 text) into out[JOB_CALL_ID_LEN + 1]. */
+static void dispatch_call_id(struct dispatch *d, char *out)
 {
     /* UUIDv7: 48 bits of Unix ms (time-ordered), then 74 random bits from
      * the kernel; unique across workers and restarts */
@@ -67,7 +68,9 @@ void dispatch_call_id(struct dispatch *d, char *out)
     out[o] = '\0';
 }
 
-struct dispatch_provider *dispatch_provider_for(struct dispatch *d, const struct policy_model *m)
+/* The provider of policy model m; NULL when worker.yaml lacks it. */
+static struct dispatch_provider *dispatch_provider_for(struct dispatch *d,
+                                                       const struct policy_model *m)
 {
     for (size_t i = 0; i < d->cfg->nproviders; i++)
         if (strcmp(d->cfg->providers[i].name, m->provider) == 0)

@@ -101,10 +101,4 @@ void dispatch_stop(struct dispatch *d);
  * how many were abandoned. */
 size_t dispatch_abandon_calls(struct dispatch *d);
 
-/* The provider of policy model m; NULL when worker.yaml lacks it. */
-struct dispatch_provider *dispatch_provider_for(struct dispatch *d, const struct policy_model *m);
-
-/* A new call id (UUIDv7 text) into out[JOB_CALL_ID_LEN + 1]. */
-void dispatch_call_id(struct dispatch *d, char *out);
-
 #endif
