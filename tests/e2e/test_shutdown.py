@@ -24,6 +24,18 @@ LEAVE_S = 1.0
 SLACK_S = 2.0  # process start-up and scheduling on a loaded 2-core machine
 
 
+def stop_within_bound(t, w, t0, grace, flush, what):
+    """Waits for w (SIGTERM sent at t0) and checks the README's bound:
+    shutdown_grace_ms + flush_timeout_ms + 1 s, and exit status 0."""
+    rc = w.wait(timeout=120)
+    took = time.time() - t0
+    bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
+    print(f"{what}: SIGTERM to exit {took:.2f} s (grace {grace} ms, flush {flush} ms)")
+    t.ok(took <= bound, f"{what}: SIGTERM exits in {took:.1f} s (grace {grace} ms + flush "
+         f"{flush} ms + {LEAVE_S} s, bound {bound:.1f} s)")
+    t.ok(rc == 0, f"{what}: exit 0 ({rc})")
+
+
 def request(rid, content):
     return json.dumps({"id": rid, "task": "code", "messages": [
         {"role": "user", "content": content}]}).encode()
@@ -98,14 +110,7 @@ def brokers_down(t):
                      f"a second SIGTERM exits at once ({time.time() - t1:.2f} s)")
                 t.ok(rc == 1, f"with status 1 ({rc})")
             else:
-                rc = w.wait(timeout=120)
-                took = time.time() - t0
-                bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
-                print(f"brokers down: SIGTERM to exit {took:.2f} s (grace {grace} ms, "
-                      f"flush {flush} ms)")
-                t.ok(took <= bound, f"brokers down: SIGTERM exits in {took:.1f} s "
-                     f"(grace {grace} ms + flush {flush} ms + {LEAVE_S} s, bound {bound:.1f} s)")
-                t.ok(rc == 0, f"exit 0 ({rc})")
+                stop_within_bound(t, w, t0, grace, flush, "brokers down")
                 with open(h.worker_log) as f:
                     log = f.read()
                 t.ok("unacknowledged_outputs" in log,
@@ -138,14 +143,7 @@ def commit_unreachable(t):
         time.sleep(0.5)
         t0 = time.time()
         w.send_signal(15)
-        rc = w.wait(timeout=120)
-        took = time.time() - t0
-        bound = (grace + flush) / 1000 + LEAVE_S + SLACK_S
-        print(f"commit unanswered: SIGTERM to exit {took:.2f} s (grace {grace} ms, "
-              f"flush {flush} ms)")
-        t.ok(took <= bound, f"a commit the coordinator cannot answer does not hold the stop: "
-             f"{took:.1f} s (bound {bound:.1f} s)")
-        t.ok(rc == 0, f"exit 0 ({rc})")
+        stop_within_bound(t, w, t0, grace, flush, "commit unanswered")
     finally:
         h.close()
 
