@@ -19,6 +19,24 @@ struct config_kafka_property {
     char *value; /* may be "${ENV_NAME}", expanded by config_kafka_value */
 };
 
+/* Rate limits from configuration; 0 = none (then only what is learned
+ * from the provider holds). */
+struct config_rate_limits {
+    int64_t requests_per_minute;
+    int64_t tokens_per_minute; /* input + output */
+    int64_t max_concurrent;    /* calls in flight */
+};
+
+/* A provider lane's circuit breaker (worker/breaker.h says what each means). */
+struct config_circuit {
+    int64_t failures;        /* consecutive failures that open it (5) */
+    int64_t failure_percent; /* or this share of the window's calls (50) */
+    int64_t min_calls;       /* once the window holds this many (20) */
+    int64_t window_ms;       /* (10000) */
+    int64_t open_ms;         /* before probes are let through (5000) */
+    int64_t probes;          /* calls at once while half open (1) */
+};
+
 struct config_provider {
     char *name;
     enum provider_type type;
@@ -29,6 +47,12 @@ struct config_provider {
     int64_t timeout_ms;
     int64_t connect_timeout_ms;
     int64_t max_connections;
+    /* the whole provider, all its models together (a self-hosted server,
+     * an account-wide limit); max_concurrent is max_connections */
+    struct config_rate_limits limits;
+    /* each model of the provider, unless its policy entry says otherwise */
+    struct config_rate_limits model_limits;
+    struct config_circuit circuit;
 };
 
 struct config_limits {
@@ -46,6 +70,10 @@ struct config_limits {
     int64_t stalled_partition_ms; /* a partition holding work whose commit has not moved
                                      for this long is reported as stalled */
     int64_t startup_timeout_ms;   /* bound on the start-up checks (cluster, topics) */
+    int64_t queue_per_model;      /* requests waiting for one model's rate limit; when
+                                     full, the partitions feeding it are paused (256) */
+    int64_t rate_limit_max_wait_ms; /* one request waits at most this long in all for
+                                       rate limits, then falls back (600000) */
 };
 
 struct config {

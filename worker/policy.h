@@ -22,10 +22,20 @@ struct policy_model {
     char *model;    /* the provider's model id */
     struct cost_prices prices;
     uint32_t max_output_tokens; /* the model's own cap; 0 = none known */
+    /* limits: {...} of the model's entry; a field is -1 when the entry does
+     * not set it (then the provider's model_limits in worker.yaml hold) */
+    struct config_rate_limits limits;
+};
+
+/* What a route does when its candidate is rate limited. */
+enum policy_on_rate_limit {
+    POLICY_RATE_LIMIT_WAIT,     /* wait in Kafka for the model (batch; the default) */
+    POLICY_RATE_LIMIT_FALLBACK, /* take the next candidate now (latency-sensitive) */
 };
 
 struct policy_route {
     char *task;
+    enum policy_on_rate_limit on_rate_limit;
     size_t candidates[POLICY_MAX_CANDIDATES]; /* indexes into models, best first */
     size_t ncandidates;
 };
