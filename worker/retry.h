@@ -6,6 +6,15 @@
  *
  * Rules, in order:
  *   stopping                          -> abandon (no new call after a signal)
+ *   rate limited (a 429): it is backpressure, not a failure: it spends
+ *   neither max_attempts nor the candidate's retries, and the call waits
+ *   for its model (delay = rate_wait_ms) unless
+ *     the route says on_rate_limit: fallback -> fall back
+ *     now + delay >= deadline           -> fall back (waiting would miss it)
+ *     rate_waited_ms + delay > rate_limit_max_wait_ms,
+ *     or rate_limited_calls > RETRY_MAX_RATE_LIMITED -> fall back
+ *   (why "rate_limited" for each), a fall back with no next candidate
+ *   being a give up;
  *   attempts >= max_attempts          -> give up
  *   not retryable, or this candidate's
  *   tries > retries_per_candidate     -> fall back
@@ -29,7 +38,17 @@ enum retry_action {
     RETRY_ABANDON,   /* stopping: the offset stays uncommitted for the next owner */
 };
 
+/* 429s one request may receive in all: with a provider that answers 429
+ * without ever saying how long to wait, this is what ends the waiting. */
+#define RETRY_MAX_RATE_LIMITED 100
+
 struct retry_input {
+    int rate_limited;            /* the provider answered 429 (a rate limit, not a quota) */
+    int fall_back_on_rate_limit; /* the route says on_rate_limit: fallback */
+    uint64_t rate_wait_ms;       /* rate limited: how long the model asks to wait */
+    uint64_t rate_waited_ms;     /* rate limited: how long the request has already waited */
+    uint64_t rate_limit_max_wait_ms;
+    unsigned rate_limited_calls; /* 429s so far, this one included */
     int retryable;             /* the failure may pass (429, 5xx, timeout, ...) */
     int64_t retry_after_ms;    /* what the provider asked; -1 when it did not */
     unsigned tries_on_current; /* calls made to this candidate, this one included (>= 1) */
@@ -47,7 +66,8 @@ struct retry_decision {
     uint64_t delay_ms; /* RETRY_SAME only */
     const char *why;   /* static: "retry", "not_retryable", "retries_spent",
                           "retry_after_too_long", "deadline", "max_attempts",
-                          "no_candidate_left", "stopping" */
+                          "no_candidate_left", "stopping", "rate_limited",
+                          "rate_limited_wait" (a 429: wait for the model) */
 };
 
 struct retry_decision retry_decide(const struct retry_input *in);

@@ -37,6 +37,18 @@ static int retry_field(struct retry_input *in, const char *key, const char *valu
         in->backoff_initial_ms = (uint64_t)v;
     else if (strcmp(key, "bmax") == 0)
         in->backoff_max_ms = (uint64_t)v;
+    else if (strcmp(key, "r429") == 0)
+        in->rate_limited = (int)v;
+    else if (strcmp(key, "onrl") == 0)
+        in->fall_back_on_rate_limit = strcmp(value, "fallback") == 0;
+    else if (strcmp(key, "rwait") == 0)
+        in->rate_wait_ms = (uint64_t)v;
+    else if (strcmp(key, "rwaited") == 0)
+        in->rate_waited_ms = (uint64_t)v;
+    else if (strcmp(key, "rmax") == 0)
+        in->rate_limit_max_wait_ms = (uint64_t)v;
+    else if (strcmp(key, "rcalls") == 0)
+        in->rate_limited_calls = (unsigned)v;
     else
         return -1;
     return 0;
@@ -49,7 +61,8 @@ static void retry_case(char *line, int lineno)
                              .backoff_initial_ms = 250,
                              .backoff_max_ms = 20000,
                              .deadline_ms = -1,
-                             .retry_after_ms = -1};
+                             .retry_after_ms = -1,
+                             .rate_limit_max_wait_ms = 600000};
     char *arrow = strstr(line, "->");
     if (!ok(arrow != NULL, "retry cases.txt:%d: no ->", lineno))
         return;
