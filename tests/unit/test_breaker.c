@@ -146,8 +146,8 @@ static void breaker_line(struct breaker_script *s, char *line, int lineno)
            lineno);
         return;
     }
-    if (!ok(breaker_state_parse(e[ne - 1], &want_state) == 0, CASES ":%d: unknown state %s",
-            lineno, e[ne - 1]))
+    if (!ok(breaker_state_parse(e[ne - 1], &want_state) == 0, CASES ":%d: unknown state %s", lineno,
+            e[ne - 1]))
         return;
     if (strcmp(w[0], "allow") == 0) {
         int probe = -1, changed = -1;
