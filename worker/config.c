@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,8 @@ static const struct config_int_key limit_keys[] = {
     LIMIT(flush_timeout_ms, 0, 600000, 10000),
     LIMIT(stalled_partition_ms, 1000, 86400000, 120000),
     LIMIT(startup_timeout_ms, 1000, 600000, 30000),
+    LIMIT(queue_per_model, 1, 1000000, 256),
+    LIMIT(rate_limit_max_wait_ms, 1000, 86400000, 600000),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -56,6 +59,39 @@ static const struct config_int_key provider_int_keys[] = {
     PROV(timeout_ms, 100, 3600000, 120000),
     PROV(connect_timeout_ms, 10, 600000, 10000),
     PROV(max_connections, 1, 100000, 256),
+    {NULL, 0, 0, 0, 0},
+};
+
+/* Rate limits: 0 is none; 10^12 a minute is more than any provider sells. */
+#define CONFIG_RATE_MAX 1000000000000LL
+#define RATE(n)                                                                                    \
+    {                                                                                              \
+#n, offsetof(struct config_rate_limits, n), 0, CONFIG_RATE_MAX, 0                          \
+    }
+static const struct config_int_key model_limit_keys[] = {
+    RATE(requests_per_minute),
+    RATE(tokens_per_minute),
+    RATE(max_concurrent),
+    {NULL, 0, 0, 0, 0},
+};
+/* A whole provider's concurrency is max_connections: one setting, not two. */
+static const struct config_int_key provider_limit_keys[] = {
+    RATE(requests_per_minute),
+    RATE(tokens_per_minute),
+    {NULL, 0, 0, 0, 0},
+};
+
+#define CIRCUIT(n, lo, hi, d)                                                                      \
+    {                                                                                              \
+#n, offsetof(struct config_circuit, n), lo, hi, d                                          \
+    }
+static const struct config_int_key circuit_keys[] = {
+    CIRCUIT(failures, 1, 1000, 5),
+    CIRCUIT(failure_percent, 1, 100, 50),
+    CIRCUIT(min_calls, 1, 100000, 20),
+    CIRCUIT(window_ms, 1000, 3600000, 10000),
+    CIRCUIT(open_ms, 100, 3600000, 5000),
+    CIRCUIT(probes, 1, 1000, 1),
     {NULL, 0, 0, 0, 0},
 };
 
@@ -323,17 +359,62 @@ static void config_bind_topics(struct ydoc *doc, const struct ydoc_node *map, st
     }
 }
 
+/* A mapping of integers bound through `keys`: every field takes its
+ * default first, so a missing or broken mapping still leaves defaults.
+ * `extra` names keys the caller reports itself (NULL-terminated, may be
+ * NULL). */
+static void config_bind_int_map(struct ydoc *doc, const struct ydoc_node *map,
+                                const struct config_int_key *keys, const char *const *extra,
+                                void *base, const char *what)
+{
+    const char *allowed[16];
+    size_t n = 0;
+    config_key_names(keys, allowed, &n);
+    for (size_t i = 0; extra && extra[i] && n < 15; i++)
+        allowed[n++] = extra[i];
+    allowed[n] = NULL;
+    config_bind_ints(doc, NULL, keys, base);
+    if (!map || ydoc_expect_map(doc, map, what) < 0)
+        return;
+    ydoc_check_keys(doc, map, allowed, what);
+    config_bind_ints(doc, map, keys, base);
+}
+
+static void config_bind_provider_pressure(struct ydoc *doc, const struct ydoc_node *map,
+                                          struct config_provider *p)
+{
+    static const char *const provider_extra[] = {"max_concurrent", NULL};
+    char what[96];
+    const struct ydoc_node *v = ydoc_get(map, "limits");
+    snprintf(what, sizeof what, "providers.%.64s.limits", p->name);
+    config_bind_int_map(doc, v, provider_limit_keys, provider_extra, &p->limits, what);
+    const struct ydoc_node *mc = ydoc_get(v, "max_concurrent");
+    if (mc)
+        ydoc_error(doc, mc,
+                   "%s: \"max_concurrent\" does not apply to a whole provider: set "
+                   "providers.%.64s.max_connections instead (or max_concurrent under "
+                   "model_limits, for each model)",
+                   what, p->name);
+    snprintf(what, sizeof what, "providers.%.64s.model_limits", p->name);
+    config_bind_int_map(doc, ydoc_get(map, "model_limits"), model_limit_keys, NULL,
+                        &p->model_limits, what);
+    snprintf(what, sizeof what, "providers.%.64s.circuit", p->name);
+    config_bind_int_map(doc, ydoc_get(map, "circuit"), circuit_keys, NULL, &p->circuit, what);
+}
+
 static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
                                  const struct ydoc_node *map, struct config_provider *p)
 {
-    const char *allowed[16] = {"type", "base_url", "api_key_env", "api_version",
-                               "max_tokens_field"};
-    size_t n = 5;
+    const char *allowed[16] = {"type",         "base_url",         "api_key_env",
+                               "api_version",  "max_tokens_field", "limits",
+                               "model_limits", "circuit"};
+    size_t n = 8;
     config_key_names(provider_int_keys, allowed, &n);
     allowed[n] = NULL;
 
     p->name = xstrdup(k->value);
     config_bind_ints(doc, map, provider_int_keys, p);
+    config_bind_provider_pressure(doc, map, p);
     if (ydoc_expect_map(doc, map, "a provider") < 0)
         return;
     /* secrets first: a key in the file is refused, not merely "unknown" */
@@ -428,7 +509,7 @@ static void config_bind_providers(struct ydoc *doc, const struct ydoc_node *map,
 
 static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
 {
-    const char *allowed[16];
+    const char *allowed[24];
     size_t n = 0;
     config_key_names(limit_keys, allowed, &n);
     allowed[n] = NULL;
@@ -444,6 +525,16 @@ static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map, st
                        (long long)l->max_in_flight);
         else /* only the global cap was lowered: the default follows it */
             l->max_in_flight_per_partition = l->max_in_flight;
+    }
+    /* a queue longer than the worker may hold would never fill, and so
+     * never pause the partitions feeding it */
+    const struct ydoc_node *queue = ydoc_get(map, "queue_per_model");
+    if (l->queue_per_model > l->max_in_flight) {
+        if (queue)
+            ydoc_error(doc, queue, "queue_per_model: expected at most max_in_flight (%lld)",
+                       (long long)l->max_in_flight);
+        else
+            l->queue_per_model = l->max_in_flight;
     }
     if (l->backoff_initial_ms > l->backoff_max_ms)
         ydoc_error(doc, ydoc_get(map, "backoff_initial_ms"),

@@ -14,7 +14,13 @@
 #include <string.h>
 
 static const char *const top_keys[] = {"models", "routes", "budget", NULL};
-static const char *const model_keys[] = {"provider", "model", "price", "max_output_tokens", NULL};
+static const char *const model_keys[] = {"provider",          "model",  "price",
+                                         "max_output_tokens", "limits", NULL};
+static const char *const model_limit_keys[] = {"requests_per_minute", "tokens_per_minute",
+                                               "max_concurrent", NULL};
+static const char *const route_keys[] = {"candidates", "on_rate_limit", NULL};
+/* in the order of enum policy_on_rate_limit */
+static const char *const on_rate_limit_names[] = {"wait", "fallback", NULL};
 static const char *const price_keys[COST_NCAT + 1] = {"input",       "output",    "cache_read",
                                                       "cache_write", "reasoning", NULL};
 static const char *const budget_keys[] = {"default_usd", "over_budget", "min_output_tokens",
@@ -51,6 +57,31 @@ static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map, str
         m->prices.nusd_per_mtok[COST_REASONING] = m->prices.nusd_per_mtok[COST_OUTPUT];
 }
 
+/* limits: {...} of a model; a field it does not set stays -1, so that 0
+ * can say "no limit for this model" over the provider's model_limits. */
+static void policy_bind_model_limits(struct ydoc *doc, const struct ydoc_node *map,
+                                     const char *model_what, struct policy_model *m)
+{
+    int64_t *slots[] = {&m->limits.requests_per_minute, &m->limits.tokens_per_minute,
+                        &m->limits.max_concurrent};
+    for (size_t i = 0; i < 3; i++)
+        *slots[i] = -1;
+    if (!map)
+        return;
+    char what[96];
+    snprintf(what, sizeof what, "%.80s.limits", model_what);
+    if (ydoc_expect_map(doc, map, what) < 0)
+        return;
+    ydoc_check_keys(doc, map, model_limit_keys, what);
+    for (size_t i = 0; model_limit_keys[i]; i++) {
+        const struct ydoc_node *v = ydoc_get(map, model_limit_keys[i]);
+        int64_t n;
+        /* 0 = no limit; 10^12 a minute is more than any provider sells */
+        if (v && ydoc_int(doc, v, model_limit_keys[i], 0, 1000000000000LL, &n) == 0)
+            *slots[i] = n;
+    }
+}
+
 static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
                               const struct ydoc_node *map, const struct config *cfg,
                               struct policy_model *m)
@@ -58,6 +89,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
     m->name = xstrdup(k->value);
     char what[96];
     snprintf(what, sizeof what, "models.%.64s", k->value);
+    policy_bind_model_limits(doc, ydoc_get(map, "limits"), what, m);
     if (ydoc_expect_map(doc, map, what) < 0)
         return;
     ydoc_check_keys(doc, map, model_keys, what);
@@ -126,14 +158,33 @@ static int policy_model_index(const struct text_index *models, const char *name,
     return 0;
 }
 
+/* A route is `task: [a, b]`, or `task: {candidates: [a, b], on_rate_limit:
+ * wait|fallback}`; both bind to the same candidates. */
 static void policy_bind_route(struct ydoc *doc, const struct ydoc_node *k,
-                              const struct ydoc_node *seq, struct policy *p,
+                              const struct ydoc_node *value, struct policy *p,
                               const struct text_index *models, struct policy_route *r)
 {
     r->task = xstrdup(k->value);
+    r->on_rate_limit = POLICY_RATE_LIMIT_WAIT;
     char what[96];
     snprintf(what, sizeof what, "routes.%.64s", k->value);
-    if (ydoc_expect_seq(doc, seq, what) < 0)
+    const struct ydoc_node *seq = value;
+    if (value && value->type == YDOC_MAP) {
+        ydoc_check_keys(doc, value, route_keys, what);
+        const struct ydoc_node *v;
+        int choice;
+        if ((v = ydoc_get(value, "on_rate_limit")) &&
+            ydoc_enum(doc, v, "on_rate_limit", on_rate_limit_names, &choice) == 0)
+            r->on_rate_limit = (enum policy_on_rate_limit)choice;
+        if (!(seq = ydoc_get(value, "candidates"))) {
+            ydoc_error(doc, value, "%s: missing \"candidates\" (a list of models, best first)",
+                       what);
+            return;
+        }
+    }
+    char seq_what[112];
+    snprintf(seq_what, sizeof seq_what, "%s%s", what, seq == value ? "" : ".candidates");
+    if (ydoc_expect_seq(doc, seq, seq_what) < 0)
         return;
     if (seq->count == 0)
         ydoc_error(doc, seq, "%s: expected at least one model", what);
