@@ -15,10 +15,57 @@
  * binary min-heap of due times: it serves tens of thousands of requests a second and ten thousand
  * open keep-alive connections.
  *
+ * Faults never answered: `timeout` and `hang` are the same behaviour under
+ * two names (scenarios say which they test): the request is read, no byte
+ * of a reply is ever sent, later requests on that connection are read and
+ * ignored, and the connection stays open until the client closes it; the
+ * log line (status null) is written at once. `stall` sends the head and half
+ * the body, then nothing, keeping the connection open the same way (a reply
+ * that hangs midway); `truncate` sends as much then closes; `slow` sends the
+ * whole reply, head first, in 20 pieces 50 ms apart.
+ *
+ * Rate limits, like the providers' (--limit MODEL:rpm=N[,tpm=N]
+ * [,window=rolling|fixed][,headers=0|1], MODEL "*" for every model without
+ * a rule of its own, each model its own buckets): buckets per (API key as
+ * the request carried it, model), so two clients with one key share them.
+ * rolling (default): a token bucket of capacity N refilled continuously at
+ * N a minute; fixed: N per minute counted from the window's first request.
+ * A call costs one request and, for tpm, its input estimate (the rule
+ * below) plus its max_completion_tokens / max_tokens (0 when absent),
+ * taken at admission. A call over either limit is answered 429 at once (no
+ * latency, no fault) in the provider's shape: OpenAI
+ * {"error":{"message":"Rate limit reached for M in organization org-fake on
+ * requests per min (RPM): Limit N, Used U, Requested 1. Please try again in
+ * D. ...","type":"requests"|"tokens","param":null,"code":"rate_limit_exceeded"}}
+ * with retry-after (whole seconds, rounded up, at least 1) and
+ * retry-after-ms (exact); Anthropic {"type":"error","error":{"type":
+ * "rate_limit_error","message":...}} with retry-after. With headers=1 every
+ * reply to an admitted or refused call of a limited model carries the
+ * provider's headers: OpenAI x-ratelimit-{limit,remaining,reset}-{requests,
+ * tokens} (reset: a Go duration until the bucket is full again, "0s",
+ * "17ms", "1.5s", "6m0s"); Anthropic anthropic-ratelimit-{requests,tokens,
+ * input-tokens,output-tokens}-{limit,remaining,reset} (reset: RFC 3339 UTC
+ * when full again; the three token families show the one tpm bucket). Only
+ * the limits a rule sets get headers. headers=0 sends none of them; 429s
+ * keep retry-after (and retry-after-ms).
+ *
+ * Control while it runs (not logged, no seq, not in requests_total, never
+ * limited): POST /control {"limits":["SPEC",...]} replaces the --limit
+ * rules (a bucket whose model's numbers changed starts full with the new
+ * ones; one whose model lost its rule goes), {"faults":["MODEL:KIND[@COUNT]",
+ * ...]} replaces the --fault rules, {"clear":true} removes both first; all
+ * or nothing: 200 with {"limits":[...],"faults":[...]} (faults with the
+ * counts they have left), or 400 {"error":"why"}. GET /control shows the
+ * rules. GET /stats adds "rate_limited" and "models": {MODEL: {"requests",
+ * "rate_limited", "status": {"200": n, "429": n, "none": n}}}. Log lines
+ * of provider calls carry "model", and a refused call "rate_limited": true
+ * with status 429.
+ *
  * It must never: listen on anything but loopback, connect anywhere, block
  * (no sleep, no blocking socket call: latency is a timer), or let a client
  * grow a buffer past its cap (request head 64 KiB, body 8 MiB, 64
- * pipelined requests awaiting their replies).
+ * pipelined requests awaiting their replies, 100,000 rate-limit buckets
+ * after which all start afresh, 1,024 models counted by name in /stats).
  */
 
 #include <arpa/inet.h>
@@ -63,6 +110,12 @@
 #define FAKE_DIRECTIVE_MAX 1000000000L
 #define FAKE_NO_INDEX SIZE_MAX
 #define FAKE_ECHO_MAX 4096 /* echo_key:N, N at most this */
+#define FAKE_LIMITS_MAX 64
+#define FAKE_LIMIT_NUM_MAX 1000000000u /* rpm / tpm at most this */
+#define FAKE_MINUTE_MS UINT64_C(60000)
+#define FAKE_BUCKETS_MAX ((size_t)100000) /* (key, model) pairs; past it all start afresh */
+#define FAKE_MODELS_MAX 1024              /* models counted by name in /stats */
+#define FAKE_EXTRA_MAX ((size_t)2048)     /* rate-limit headers of one reply */
 
 enum fake_fault_kind {
     FAKE_FAULT_NONE,
@@ -72,6 +125,8 @@ enum fake_fault_kind {
     FAKE_FAULT_TRUNCATE,
     FAKE_FAULT_MALFORMED,
     FAKE_FAULT_SLOW,
+    FAKE_FAULT_HANG,
+    FAKE_FAULT_STALL,
 };
 
 struct fake_fault {
@@ -89,6 +144,33 @@ struct fake_rule {
     long remaining; /* requests still to fault; -1: all */
 };
 
+/* --limit MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1] */
+struct fake_limit {
+    char *model;       /* "*": every model without a rule of its own, each its own buckets */
+    uint64_t rpm, tpm; /* per minute; 0: that limit is off */
+    bool fixed;        /* a window from the first request, else a rolling token bucket */
+    bool headers;      /* send the provider's rate-limit headers */
+};
+
+/* One limit of a bucket. */
+struct fake_meter {
+    uint64_t level; /* rolling: what is left, in 1/60000 of a request or token */
+    uint64_t stamp; /* rolling: when level was last refilled; fixed: the window's start */
+    uint64_t used;  /* fixed: taken in the window */
+    bool open;      /* fixed: a window is running */
+};
+
+/* The buckets of one (API key, model). */
+struct fake_bucket {
+    struct fake_bucket *next;
+    uint64_t hash;
+    size_t model_len, key_len;
+    uint64_t rpm, tpm; /* the rule the meters were filled for */
+    bool fixed;
+    struct fake_meter req, tok;
+    char id[]; /* model, NUL, key */
+};
+
 struct fake_options {
     const char *host;
     unsigned port;
@@ -100,6 +182,8 @@ struct fake_options {
     uint64_t output_tokens;
     struct fake_rule rules[FAKE_RULES_MAX];
     size_t nrules;
+    struct fake_limit limits[FAKE_LIMITS_MAX];
+    size_t nlimits;
 };
 
 enum fake_route {
@@ -108,6 +192,7 @@ enum fake_route {
     FAKE_ROUTE_ANTHROPIC,
     FAKE_ROUTE_HEALTHZ,
     FAKE_ROUTE_STATS,
+    FAKE_ROUTE_CONTROL,
     FAKE_ROUTE_OTHER,
     FAKE_ROUTE_COUNT,
 };
@@ -118,6 +203,7 @@ static const char *const fake_route_names[FAKE_ROUTE_COUNT] = {
     "/v1/messages",
     "/healthz",
     "/stats",
+    "/control",
     "other",
 };
 
@@ -129,6 +215,7 @@ enum fake_action {
     FAKE_ACT_TRUNCATE,
     FAKE_ACT_CLOSE,
     FAKE_ACT_TIMEOUT,
+    FAKE_ACT_STALL,
 };
 
 /* What happens once the output buffer is empty. */
@@ -153,6 +240,8 @@ struct fake_reply {
     int status;       /* status line sent; 0: never answers */
     bool close_after; /* the request asked for Connection: close */
     bool resolved;    /* logged and counted */
+    bool rate_limited; /* a 429 of --limit */
+    json_t *mstats;   /* the model's counters in /stats; borrowed, NULL: none */
     uint64_t due;     /* monotonic ms */
     char *data;       /* head then body */
     size_t head_len;
@@ -190,6 +279,7 @@ struct fake_stats {
     uint64_t conns_open;
     uint64_t conns_max;
     uint64_t conns_total;
+    uint64_t rate_limited;
 };
 
 struct fake_server {
@@ -205,6 +295,9 @@ struct fake_server {
     uint64_t seq;
     uint64_t conn_serial;
     struct fake_stats stats;
+    json_t *models; /* model -> {requests, rate_limited, status}; owned */
+    struct fake_bucket **slots; /* (key, model) buckets, chained by hash */
+    size_t nslots, nbuckets;
     bool stop;
     char scratch[FAKE_READ_CHUNK];
     char dump[FAKE_READ_CHUNK];
@@ -254,6 +347,10 @@ struct fake_outcome {
     bool provider;         /* a provider endpoint: latency applies */
     struct fake_fault fault;
     uint64_t delay_ms;
+    bool rate_limited; /* a 429 of --limit: no latency */
+    json_t *mstats;    /* the model's counters; borrowed */
+    char extra[FAKE_EXTRA_MAX]; /* more header lines, each ending in CRLF */
+    size_t extra_len;
 };
 
 struct fake_directives {
@@ -500,8 +597,8 @@ static void fake_timer_disarm(struct fake_server *srv, struct fake_conn *c)
 
 /* ---- faults ---- */
 
-/* KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | close | truncate | malformed |
- * slow */
+/* KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |
+ * malformed | slow | stall */
 static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
 {
     struct fake_fault r = {FAKE_FAULT_NONE, 0, -1, -1};
@@ -527,6 +624,10 @@ static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
             kind = FAKE_FAULT_MALFORMED;
         else if (fake_eq(item, len, "slow"))
             kind = FAKE_FAULT_SLOW;
+        else if (fake_eq(item, len, "hang"))
+            kind = FAKE_FAULT_HANG;
+        else if (fake_eq(item, len, "stall"))
+            kind = FAKE_FAULT_STALL;
         else if (fake_prefix(item, len, "status:")) {
             if (fake_parse_num(item + 7, len - 7, 599, &v) != 0 || v < 400)
                 return -1;
@@ -578,6 +679,10 @@ static const char *fake_fault_format(const struct fake_fault *f, char *buf, size
         return "malformed";
     case FAKE_FAULT_SLOW:
         return "slow";
+    case FAKE_FAULT_HANG:
+        return "hang";
+    case FAKE_FAULT_STALL:
+        return "stall";
     case FAKE_FAULT_NONE:
         break;
     }
@@ -1001,6 +1106,557 @@ static void fake_fail_fault(struct fake_outcome *o, enum fake_api api, const str
         o->retry_after = 1;
 }
 
+/* ---- rate limits: --limit rules and per-(key, model) buckets ---- */
+
+/* rpm=N | tpm=N | window=rolling|fixed | headers=0|1, comma-separated, at
+ * least one of rpm and tpm. */
+static int fake_limit_spec_parse(const char *s, size_t n, struct fake_limit *l)
+{
+    struct fake_limit r = {NULL, 0, 0, false, true};
+    bool seen_window = false, seen_headers = false;
+    size_t i = 0;
+
+    while (i <= n) {
+        size_t j = i, len;
+        const char *item = s + i;
+        uint64_t v;
+
+        while (j < n && s[j] != ',')
+            j++;
+        len = j - i;
+        if (fake_prefix(item, len, "rpm=") || fake_prefix(item, len, "tpm=")) {
+            uint64_t *dst = item[0] == 'r' ? &r.rpm : &r.tpm;
+
+            if (*dst != 0 || fake_parse_num(item + 4, len - 4, FAKE_LIMIT_NUM_MAX, &v) != 0 ||
+                v == 0)
+                return -1;
+            *dst = v;
+        } else if (fake_eq(item, len, "window=rolling") || fake_eq(item, len, "window=fixed")) {
+            if (seen_window)
+                return -1;
+            seen_window = true;
+            r.fixed = item[7] == 'f';
+        } else if (fake_eq(item, len, "headers=0") || fake_eq(item, len, "headers=1")) {
+            if (seen_headers)
+                return -1;
+            seen_headers = true;
+            r.headers = item[8] == '1';
+        } else {
+            return -1;
+        }
+        i = j + 1;
+    }
+    if (r.rpm == 0 && r.tpm == 0)
+        return -1;
+    *l = r;
+    return 0;
+}
+
+/* MODEL:SPEC; MODEL may hold ':' (the split is at the first ':' after which
+ * a valid SPEC follows). */
+static int fake_limit_parse(const char *spec, struct fake_limit *l)
+{
+    size_t n = strlen(spec);
+
+    for (size_t i = 1; i < n; i++) {
+        struct fake_limit r;
+
+        if (spec[i] != ':' || fake_limit_spec_parse(spec + i + 1, n - i - 1, &r) != 0)
+            continue;
+        r.model = strndup(spec, i);
+        if (r.model == NULL)
+            return -1;
+        *l = r;
+        return 0;
+    }
+    return -1;
+}
+
+/* Adds a parsed rule to limits[0..*n); -1 (the rule freed) when its model
+ * already has one or the table is full. */
+static int fake_limit_add(struct fake_limit *limits, size_t *n, struct fake_limit *l)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(limits[i].model, l->model) == 0) {
+            free(l->model);
+            return -1;
+        }
+    }
+    if (*n == FAKE_LIMITS_MAX) {
+        free(l->model);
+        return -1;
+    }
+    limits[(*n)++] = *l;
+    return 0;
+}
+
+/* Return value: new reference (NULL on allocation failure). */
+static json_t *fake_limit_json(const struct fake_limit *l)
+{
+    char tpm[32] = "", rpm[32] = "";
+
+    if (l->rpm != 0)
+        snprintf(rpm, sizeof rpm, "rpm=%" PRIu64 ",", l->rpm);
+    if (l->tpm != 0)
+        snprintf(tpm, sizeof tpm, "tpm=%" PRIu64 ",", l->tpm);
+    return json_sprintf("%s:%s%swindow=%s,headers=%d", l->model, rpm, tpm,
+                        l->fixed ? "fixed" : "rolling", l->headers ? 1 : 0);
+}
+
+static const struct fake_limit *fake_limit_find(const struct fake_server *srv, const char *model)
+{
+    const struct fake_limit *star = NULL;
+
+    for (size_t i = 0; i < srv->opt.nlimits; i++) {
+        const struct fake_limit *l = &srv->opt.limits[i];
+
+        if (strcmp(l->model, model) == 0)
+            return l;
+        if (strcmp(l->model, "*") == 0)
+            star = l;
+    }
+    return star;
+}
+
+static void fake_meter_init(struct fake_meter *m, uint64_t limit, uint64_t now)
+{
+    m->level = limit * FAKE_MINUTE_MS;
+    m->stamp = now;
+    m->used = 0;
+    m->open = false;
+}
+
+/* Brings a meter up to now: a rolling bucket refills at limit per minute up
+ * to limit; a fixed window that has run a minute ends. */
+static void fake_meter_refill(struct fake_meter *m, uint64_t limit, bool fixed, uint64_t now)
+{
+    uint64_t elapsed = now - m->stamp, full = limit * FAKE_MINUTE_MS;
+
+    if (fixed) {
+        if (m->open && elapsed >= FAKE_MINUTE_MS) {
+            m->open = false;
+            m->used = 0;
+        }
+        return;
+    }
+    if (elapsed > FAKE_MINUTE_MS)
+        elapsed = FAKE_MINUTE_MS; /* a minute fills any bucket: no overflow */
+    m->level += elapsed * limit;
+    if (m->level > full)
+        m->level = full;
+    m->stamp = now;
+}
+
+static uint64_t fake_meter_left(const struct fake_meter *m, uint64_t limit, bool fixed)
+{
+    return fixed ? limit - m->used : m->level / FAKE_MINUTE_MS;
+}
+
+static bool fake_meter_fits(const struct fake_meter *m, uint64_t limit, bool fixed, uint64_t cost)
+{
+    if (cost > limit)
+        return false;
+    return fixed ? limit - m->used >= cost : m->level >= cost * FAKE_MINUTE_MS;
+}
+
+static void fake_meter_take(struct fake_meter *m, bool fixed, uint64_t cost, uint64_t now)
+{
+    if (!fixed) {
+        m->level -= cost * FAKE_MINUTE_MS;
+        return;
+    }
+    if (!m->open) {
+        m->open = true;
+        m->stamp = now;
+    }
+    m->used += cost;
+}
+
+/* ms until the meter is full again */
+static uint64_t fake_meter_reset_ms(const struct fake_meter *m, uint64_t limit, bool fixed,
+                                    uint64_t now)
+{
+    if (fixed)
+        return m->open && m->used > 0 ? m->stamp + FAKE_MINUTE_MS - now : 0;
+    return (limit * FAKE_MINUTE_MS - m->level + limit - 1) / limit;
+}
+
+/* ms until cost fits (a cost over the limit never does: until full) */
+static uint64_t fake_meter_wait_ms(const struct fake_meter *m, uint64_t limit, bool fixed,
+                                   uint64_t cost, uint64_t now)
+{
+    if (cost > limit)
+        return fake_meter_reset_ms(m, limit, fixed, now);
+    if (fixed)
+        return limit - m->used >= cost ? 0 : m->stamp + FAKE_MINUTE_MS - now;
+    if (m->level >= cost * FAKE_MINUTE_MS)
+        return 0;
+    return (cost * FAKE_MINUTE_MS - m->level + limit - 1) / limit;
+}
+
+static void fake_bucket_fill(struct fake_bucket *b, const struct fake_limit *l, uint64_t now)
+{
+    b->rpm = l->rpm;
+    b->tpm = l->tpm;
+    b->fixed = l->fixed;
+    fake_meter_init(&b->req, l->rpm, now);
+    fake_meter_init(&b->tok, l->tpm, now);
+}
+
+static void fake_buckets_clear(struct fake_server *srv)
+{
+    for (size_t i = 0; i < srv->nslots; i++) {
+        while (srv->slots[i] != NULL) {
+            struct fake_bucket *b = srv->slots[i];
+
+            srv->slots[i] = b->next;
+            free(b);
+        }
+    }
+    srv->nbuckets = 0;
+}
+
+/* After the rules changed: a bucket whose model now has other numbers starts
+ * full with them; one whose model has no rule any more goes. */
+static void fake_buckets_rules_changed(struct fake_server *srv)
+{
+    uint64_t now = fake_mono_ms();
+
+    for (size_t i = 0; i < srv->nslots; i++) {
+        struct fake_bucket **pp = &srv->slots[i];
+
+        while (*pp != NULL) {
+            struct fake_bucket *b = *pp;
+            const struct fake_limit *l = fake_limit_find(srv, b->id);
+
+            if (l == NULL) {
+                *pp = b->next;
+                free(b);
+                srv->nbuckets--;
+                continue;
+            }
+            if (l->rpm != b->rpm || l->tpm != b->tpm || l->fixed != b->fixed)
+                fake_bucket_fill(b, l, now);
+            pp = &b->next;
+        }
+    }
+}
+
+static uint64_t fake_hash(const char *model, const char *key, size_t key_len)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+
+    for (const char *p = model; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * UINT64_C(0x100000001b3);
+    h *= UINT64_C(0x100000001b3); /* the NUL between them */
+    for (size_t i = 0; i < key_len; i++)
+        h = (h ^ (unsigned char)key[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+static int fake_slots_grow(struct fake_server *srv)
+{
+    size_t n = srv->nslots != 0 ? srv->nslots * 2 : 256;
+    struct fake_bucket **slots = calloc(n, sizeof *slots);
+
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < srv->nslots; i++) {
+        while (srv->slots[i] != NULL) {
+            struct fake_bucket *b = srv->slots[i];
+
+            srv->slots[i] = b->next;
+            b->next = slots[b->hash & (n - 1)];
+            slots[b->hash & (n - 1)] = b;
+        }
+    }
+    free(srv->slots);
+    srv->slots = slots;
+    srv->nslots = n;
+    return 0;
+}
+
+/* The bucket of (key, model), made full for rule l when new. NULL on
+ * allocation failure. */
+static struct fake_bucket *fake_bucket_get(struct fake_server *srv, const struct fake_limit *l,
+                                           const char *model, const char *key, size_t key_len,
+                                           uint64_t now)
+{
+    uint64_t h = fake_hash(model, key, key_len);
+    size_t model_len = strlen(model);
+    struct fake_bucket *b;
+
+    for (b = srv->nslots != 0 ? srv->slots[h & (srv->nslots - 1)] : NULL; b != NULL; b = b->next) {
+        if (b->hash == h && b->model_len == model_len && b->key_len == key_len &&
+            memcmp(b->id, model, model_len) == 0 &&
+            memcmp(b->id + model_len + 1, key, key_len) == 0)
+            return b;
+    }
+    if (srv->nbuckets >= FAKE_BUCKETS_MAX) {
+        fprintf(stderr, "fake_provider: %zu rate-limit buckets: all start afresh\n",
+                srv->nbuckets);
+        fake_buckets_clear(srv);
+    }
+    if (srv->nbuckets >= srv->nslots && fake_slots_grow(srv) != 0)
+        return NULL;
+    b = calloc(1, sizeof *b + model_len + 1 + key_len + 1);
+    if (b == NULL)
+        return NULL;
+    b->hash = h;
+    b->model_len = model_len;
+    b->key_len = key_len;
+    memcpy(b->id, model, model_len);
+    memcpy(b->id + model_len + 1, key, key_len);
+    fake_bucket_fill(b, l, now);
+    b->next = srv->slots[h & (srv->nslots - 1)];
+    srv->slots[h & (srv->nslots - 1)] = b;
+    srv->nbuckets++;
+    return b;
+}
+
+/* A duration as Go prints one (OpenAI's x-ratelimit-reset-*): "0s", "17ms",
+ * "1.5s", "6m0s", "1h0m0s". */
+static void fake_go_duration(char *buf, size_t cap, uint64_t ms)
+{
+    uint64_t h = ms / 3600000;
+    unsigned m = (unsigned)(ms / 60000 % 60), s = (unsigned)(ms / 1000 % 60);
+    unsigned frac = (unsigned)(ms % 1000);
+    char sec[16];
+
+    if (ms < 1000) {
+        snprintf(buf, cap, ms == 0 ? "0s" : "%" PRIu64 "ms", ms);
+        return;
+    }
+    if (frac == 0) {
+        snprintf(sec, sizeof sec, "%u", s % 60);
+    } else {
+        int n = snprintf(sec, sizeof sec, "%u.%03u", s % 60, frac % 1000);
+
+        while (n > 0 && sec[n - 1] == '0')
+            sec[--n] = '\0';
+    }
+    if (h > 0)
+        snprintf(buf, cap, "%" PRIu64 "h%um%ss", h, m % 60, sec);
+    else if (m > 0)
+        snprintf(buf, cap, "%um%ss", m % 60, sec);
+    else
+        snprintf(buf, cap, "%ss", sec);
+}
+
+/* RFC 3339 UTC, whole seconds rounded up (Anthropic's *-reset) */
+static void fake_rfc3339(char *buf, size_t cap, uint64_t in_ms)
+{
+    uint64_t at = fake_clock_ms(CLOCK_REALTIME) + in_ms;
+    time_t t = (time_t)((at + 999) / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Appends "name: value\r\n" to the reply's extra header lines. The lines are
+ * a bounded set of names with numbers, well within FAKE_EXTRA_MAX; should
+ * one ever not fit, the program stops rather than send a cut header. */
+static void fake_extra_add(struct fake_outcome *o, const char *name, const char *value)
+{
+    int n = snprintf(o->extra + o->extra_len, sizeof o->extra - o->extra_len, "%s: %s\r\n", name,
+                     value);
+
+    if (n < 0 || (size_t)n >= sizeof o->extra - o->extra_len) {
+        fprintf(stderr, "fake_provider: header %s does not fit FAKE_EXTRA_MAX\n", name);
+        abort();
+    }
+    o->extra_len += (size_t)n;
+}
+
+static void fake_extra_num(struct fake_outcome *o, const char *name, uint64_t v)
+{
+    char num[24];
+
+    snprintf(num, sizeof num, "%" PRIu64, v);
+    fake_extra_add(o, name, num);
+}
+
+/* The provider's rate-limit headers for one meter: OpenAI
+ * x-ratelimit-{limit,remaining,reset}-WHAT, Anthropic
+ * anthropic-ratelimit-WHAT-{limit,remaining,reset}. */
+static void fake_meter_headers(struct fake_outcome *o, enum fake_api api, const char *what,
+                               const struct fake_meter *m, uint64_t limit, bool fixed,
+                               uint64_t now)
+{
+    char name[64], value[64];
+    uint64_t reset = fake_meter_reset_ms(m, limit, fixed, now);
+
+    if (api == FAKE_API_OPENAI) {
+        snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
+        fake_extra_num(o, name, limit);
+        snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
+        fake_extra_num(o, name, fake_meter_left(m, limit, fixed));
+        snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
+        fake_go_duration(value, sizeof value, reset);
+        fake_extra_add(o, name, value);
+        return;
+    }
+    snprintf(name, sizeof name, "anthropic-ratelimit-%s-limit", what);
+    fake_extra_num(o, name, limit);
+    snprintf(name, sizeof name, "anthropic-ratelimit-%s-remaining", what);
+    fake_extra_num(o, name, fake_meter_left(m, limit, fixed));
+    snprintf(name, sizeof name, "anthropic-ratelimit-%s-reset", what);
+    fake_rfc3339(value, sizeof value, reset);
+    fake_extra_add(o, name, value);
+}
+
+static void fake_limit_headers(struct fake_outcome *o, enum fake_api api,
+                               const struct fake_bucket *b, uint64_t now)
+{
+    if (b->rpm != 0)
+        fake_meter_headers(o, api, "requests", &b->req, b->rpm, b->fixed, now);
+    if (b->tpm == 0)
+        return;
+    fake_meter_headers(o, api, "tokens", &b->tok, b->tpm, b->fixed, now);
+    if (api == FAKE_API_ANTHROPIC) { /* one token budget stands for all three */
+        fake_meter_headers(o, api, "input-tokens", &b->tok, b->tpm, b->fixed, now);
+        fake_meter_headers(o, api, "output-tokens", &b->tok, b->tpm, b->fixed, now);
+    }
+}
+
+/* The 429 of a limit, in the provider's shape, with Retry-After (whole
+ * seconds, rounded up, at least 1) and, for OpenAI, retry-after-ms. */
+static void fake_limit_refuse(struct fake_outcome *o, enum fake_api api, const char *model,
+                              bool tokens, uint64_t limit, uint64_t used, uint64_t cost,
+                              uint64_t wait_ms, uint64_t seq)
+{
+    char wait[64], msg[512];
+    const char *what = tokens ? "tokens" : "requests";
+
+    fake_go_duration(wait, sizeof wait, wait_ms);
+    if (api == FAKE_API_OPENAI) {
+        if (cost > limit)
+            snprintf(msg, sizeof msg,
+                     "Request too large for %s in organization org-fake on %s per min (%s): "
+                     "Limit %" PRIu64 ", Requested %" PRIu64
+                     ". The input or output tokens must be reduced in order to run successfully. "
+                     "Visit https://platform.openai.com/account/rate-limits to learn more.",
+                     model, what, tokens ? "TPM" : "RPM", limit, cost);
+        else
+            snprintf(msg, sizeof msg,
+                     "Rate limit reached for %s in organization org-fake on %s per min (%s): "
+                     "Limit %" PRIu64 ", Used %" PRIu64 ", Requested %" PRIu64
+                     ". Please try again in %s. Visit "
+                     "https://platform.openai.com/account/rate-limits to learn more.",
+                     model, what, tokens ? "TPM" : "RPM", limit, used, cost, wait);
+        json_decref(o->json);
+        o->json = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type", what,
+                            "param", "code", "rate_limit_exceeded");
+        o->status = 429;
+        fake_extra_num(o, "retry-after-ms", wait_ms);
+    } else {
+        snprintf(msg, sizeof msg,
+                 "This request would exceed the rate limit for your organization (org-fake) of "
+                 "%" PRIu64 " %s per minute. For details, refer to: "
+                 "https://docs.claude.com/en/api/rate-limits. You can see the response headers "
+                 "for current usage. Please reduce the prompt length or the maximum tokens "
+                 "requested, or try again later.",
+                 limit, tokens ? "tokens" : "requests");
+        fake_fail(o, api, 429, msg, NULL, NULL, seq);
+    }
+    o->retry_after = wait_ms == 0 ? 1 : (long)((wait_ms + 999) / 1000);
+    o->rate_limited = true;
+}
+
+/* Admission of a provider call under the model's --limit rule: cost is one
+ * request and `tokens` tokens (the input estimate plus the output cap),
+ * taken from the (key, model) buckets at once as OpenAI does. Returns 1
+ * when the call was refused (o holds the 429), else 0; either way o gets
+ * the rate-limit headers when the rule sends them. */
+static int fake_limit_admit(struct fake_server *srv, const struct fake_request *req,
+                            struct fake_outcome *o, enum fake_api api, const char *model,
+                            uint64_t tokens)
+{
+    const struct fake_limit *l = fake_limit_find(srv, model);
+    struct fake_bucket *b;
+    size_t key_len;
+    const char *key;
+    uint64_t now = fake_mono_ms();
+    bool req_ok, tok_ok;
+
+    if (l == NULL)
+        return 0;
+    key = fake_request_key(req->head, &key_len);
+    b = fake_bucket_get(srv, l, model, key, key_len, now);
+    if (b == NULL)
+        return 0; /* out of memory: not limited rather than a made-up 429 */
+    if (b->rpm != 0)
+        fake_meter_refill(&b->req, b->rpm, b->fixed, now);
+    if (b->tpm != 0)
+        fake_meter_refill(&b->tok, b->tpm, b->fixed, now);
+    req_ok = b->rpm == 0 || fake_meter_fits(&b->req, b->rpm, b->fixed, 1);
+    tok_ok = b->tpm == 0 || fake_meter_fits(&b->tok, b->tpm, b->fixed, tokens);
+    if (!req_ok)
+        fake_limit_refuse(o, api, model, false, b->rpm,
+                          b->rpm - fake_meter_left(&b->req, b->rpm, b->fixed), 1,
+                          fake_meter_wait_ms(&b->req, b->rpm, b->fixed, 1, now), req->seq);
+    else if (!tok_ok)
+        fake_limit_refuse(o, api, model, true, b->tpm,
+                          b->tpm - fake_meter_left(&b->tok, b->tpm, b->fixed), tokens,
+                          fake_meter_wait_ms(&b->tok, b->tpm, b->fixed, tokens, now), req->seq);
+    if (req_ok && tok_ok) {
+        if (b->rpm != 0)
+            fake_meter_take(&b->req, b->fixed, 1, now);
+        if (b->tpm != 0)
+            fake_meter_take(&b->tok, b->fixed, tokens, now);
+    }
+    if (l->headers)
+        fake_limit_headers(o, api, b, now);
+    if (req->log != NULL && o->rate_limited)
+        json_object_set_new(req->log, "rate_limited", json_true());
+    return req_ok && tok_ok ? 0 : 1;
+}
+
+/* The model's counters in /stats, counting one more request; models past
+ * FAKE_MODELS_MAX share "(other)". Return value: borrowed (NULL on
+ * allocation failure). */
+static json_t *fake_model_count(struct fake_server *srv, const struct fake_request *req,
+                                const char *model)
+{
+    json_t *m = json_object_get(srv->models, model);
+
+    if (req->log != NULL)
+        json_object_set_new(req->log, "model", fake_json_text(model, strlen(model)));
+    if (m == NULL && json_object_size(srv->models) >= FAKE_MODELS_MAX)
+        m = json_object_get(srv->models, model = "(other)");
+    if (m == NULL) {
+        m = json_pack("{s:I, s:I, s:{}}", "requests", (json_int_t)0, "rate_limited",
+                      (json_int_t)0, "status");
+        if (m == NULL || json_object_set_new(srv->models, model, m) != 0)
+            return NULL; /* also a name that is not UTF-8: not counted by name */
+    }
+    json_integer_set(json_object_get(m, "requests"),
+                     json_integer_value(json_object_get(m, "requests")) + 1);
+    return m;
+}
+
+/* A reply of the model is final: count its status (0: never answered). */
+static void fake_model_status(json_t *m, int status, bool rate_limited)
+{
+    char key[16];
+    json_t *by = json_object_get(m, "status"), *n;
+
+    if (status == 0)
+        snprintf(key, sizeof key, "none");
+    else
+        snprintf(key, sizeof key, "%d", status);
+    n = json_object_get(by, key);
+    if (n != NULL)
+        json_integer_set(n, json_integer_value(n) + 1);
+    else
+        json_object_set_new(by, key, json_integer(1));
+    if (rate_limited) {
+        n = json_object_get(m, "rate_limited");
+        json_integer_set(n, json_integer_value(n) + 1);
+    }
+}
+
 /* Authorization: Bearer <non-empty token> */
 static bool fake_has_bearer(const struct fake_head *h)
 {
@@ -1136,6 +1792,10 @@ static void fake_openai(struct fake_server *srv, const struct fake_request *req,
                   "max_tokens", "invalid_value", req->seq);
         goto out;
     }
+    o->mstats = fake_model_count(srv, req, model);
+    if (fake_limit_admit(srv, req, o, FAKE_API_OPENAI, model,
+                         fake_input_tokens(messages, NULL) + (capped ? cap : 0)) != 0)
+        goto out;
 
     fake_directives_init(&d);
     fake_directives_from(messages, &d);
@@ -1145,7 +1805,8 @@ static void fake_openai(struct fake_server *srv, const struct fake_request *req,
         fake_fail_fault(o, FAKE_API_OPENAI, &o->fault, req);
         goto out;
     }
-    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_CLOSE)
+    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_HANG ||
+        o->fault.kind == FAKE_FAULT_CLOSE)
         goto out;
 
     /* cached tokens are INSIDE prompt_tokens, reasoning INSIDE completion_tokens */
@@ -1235,6 +1896,10 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
         return;
     }
     cap = (uint64_t)json_integer_value(max_tokens);
+    o->mstats = fake_model_count(srv, req, model);
+    if (fake_limit_admit(srv, req, o, FAKE_API_ANTHROPIC, model,
+                         fake_input_tokens(messages, json_object_get(body, "system")) + cap) != 0)
+        return;
 
     fake_directives_init(&d);
     fake_directives_from(messages, &d);
@@ -1244,7 +1909,8 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
         fake_fail_fault(o, FAKE_API_ANTHROPIC, &o->fault, req);
         return;
     }
-    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_CLOSE)
+    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_HANG ||
+        o->fault.kind == FAKE_FAULT_CLOSE)
         return;
 
     /* cache reads and writes are SEPARATE from input_tokens */
@@ -1323,6 +1989,8 @@ static json_t *fake_stats_json(const struct fake_server *srv)
     json_object_set_new(root, "requests", paths);
     json_object_set_new(root, "status", statuses);
     json_object_set_new(root, "faults", json_integer((json_int_t)st->faults));
+    json_object_set_new(root, "rate_limited", json_integer((json_int_t)st->rate_limited));
+    json_object_set_new(root, "models", json_deep_copy(srv->models));
     json_object_set_new(root, "open_connections", json_integer((json_int_t)st->conns_open));
     json_object_set_new(root, "max_open_connections", json_integer((json_int_t)st->conns_max));
     json_object_set_new(root, "connections_total", json_integer((json_int_t)st->conns_total));
@@ -1332,6 +2000,152 @@ fail:
     json_decref(paths);
     json_decref(statuses);
     return NULL;
+}
+
+/* The rule set /control answers with. Return value: new reference (NULL on
+ * allocation failure). */
+static json_t *fake_rules_json(const struct fake_server *srv)
+{
+    json_t *limits = json_array(), *faults = json_array();
+    char buf[64];
+
+    for (size_t i = 0; limits != NULL && i < srv->opt.nlimits; i++)
+        json_array_append_new(limits, fake_limit_json(&srv->opt.limits[i]));
+    for (size_t i = 0; faults != NULL && i < srv->opt.nrules; i++) {
+        const struct fake_rule *r = &srv->opt.rules[i];
+        const char *kind = fake_fault_format(&r->fault, buf, sizeof buf);
+
+        if (r->remaining >= 0)
+            json_array_append_new(faults,
+                                  json_sprintf("%s:%s@%ld", r->model, kind, r->remaining));
+        else
+            json_array_append_new(faults, json_sprintf("%s:%s", r->model, kind));
+    }
+    return json_pack("{s:o?, s:o?}", "limits", limits, "faults", faults);
+}
+
+static void fake_rules_free(struct fake_rule *rules, size_t n, struct fake_limit *limits,
+                            size_t nlimits)
+{
+    for (size_t i = 0; i < n; i++)
+        free(rules[i].model);
+    for (size_t i = 0; i < nlimits; i++)
+        free(limits[i].model);
+}
+
+/* A list of rule strings from the control body; -1 with *why set when it
+ * is not one. Parsed rules go to the arrays the caller owns. */
+static int fake_control_list(json_t *list, const char *name, struct fake_rule *rules, size_t *n,
+                             struct fake_limit *limits, size_t *nlimits, char *why, size_t cap)
+{
+    json_t *v;
+    size_t i;
+
+    if (!json_is_array(list)) {
+        snprintf(why, cap, "'%s' must be an array of strings", name);
+        return -1;
+    }
+    json_array_foreach(list, i, v)
+    {
+        const char *spec = json_string_value(v);
+
+        if (spec == NULL) {
+            snprintf(why, cap, "'%s' must be an array of strings", name);
+            return -1;
+        }
+        if (limits != NULL) {
+            struct fake_limit l;
+
+            if (fake_limit_parse(spec, &l) != 0) {
+                snprintf(why, cap,
+                         "bad limit %.200s (want MODEL:rpm=N[,tpm=N][,window=rolling|fixed]"
+                         "[,headers=0|1])",
+                         spec);
+                return -1;
+            }
+            if (fake_limit_add(limits, nlimits, &l) != 0) {
+                snprintf(why, cap, "limit %.200s: its model has a rule already, or over %d rules",
+                         spec, FAKE_LIMITS_MAX);
+                return -1;
+            }
+        } else {
+            if (*n == FAKE_RULES_MAX) {
+                snprintf(why, cap, "at most %d faults", FAKE_RULES_MAX);
+                return -1;
+            }
+            if (fake_rule_parse(spec, &rules[*n]) != 0) {
+                snprintf(why, cap, "bad fault %.200s (want MODEL:KIND[@COUNT])", spec);
+                return -1;
+            }
+            (*n)++;
+        }
+    }
+    return 0;
+}
+
+/* POST /control {"limits": [...], "faults": [...], "clear": true}: every
+ * list given replaces its rules, clear empties both first; all or nothing.
+ * GET /control: the rules as they stand. */
+static void fake_control(struct fake_server *srv, const struct fake_request *req,
+                         struct fake_outcome *o)
+{
+    struct fake_rule rules[FAKE_RULES_MAX];
+    struct fake_limit limits[FAKE_LIMITS_MAX];
+    size_t nrules = 0, nlimits = 0;
+    json_t *body = req->json, *v, *lim, *flt;
+    bool clear = false;
+    const char *k;
+    char why[512] = "";
+
+    if (fake_eq(req->head->method, req->head->method_len, "GET"))
+        goto answer;
+    if (!json_is_object(body)) {
+        snprintf(why, sizeof why, "the body must be a JSON object");
+        goto bad;
+    }
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "clear") == 0) {
+            if (!json_is_boolean(v)) {
+                snprintf(why, sizeof why, "'clear' must be true or false");
+                goto bad;
+            }
+            clear = json_is_true(v);
+        } else if (strcmp(k, "limits") != 0 && strcmp(k, "faults") != 0) {
+            snprintf(why, sizeof why, "unknown field '%.100s' (limits, faults, clear)", k);
+            goto bad;
+        }
+    }
+    lim = json_object_get(body, "limits");
+    flt = json_object_get(body, "faults");
+    if (lim == NULL && flt == NULL && !clear) {
+        snprintf(why, sizeof why, "nothing to do: give limits, faults or clear");
+        goto bad;
+    }
+    if ((lim != NULL && fake_control_list(lim, "limits", NULL, NULL, limits, &nlimits, why,
+                                          sizeof why) != 0) ||
+        (flt != NULL &&
+         fake_control_list(flt, "faults", rules, &nrules, NULL, NULL, why, sizeof why) != 0))
+        goto bad;
+    if (clear || lim != NULL) {
+        fake_rules_free(NULL, 0, srv->opt.limits, srv->opt.nlimits);
+        memcpy(srv->opt.limits, limits, nlimits * sizeof *limits);
+        srv->opt.nlimits = nlimits;
+        fake_buckets_rules_changed(srv);
+    }
+    if (clear || flt != NULL) {
+        fake_rules_free(srv->opt.rules, srv->opt.nrules, NULL, 0);
+        memcpy(srv->opt.rules, rules, nrules * sizeof *rules);
+        srv->opt.nrules = nrules;
+    }
+answer:
+    o->status = 200;
+    o->json = fake_rules_json(srv);
+    return;
+bad:
+    fake_rules_free(rules, nrules, limits, nlimits);
+    o->status = 400;
+    o->json = json_pack("{s:s}", "error", why);
 }
 
 static uint64_t fake_delay(struct fake_server *srv, long latency)
@@ -1371,6 +2185,9 @@ static void fake_dispatch(struct fake_server *srv, const struct fake_request *re
         o->status = 200;
         o->json = fake_stats_json(srv);
         break;
+    case FAKE_ROUTE_CONTROL:
+        fake_control(srv, req, o);
+        break;
     default:
         snprintf(
             msg, sizeof msg, "Invalid URL (%.*s %.*s)",
@@ -1380,7 +2197,7 @@ static void fake_dispatch(struct fake_server *srv, const struct fake_request *re
         fake_fail(o, FAKE_API_OPENAI, 404, msg, NULL, NULL, req->seq);
         break;
     }
-    if (o->provider)
+    if (o->provider && !o->rate_limited) /* a real provider refuses at once */
         o->delay_ms = fake_delay(srv, o->latency);
 }
 
@@ -1544,6 +2361,8 @@ static enum fake_route fake_route_match(const struct fake_head *h, struct fake_r
         return FAKE_ROUTE_HEALTHZ;
     if (get && fake_eq(p, n, "/stats"))
         return FAKE_ROUTE_STATS;
+    if ((get || post) && fake_eq(p, n, "/control"))
+        return FAKE_ROUTE_CONTROL;
     if (post && n > sizeof prefix - 1 + sizeof suffix - 1 && fake_prefix(p, n, prefix) &&
         memcmp(p + n - (sizeof suffix - 1), suffix, sizeof suffix - 1) == 0) {
         const char *dep = p + sizeof prefix - 1;
@@ -1648,6 +2467,10 @@ static void fake_reply_resolve(struct fake_server *srv, struct fake_reply *r)
 {
     r->resolved = true;
     srv->stats.by_status[r->route][r->status]++;
+    if (r->rate_limited)
+        srv->stats.rate_limited++;
+    if (r->mstats != NULL)
+        fake_model_status(r->mstats, r->status, r->rate_limited);
     if (r->log != NULL) {
         fake_log_write(srv, r->log);
         json_decref(r->log);
@@ -1700,6 +2523,10 @@ static size_t fake_head_format(char *buf, size_t cap, const struct fake_outcome 
         n = snprintf(buf + len, cap - len, "retry-after: %ld\r\n", o->retry_after);
         len += n > 0 ? (size_t)n : 0;
     }
+    if (o->extra_len > 0 && o->extra_len < cap - len) {
+        memcpy(buf + len, o->extra, o->extra_len);
+        len += o->extra_len;
+    }
     if (len < cap) {
         n = snprintf(buf + len, cap - len, "\r\n");
         len += n > 0 ? (size_t)n : 0;
@@ -1711,7 +2538,10 @@ static enum fake_action fake_action_of(enum fake_fault_kind kind)
 {
     switch (kind) {
     case FAKE_FAULT_TIMEOUT:
+    case FAKE_FAULT_HANG:
         return FAKE_ACT_TIMEOUT;
+    case FAKE_FAULT_STALL:
+        return FAKE_ACT_STALL;
     case FAKE_FAULT_CLOSE:
         return FAKE_ACT_CLOSE;
     case FAKE_FAULT_TRUNCATE:
@@ -1730,7 +2560,7 @@ static void fake_enqueue(struct fake_server *srv, struct fake_conn *c, struct fa
                          struct fake_outcome *o, bool close_after)
 {
     struct fake_reply *r = calloc(1, sizeof *r);
-    char *dumped = NULL, head[768], fault_buf[64];
+    char *dumped = NULL, head[768 + FAKE_EXTRA_MAX], fault_buf[64];
     const char *body = o->raw, *fault;
     size_t body_len = o->raw_len, head_len;
     json_t *e;
@@ -1739,6 +2569,8 @@ static void fake_enqueue(struct fake_server *srv, struct fake_conn *c, struct fa
         goto oom;
     r->route = req->route;
     r->close_after = close_after;
+    r->rate_limited = o->rate_limited;
+    r->mstats = o->mstats;
     r->action = fake_action_of(o->fault.kind);
     r->due = fake_mono_ms() + o->delay_ms;
     if (r->action != FAKE_ACT_TIMEOUT && r->action != FAKE_ACT_CLOSE && o->status > 0) {
@@ -1790,7 +2622,7 @@ static void fake_enqueue(struct fake_server *srv, struct fake_conn *c, struct fa
     c->tail = r;
     c->queued++;
     if (r->action == FAKE_ACT_TIMEOUT || r->action == FAKE_ACT_CLOSE ||
-        r->action == FAKE_ACT_TRUNCATE || close_after)
+        r->action == FAKE_ACT_TRUNCATE || r->action == FAKE_ACT_STALL || close_after)
         c->discard = true;
     free(dumped);
     return;
@@ -1808,7 +2640,6 @@ static void fake_request_init(struct fake_server *srv, struct fake_conn *c,
 {
     memset(req, 0, sizeof *req);
     req->head = h;
-    req->seq = ++srv->seq;
     req->route = FAKE_ROUTE_OTHER;
     req->body = body;
     req->body_len = body_len;
@@ -1827,8 +2658,11 @@ static void fake_request_init(struct fake_server *srv, struct fake_conn *c,
     }
     if (body_len > 0)
         req->json = json_loadb(body, body_len, JSON_DECODE_ANY, NULL);
-    srv->stats.requests++;
     srv->stats.by_route[req->route]++;
+    if (req->route == FAKE_ROUTE_CONTROL)
+        return; /* the test's own channel: no seq, no log line, not in requests_total */
+    req->seq = ++srv->seq;
+    srv->stats.requests++;
     if (srv->log != NULL)
         req->log = fake_log_begin(c, req);
 }
@@ -1991,6 +2825,10 @@ static void fake_conn_advance(struct fake_server *srv, struct fake_conn *c, uint
         case FAKE_ACT_CLOSE:
             c->after = FAKE_AFTER_CLOSE;
             break;
+        case FAKE_ACT_STALL: /* full Content-Length, half the body, then nothing, ever */
+            rc = fake_buf_append(&c->out, r->data, r->head_len + (r->len - r->head_len) / 2,
+                                 FAKE_OUT_MAX);
+            break;
         case FAKE_ACT_SLOW: {
             size_t body_len = r->len - r->head_len;
             size_t step = (body_len + FAKE_SLOW_CHUNKS - 1) / FAKE_SLOW_CHUNKS;
@@ -2011,7 +2849,7 @@ static void fake_conn_advance(struct fake_server *srv, struct fake_conn *c, uint
         }
         if (rc != 0)
             c->after = FAKE_AFTER_CLOSE;
-        else if (r->close_after && c->after == FAKE_AFTER_NONE)
+        else if (r->close_after && c->after == FAKE_AFTER_NONE && r->action != FAKE_ACT_STALL)
             c->after = FAKE_AFTER_LINGER;
         fake_reply_free(fake_queue_pop(c));
     }
@@ -2320,10 +3158,21 @@ static void fake_usage(FILE *f)
     fputs("usage: fake_provider [--host 127.0.0.1] [--port 0] [--ready-file PATH] [--log PATH]\n"
           "                     [--latency-ms N] [--jitter-ms N] [--seed N] [--output-tokens N]\n"
           "                     [--fault MODEL:KIND[@COUNT]]...\n"
-          "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | close | truncate |\n"
-          "      malformed | slow   (echo_key:N: the request's API key at byte N of a long\n"
-          "      error message, N <= 4096)\n"
-          "MODEL '*' matches every model. Listens on loopback only.\n",
+          "                     [--limit MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1]]...\n"
+          "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |\n"
+          "      malformed | slow | stall   (echo_key:N: the request's API key at byte N of a\n"
+          "      long error message, N <= 4096; timeout = hang: never answers, keeps the\n"
+          "      connection until the client closes it; stall: head and half the body, then\n"
+          "      nothing; slow: the whole reply over about 1 s)\n"
+          "--limit: per (API key, model) buckets; at least one of rpm, tpm (1..1000000000);\n"
+          "      rolling (default): token bucket refilled at N/min; fixed: N per minute from\n"
+          "      the window's first request; tokens = input estimate + max_tokens. Over a\n"
+          "      limit: 429 at once, in the provider's shape, with retry-after. headers=1\n"
+          "      (default): every reply of the model carries the provider's rate-limit\n"
+          "      headers. A model's own rule wins over '*'; one rule per model.\n"
+          "MODEL '*' matches every model. Listens on loopback only.\n"
+          "POST /control {\"limits\":[SPEC...], \"faults\":[MODEL:KIND[@COUNT]...], \"clear\":true}\n"
+          "      replaces rules while running (GET /control shows them); GET /stats counts.\n",
           f);
 }
 
@@ -2339,6 +3188,7 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
         {"seed", required_argument, NULL, 'S'},
         {"output-tokens", required_argument, NULL, 'o'},
         {"fault", required_argument, NULL, 'f'},
+        {"limit", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -2388,13 +3238,33 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
             if (fake_rule_parse(optarg, &opt->rules[opt->nrules]) != 0) {
                 fprintf(stderr,
                         "fake_provider: bad --fault %s (want MODEL:KIND[@COUNT], KIND one of "
-                        "status:NNN[,retry_after:S][,echo_key:N] timeout close truncate malformed "
-                        "slow)\n",
+                        "status:NNN[,retry_after:S][,echo_key:N] timeout hang close truncate "
+                        "malformed slow stall)\n",
                         optarg);
                 return -1;
             }
             opt->nrules++;
             break;
+        case 'm': {
+            struct fake_limit l;
+
+            if (fake_limit_parse(optarg, &l) != 0) {
+                fprintf(stderr,
+                        "fake_provider: bad --limit %s (want "
+                        "MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1], N 1..%u, at "
+                        "least one of rpm and tpm)\n",
+                        optarg, FAKE_LIMIT_NUM_MAX);
+                return -1;
+            }
+            if (fake_limit_add(opt->limits, &opt->nlimits, &l) != 0) {
+                fprintf(stderr,
+                        "fake_provider: --limit %s: its model has a rule already, or over %d "
+                        "rules\n",
+                        optarg, FAKE_LIMITS_MAX);
+                return -1;
+            }
+            break;
+        }
         case 'H':
             fake_usage(stdout);
             exit(0);
@@ -2577,8 +3447,10 @@ static void fake_release(struct fake_server *srv)
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);
     free(srv->heap);
-    for (size_t i = 0; i < srv->opt.nrules; i++)
-        free(srv->opt.rules[i].model);
+    fake_rules_free(srv->opt.rules, srv->opt.nrules, srv->opt.limits, srv->opt.nlimits);
+    fake_buckets_clear(srv);
+    free(srv->slots);
+    json_decref(srv->models);
 }
 
 int main(int argc, char **argv)
@@ -2587,6 +3459,9 @@ int main(int argc, char **argv)
     int rc = 1;
 
     srv.epfd = srv.lfd = srv.sfd = srv.spare_fd = -1;
+    srv.models = json_object();
+    if (srv.models == NULL)
+        goto out;
     if (fake_options_parse(&srv.opt, argc, argv) != 0) {
         rc = 2;
         goto out;

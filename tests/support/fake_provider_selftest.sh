@@ -8,7 +8,13 @@
 # usage numbers against exact expected values, checks the log, validates the
 # OpenAI request and reply bodies found in the log against OpenAI's published
 # schemas (tests/support/openai_schema.py, with the extract the project keeps
-# in tests/data/openapi: never skipped), and stops it with SIGTERM. The last
+# in tests/data/openapi: never skipped), and stops it with SIGTERM. Rate
+# limits (--limit) are checked with small numbers (rpm=3, tpm=20) whose
+# refill is far slower than the checks, so counts are exact: a bucket admits
+# N then answers 429 in each provider's shape, headers count down, keys have
+# their own buckets, a fixed window waits for its end, headers=0 sends none,
+# slow and stalled bodies carry them; POST /control replaces limits and
+# faults while it runs; a hung call gets no status within curl's 2 s. The last
 # line is `N passed, N failed`; the exit status is 0 only if nothing failed.
 #
 # FAKE_PROVIDER_WRAPPER="valgrind --error-exitcode=99 --leak-check=full
@@ -120,12 +126,23 @@ check "rejects a non-error status fault" 2 $?
 check "rejects echo_key without a status" 2 $?
 "$BIN" --fault gpt:status:401,echo_key:4097 >/dev/null 2>&1
 check "rejects echo_key past 4096" 2 $?
+for spec in 'gpt:tpm=0' 'gpt:window=fixed' 'gpt:rpm=3,window=sliding' 'gpt:rpm=3,headers=2' \
+	'gpt:rpm=3,rpm=4' 'gpt:rpm=1000000001' 'gpt' ':rpm=3'; do
+	"$BIN" --limit "$spec" >/dev/null 2>&1
+	check "rejects --limit $spec" 2 $?
+done
+"$BIN" --limit 'gpt:rpm=3' --limit 'gpt:rpm=4' >/dev/null 2>&1
+check "rejects two --limit rules for one model" 2 $?
+"$BIN" --help | grep -q -- '--limit MODEL:rpm=N'
+check "--help documents --limit" 0 $?
 
 # ---- start ----
 
 ${FAKE_PROVIDER_WRAPPER:-} "$BIN" --port 0 --ready-file "$TMP/ready" --log "$LOG" --output-tokens 16 \
 	--fault 'flaky-model:status:503@2' --fault 'llama3:8b:status:500@1' \
 	--fault 'claude-busy:status:529@1' --fault 'dead-model:close' \
+	--limit 'rl-gpt:rpm=3' --limit 'rl-tok:tpm=20,rpm=100' --limit 'rl-claude:rpm=2,tpm=1000' \
+	--limit 'rl-fixed:rpm=2,window=fixed' --limit 'rl-quiet:rpm=1,headers=0' --limit 'rl-slow:rpm=5' \
 	>"$TMP/server.out" 2>"$TMP/server.err" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
@@ -535,6 +552,241 @@ EOF
 )
 check "300 pipelined requests (queue cap 64) all answered in order" "in order" "$many"
 
+# ---- rate limits (--limit) ----
+
+godur_ms() { # godur_ms DURATION: a Go duration ("17ms", "1.5s", "6m0s") in ms, or "bad"
+	$PY -c '
+import re, sys
+m = re.fullmatch(r"(?:(\d+)ms|(?:(\d+)h)?(?:(\d+)m)?(\d+(?:\.\d{1,3})?)s)", sys.argv[1])
+if not m:
+    print("bad"); sys.exit()
+if m.group(1) is not None:
+    print(int(m.group(1))); sys.exit()
+h, mi, s = int(m.group(2) or 0), int(m.group(3) or 0), float(m.group(4))
+print(round(h * 3600000 + mi * 60000 + s * 1000))' "$1"
+}
+between() { # between MIN MAX VALUE: MIN <= VALUE <= MAX (integers)
+	[[ "$3" =~ ^[0-9]+$ ]] && [ "$3" -ge "$1" ] && [ "$3" -le "$2" ]
+}
+no_ratelimit_headers() { # no_ratelimit_headers NAME: no x-ratelimit-* nor anthropic-ratelimit-*
+	! grep -qiE '^(x-ratelimit-|anthropic-ratelimit-)' "$TMP/$1.hdr"
+}
+is_rfc3339() { [[ "$1" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]; }
+
+# OpenAI, rpm=3 (rolling): refills one request every 20 s, so the countdown
+# below is exact unless a step takes 20 s
+body rl_gpt <<'EOF'
+{"model":"rl-gpt","messages":[{"role":"user","content":"hi"}]}
+EOF
+K1=(-H 'authorization: Bearer sk-rl-one')
+for i in 1 2 3 4; do call "rl_gpt$i" /v1/chat/completions rl_gpt "${K1[@]}"; done
+check "rpm=3: 1st admitted" 200 "$(code rl_gpt1)"
+check "rpm=3: 2nd admitted" 200 "$(code rl_gpt2)"
+check "rpm=3: 3rd admitted" 200 "$(code rl_gpt3)"
+check "rpm=3: 4th -> 429" 429 "$(code rl_gpt4)"
+check "OpenAI x-ratelimit-limit-requests on a 200" 3 "$(header rl_gpt1 x-ratelimit-limit-requests)"
+check "OpenAI x-ratelimit-remaining-requests counts down" "2 1 0 0" \
+	"$(for i in 1 2 3 4; do header "rl_gpt$i" x-ratelimit-remaining-requests; done | tr '\n' ' ' | sed 's/ $//')"
+check "OpenAI reset-requests after one request: 20s (full again in 60/3 s)" 20s "$(header rl_gpt1 x-ratelimit-reset-requests)"
+reset3=$(godur_ms "$(header rl_gpt3 x-ratelimit-reset-requests)")
+check_that "OpenAI reset-requests after three: a Go duration in (40 s, 60 s] ($reset3 ms)" between 40001 60000 "$reset3"
+check "rpm only: no token headers" "" "$(header rl_gpt1 x-ratelimit-limit-tokens)"
+check "OpenAI limit 429 error.type" requests "$(j rl_gpt4 error.type)"
+check "OpenAI limit 429 error.code" rate_limit_exceeded "$(j rl_gpt4 error.code)"
+check "OpenAI limit 429 error.param" null "$(j rl_gpt4 error.param)"
+check_that "OpenAI limit 429 message names model, organization, limit and use" grep -q \
+	'^Rate limit reached for rl-gpt in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1\. Please try again in [0-9.]*m\?s\. ' \
+	<(j rl_gpt4 error.message)
+ra=$(header rl_gpt4 retry-after)
+ra_ms=$(header rl_gpt4 retry-after-ms)
+check_that "OpenAI limit 429 retry-after-ms in (0, 20000] ($ra_ms)" between 1 20000 "$ra_ms"
+check "OpenAI limit 429 retry-after = retry-after-ms rounded up to seconds" "$(((ra_ms + 999) / 1000))" "$ra"
+check "OpenAI limit 429 still carries the headers" 0 "$(header rl_gpt4 x-ratelimit-remaining-requests)"
+call rl_gpt_k2 /v1/chat/completions rl_gpt -H 'authorization: Bearer sk-rl-two'
+check "another key has its own bucket: 200" 200 "$(code rl_gpt_k2)"
+check "another key has its own bucket: remaining 2" 2 "$(header rl_gpt_k2 x-ratelimit-remaining-requests)"
+body rl_az <<'EOF'
+{"messages":[{"role":"user","content":"hi"}]}
+EOF
+call rl_az '/openai/deployments/rl-gpt/chat/completions?api-version=2024-10-21' rl_az -H 'api-key: sk-rl-one'
+check "the same key sent as Azure api-key shares the bucket: 429" 429 "$(code rl_az)"
+
+# OpenAI, tpm=20: a call costs input ceil(4/4)+3 = 4 plus max_tokens 6 = 10
+# tokens; refill is one token per 3 s
+body rl_tok <<'EOF'
+{"model":"rl-tok","max_tokens":6,"messages":[{"role":"user","content":"abcd"}]}
+EOF
+for i in 1 2 3; do call "rl_tok$i" /v1/chat/completions rl_tok "${K1[@]}"; done
+check "tpm=20, 10 a call: 1st and 2nd admitted, 3rd 429" "200 200 429" "$(code rl_tok1) $(code rl_tok2) $(code rl_tok3)"
+check "OpenAI x-ratelimit-limit-tokens" 20 "$(header rl_tok1 x-ratelimit-limit-tokens)"
+check "OpenAI x-ratelimit-remaining-tokens after one call (20 - 10)" 10 "$(header rl_tok1 x-ratelimit-remaining-tokens)"
+check "OpenAI x-ratelimit-reset-tokens after one call (10 tokens at 20/min)" 30s "$(header rl_tok1 x-ratelimit-reset-tokens)"
+check "OpenAI x-ratelimit-remaining-requests beside tokens (rpm=100)" 99 "$(header rl_tok1 x-ratelimit-remaining-requests)"
+check "OpenAI TPM 429 error.type" tokens "$(j rl_tok3 error.type)"
+check_that "OpenAI TPM 429 message: TPM, Limit 20, Requested 10" grep -q \
+	'^Rate limit reached for rl-tok in organization org-fake on tokens per min (TPM): Limit 20, Used [0-9]*, Requested 10\. ' \
+	<(j rl_tok3 error.message)
+check_that "OpenAI TPM 429 retry-after-ms: about 30 s for 10 tokens ($(header rl_tok3 retry-after-ms))" \
+	between 20000 30000 "$(header rl_tok3 retry-after-ms)"
+
+# Anthropic, rpm=2 and tpm=1000
+body rl_claude <<'EOF'
+{"model":"rl-claude","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}
+EOF
+for i in 1 2 3; do call "rl_claude$i" /v1/messages rl_claude "${AN[@]}"; done
+check "Anthropic rpm=2: 200 200 429" "200 200 429" "$(code rl_claude1) $(code rl_claude2) $(code rl_claude3)"
+check "anthropic-ratelimit-requests-limit" 2 "$(header rl_claude1 anthropic-ratelimit-requests-limit)"
+check "anthropic-ratelimit-requests-remaining counts down" "1 0 0" \
+	"$(header rl_claude1 anthropic-ratelimit-requests-remaining) $(header rl_claude2 anthropic-ratelimit-requests-remaining) $(header rl_claude3 anthropic-ratelimit-requests-remaining)"
+check_that "anthropic-ratelimit-requests-reset is RFC 3339 UTC ($(header rl_claude1 anthropic-ratelimit-requests-reset))" \
+	is_rfc3339 "$(header rl_claude1 anthropic-ratelimit-requests-reset)"
+# input ceil(2/4)+3 = 4, plus max_tokens 10: 14 a call
+check "anthropic-ratelimit-tokens-limit/remaining" "1000 986" \
+	"$(header rl_claude1 anthropic-ratelimit-tokens-limit) $(header rl_claude1 anthropic-ratelimit-tokens-remaining)"
+check "anthropic-ratelimit-input-tokens-limit/remaining" "1000 986" \
+	"$(header rl_claude1 anthropic-ratelimit-input-tokens-limit) $(header rl_claude1 anthropic-ratelimit-input-tokens-remaining)"
+check "anthropic-ratelimit-output-tokens-limit/remaining" "1000 986" \
+	"$(header rl_claude1 anthropic-ratelimit-output-tokens-limit) $(header rl_claude1 anthropic-ratelimit-output-tokens-remaining)"
+check_that "anthropic-ratelimit-tokens-reset is RFC 3339 UTC" is_rfc3339 "$(header rl_claude1 anthropic-ratelimit-tokens-reset)"
+check "Anthropic: no OpenAI headers" "" "$(header rl_claude1 x-ratelimit-limit-requests)"
+check "Anthropic limit 429 type" error "$(j rl_claude3 type)"
+check "Anthropic limit 429 error.type" rate_limit_error "$(j rl_claude3 error.type)"
+check_that "Anthropic limit 429 message names the limit" grep -q \
+	'exceed the rate limit for your organization (org-fake) of 2 requests per minute' <(j rl_claude3 error.message)
+check_that "Anthropic limit 429 retry-after in [1, 30] s ($(header rl_claude3 retry-after))" \
+	between 1 30 "$(header rl_claude3 retry-after)"
+
+# fixed window, rpm=2: the third waits for the window that started with the
+# first (about 60 s), where a rolling bucket would wait 30 s
+body rl_fixed <<'EOF'
+{"model":"rl-fixed","messages":[{"role":"user","content":"hi"}]}
+EOF
+for i in 1 2 3; do call "rl_fixed$i" /v1/chat/completions rl_fixed "${K1[@]}"; done
+check "window=fixed rpm=2: 200 200 429" "200 200 429" "$(code rl_fixed1) $(code rl_fixed2) $(code rl_fixed3)"
+check "window=fixed: remaining 1 then 0" "1 0" \
+	"$(header rl_fixed1 x-ratelimit-remaining-requests) $(header rl_fixed2 x-ratelimit-remaining-requests)"
+fr=$(godur_ms "$(header rl_fixed2 x-ratelimit-reset-requests)")
+check_that "window=fixed: reset is the window's end, over 30 s away ($fr ms)" between 30001 60000 "$fr"
+check_that "window=fixed: retry-after over 30 s ($(header rl_fixed3 retry-after))" \
+	between 31 60 "$(header rl_fixed3 retry-after)"
+
+# headers=0: no rate-limit headers, 429s keep retry-after
+body rl_quiet <<'EOF'
+{"model":"rl-quiet","messages":[{"role":"user","content":"hi"}]}
+EOF
+call rl_quiet1 /v1/chat/completions rl_quiet "${K1[@]}"
+call rl_quiet2 /v1/chat/completions rl_quiet "${K1[@]}"
+check "headers=0 rpm=1: 200 then 429" "200 429" "$(code rl_quiet1) $(code rl_quiet2)"
+check_that "headers=0: a 200 has no rate-limit headers" no_ratelimit_headers rl_quiet1
+check_that "headers=0: a 429 has no rate-limit headers" no_ratelimit_headers rl_quiet2
+check_that "headers=0: the 429 keeps retry-after ($(header rl_quiet2 retry-after))" between 1 60 "$(header rl_quiet2 retry-after)"
+
+# slow and stall bodies of a limited model carry the headers
+body rl_slow <<'EOF'
+{"model":"rl-slow","messages":[{"role":"user","content":"hi #fault=slow"}]}
+EOF
+call rl_slow /v1/chat/completions rl_slow "${K1[@]}"
+check "slow body of a limited model: 200" 200 "$(code rl_slow)"
+check "slow body of a limited model: complete JSON" 16 "$(j rl_slow usage.completion_tokens)"
+check "slow body of a limited model: remaining-requests header" 4 "$(header rl_slow x-ratelimit-remaining-requests)"
+body rl_stall <<'EOF'
+{"model":"rl-slow","messages":[{"role":"user","content":"hi #fault=stall"}]}
+EOF
+call rl_stall /v1/chat/completions rl_stall "${K1[@]}" --max-time 2
+check "stall: the head arrives (200) with its rate-limit header" "200 3" "$(code rl_stall) $(header rl_stall x-ratelimit-remaining-requests)"
+check "stall: then the body stops, the connection held (curl exit 28)" 28 "$(rc rl_stall)"
+len=$(header rl_stall content-length)
+check "stall: half of Content-Length arrived" "$((len / 2))" "$(stat -c %s "$TMP/rl_stall.out")"
+
+# ---- POST /control: limits and faults while running ----
+
+ctl() { # ctl NAME JSON: POST /control
+	printf '%s' "$2" >"$TMP/$1.json"
+	call "$1" /control "$1"
+}
+call ctl_get /control -
+check "GET /control lists the --limit rules" \
+	'["rl-gpt:rpm=3,window=rolling,headers=1", "rl-tok:rpm=100,tpm=20,window=rolling,headers=1", "rl-claude:rpm=2,tpm=1000,window=rolling,headers=1", "rl-fixed:rpm=2,window=fixed,headers=1", "rl-quiet:rpm=1,window=rolling,headers=0", "rl-slow:rpm=5,window=rolling,headers=1"]' \
+	"$(j ctl_get limits)"
+ctl ctl_bad1 '{"limits":["rl-ctl:rpm=x"]}'
+check "control: a bad limit -> 400" 400 "$(code ctl_bad1)"
+check_that "control: the 400 says which limit" grep -q 'bad limit rl-ctl:rpm=x' <(j ctl_bad1 error)
+ctl ctl_bad2 '{"limits":["a:rpm=1"],"faults":["a:nonsense"]}'
+check "control: a bad fault -> 400" 400 "$(code ctl_bad2)"
+ctl ctl_bad3 '{"limit":[]}'
+check "control: an unknown field -> 400" 400 "$(code ctl_bad3)"
+ctl ctl_bad4 '{"limits":["a:rpm=1","a:rpm=2"]}'
+check "control: two rules for one model -> 400" 400 "$(code ctl_bad4)"
+ctl ctl_bad5 'not json'
+check "control: not JSON -> 400" 400 "$(code ctl_bad5)"
+call ctl_get2 /control -
+check "control: a refused body changes nothing" "$(j ctl_get limits) $(j ctl_get faults)" "$(j ctl_get2 limits) $(j ctl_get2 faults)"
+
+ctl ctl_lim '{"limits":["rl-ctl:rpm=1","*:rpm=1,window=fixed","star-b:rpm=2"]}'
+check "control: new limits -> 200" 200 "$(code ctl_lim)"
+check "control: the answer is the new rule set" \
+	'["rl-ctl:rpm=1,window=rolling,headers=1", "*:rpm=1,window=fixed,headers=1", "star-b:rpm=2,window=rolling,headers=1"]' "$(j ctl_lim limits)"
+check "control: limits alone leave the faults" "$(j ctl_get faults)" "$(j ctl_lim faults)"
+body rl_ctl <<'EOF'
+{"model":"rl-ctl","messages":[{"role":"user","content":"hi"}]}
+EOF
+call rl_ctl1 /v1/chat/completions rl_ctl "${K1[@]}"
+call rl_ctl2 /v1/chat/completions rl_ctl "${K1[@]}"
+check "control: the new limit applies at once (rpm=1: 200 then 429)" "200 429" "$(code rl_ctl1) $(code rl_ctl2)"
+call rl_gpt5 /v1/chat/completions rl_gpt -H 'authorization: Bearer sk-rl-three'
+check "control: '*' now covers rl-gpt (rpm=1)" 1 "$(header rl_gpt5 x-ratelimit-limit-requests)"
+body star_a <<'EOF'
+{"model":"star-a","messages":[{"role":"user","content":"hi"}]}
+EOF
+body star_c <<'EOF'
+{"model":"star-c","messages":[{"role":"user","content":"hi"}]}
+EOF
+body star_b <<'EOF'
+{"model":"star-b","messages":[{"role":"user","content":"hi"}]}
+EOF
+call star_a1 /v1/chat/completions star_a "${K1[@]}"
+call star_a2 /v1/chat/completions star_a "${K1[@]}"
+call star_c1 /v1/chat/completions star_c "${K1[@]}"
+check "'*:rpm=1': star-a 200 then 429" "200 429" "$(code star_a1) $(code star_a2)"
+check "'*': star-c has a bucket of its own" 200 "$(code star_c1)"
+for i in 1 2 3; do call "star_b$i" /v1/chat/completions star_b "${K1[@]}"; done
+check "a model's own rule wins over '*' (star-b rpm=2)" "200 200 429" "$(code star_b1) $(code star_b2) $(code star_b3)"
+
+ctl ctl_lim2 '{"limits":["rl-ctl:rpm=3"]}'
+call rl_ctl3 /v1/chat/completions rl_ctl "${K1[@]}"
+check "control: a changed rule starts its buckets full (200, 2 left of 3)" "200 2" "$(code rl_ctl3) $(header rl_ctl3 x-ratelimit-remaining-requests)"
+ctl ctl_lim3 '{"limits":["rl-ctl:rpm=3"]}'
+call rl_ctl4 /v1/chat/completions rl_ctl "${K1[@]}"
+check "control: an unchanged rule keeps its buckets (1 left)" 1 "$(header rl_ctl4 x-ratelimit-remaining-requests)"
+
+ctl ctl_flt '{"faults":["ctl-model:status:502@1","hang-model:hang"]}'
+check "control: new faults -> 200" '["ctl-model:status:502@1", "hang-model:hang"]' "$(j ctl_flt faults)"
+body ctl_model <<'EOF'
+{"model":"ctl-model","messages":[{"role":"user","content":"hi"}]}
+EOF
+call ctl_m1 /v1/chat/completions ctl_model "${OA[@]}"
+call ctl_m2 /v1/chat/completions ctl_model "${OA[@]}"
+check "control: the new fault applies (502@1, then 200)" "502 200" "$(code ctl_m1) $(code ctl_m2)"
+call ctl_after /control -
+check "control: the fault's count left is shown" '["ctl-model:status:502@0", "hang-model:hang"]' "$(j ctl_after faults)"
+call ctl_flaky /v1/chat/completions o_flaky "${OA[@]}"
+check "control: the --fault rules were replaced (flaky-model answers)" 200 "$(code ctl_flaky)"
+
+body hang <<'EOF'
+{"model":"hang-model","messages":[{"role":"user","content":"hi"}]}
+EOF
+call hang1 /v1/chat/completions hang "${OA[@]}" --max-time 2
+check "hang: no status within 2 s" 000 "$(code hang1)"
+check "hang: curl gave up on time (exit 28), the connection was held" 28 "$(rc hang1)"
+check "hang: not one byte of a reply" 0 "$(stat -c %s "$TMP/hang1.out")"
+
+ctl ctl_clear '{"clear":true}'
+check "control: clear -> no rules" '{"faults": [], "limits": []}' "$(j ctl_clear "")"
+call hang2 /v1/chat/completions hang "${OA[@]}"
+check "control: after clear hang-model answers" 200 "$(code hang2)"
+call rl_ctl5 /v1/chat/completions rl_ctl "${K1[@]}"
+check "control: after clear no limit, no headers" "200 " "$(code rl_ctl5) $(header rl_ctl5 x-ratelimit-limit-requests)"
+
 # ---- stats ----
 
 call stats /stats -
@@ -543,6 +795,12 @@ check "/stats counts the 529s on /v1/messages" 2 "$(j stats requests./v1/message
 check "/stats counts the 503s" 2 "$(j stats requests./v1/chat/completions.status.503)"
 check_that "/stats has open_connections" [ "$(j stats open_connections)" != "<missing>" ]
 check_that "/stats max_open_connections >= 1" at_least 1 "$(j stats max_open_connections)"
+check "/stats per model: rl-gpt requests, rate_limited, by status" '2 {"200": 5, "429": 2} 7' \
+	"$(j stats models.rl-gpt.rate_limited) $(j stats models.rl-gpt.status) $(j stats models.rl-gpt.requests)"
+check "/stats per model: rl-claude" '1 {"200": 2, "429": 1}' "$(j stats models.rl-claude.rate_limited) $(j stats models.rl-claude.status)"
+check "/stats per model: a hung call counts as never answered" '{"200": 1, "none": 1}' "$(j stats models.hang-model.status)"
+check "/stats rate_limited in all" 9 "$(j stats rate_limited)"
+check "/stats counts /control calls apart from requests_total" 13 "$(j stats requests./control.total)"
 
 # ---- stop ----
 
@@ -605,6 +863,25 @@ result(len(r) == 1 and r[0]["headers"].get("authorization") == "Bearer sk-test"
        "request and reply are logged as sent", repr(r))
 r = [x for x in rows if x["path"] == "/openai/deployments/my-dep/chat/completions" and x["status"] == 200]
 result(len(r) == 1 and r[0]["query"] == "api-version=2024-10-21", "Azure line keeps path and query", repr(r))
+limited = {}
+for x in rows:
+    if x.get("rate_limited"):
+        limited[x.get("model")] = limited.get(x.get("model"), 0) + 1
+want = {"rl-gpt": 2, "rl-tok": 1, "rl-claude": 1, "rl-fixed": 1, "rl-quiet": 1, "rl-ctl": 1,
+        "star-a": 1, "star-b": 1}
+result(limited == want, "rate_limited lines per model", repr(limited))
+bad = [x["seq"] for x in rows if x.get("rate_limited") and (x["status"] != 429 or x["fault"] is not None
+                                                          or x["delay_ms"] != 0)]
+result(not bad, "rate_limited lines: status 429, no fault, no delay", repr(bad))
+bad = [x["seq"] for x in rows if x["status"] == 429 and not x.get("rate_limited") and x["fault"] is None]
+result(not bad, "every 429 is a fault or rate_limited", repr(bad))
+r = [x for x in rows if x.get("path") == "/control"]
+result(not r, "/control calls are not logged", repr([x["seq"] for x in r]))
+r = [x for x in rows if x.get("fault") == "hang"]
+result(len(r) == 1 and r[0]["status"] is None and r[0]["response"] is None and r[0]["model"] == "hang-model",
+       "hang line: status null, response null, model", repr(r))
+r = [x for x in rows if (x.get("path") or "").startswith("/openai/deployments/rl-gpt/")]
+result(len(r) == 1 and r[0].get("model") == "rl-gpt", "Azure lines carry the deployment as model", repr(r))
 
 # inputs for the schema checks
 openai_paths = ("/v1/chat/completions", "/openai/deployments/my-dep/chat/completions")
