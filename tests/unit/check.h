@@ -38,5 +38,6 @@ void test_reload(void);
 void test_producer(void);
 void test_commit(void);
 void test_kafka(void);
+void test_ratelimit(void);
 
 #endif

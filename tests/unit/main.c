@@ -66,12 +66,12 @@ int main(int argc, char **argv)
         const char *name;
         void (*run)(void);
     } suites[] = {
-        {"cost", test_cost},       {"ydoc", test_ydoc},         {"config", test_config},
-        {"router", test_router},   {"request", test_request},   {"providers", test_providers},
-        {"offsets", test_offsets}, {"loop", test_loop},         {"ratelog", test_ratelog},
-        {"retry", test_retry},     {"pqueue", test_pqueue},     {"redact", test_redact},
-        {"reload", test_reload},   {"producer", test_producer}, {"commit", test_commit},
-        {"kafka", test_kafka},
+        {"cost", test_cost},       {"ydoc", test_ydoc},           {"config", test_config},
+        {"router", test_router},   {"request", test_request},     {"providers", test_providers},
+        {"offsets", test_offsets}, {"loop", test_loop},           {"ratelog", test_ratelog},
+        {"retry", test_retry},     {"pqueue", test_pqueue},       {"redact", test_redact},
+        {"reload", test_reload},   {"producer", test_producer},   {"commit", test_commit},
+        {"kafka", test_kafka},     {"ratelimit", test_ratelimit},
     };
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)
