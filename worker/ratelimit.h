@@ -47,6 +47,8 @@ struct ratelimit_hints {
     struct ratelimit_hint dim[RATELIMIT_NDIMS];
     int64_t retry_after_ms; /* retry-after-ms, else Retry-After (seconds or an HTTP
                                date); -1 when absent */
+    int retry_after_ms_given; /* retry-after-ms was seen: Retry-After, coarser,
+                                 no longer overrides it, in either order */
 };
 
 void ratelimit_hints_init(struct ratelimit_hints *h);
@@ -100,7 +102,21 @@ struct ratelimit {
     /* counts, for metrics */
     uint64_t rate_limited; /* 429s seen */
     uint64_t cuts;         /* multiplicative decreases applied */
+    /* units reserved by the calls in flight: a reply's remaining was
+     * counted before most of them reached the provider */
+    double pending[RATELIMIT_NDIMS];
+    int64_t first_sent_ms; /* the first call ever started; INT64_MIN = none */
+    /* calls answered (not 429) per second, same layout as sent_ring: what
+     * the provider accepted lately bounds how far one storm cuts */
+    uint32_t ok_ring[64];
+    int64_t ok_ring_sec;
 };
+
+/* AIMD: a 429 cuts the requests rate to BETA times what was in force (or
+ * being sent); each success while the rate holds calls back adds STEP
+ * requests/min. Chosen by the simulation in tests/unit/test_ratelimit.c. */
+#define RATELIMIT_AIMD_BETA 0.8
+#define RATELIMIT_AIMD_STEP_RPM 0.25
 
 void ratelimit_init(struct ratelimit *r, const struct ratelimit_limits *configured, int learn,
                     int64_t now_ms);

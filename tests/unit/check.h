@@ -39,5 +39,6 @@ void test_producer(void);
 void test_commit(void);
 void test_kafka(void);
 void test_breaker(void);
+void test_ratelimit(void);
 
 #endif
