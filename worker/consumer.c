@@ -40,6 +40,7 @@ struct partition {
     struct offsets *offsets; /* NULL until the first message */
     struct commit_part commit;
     size_t in_flight;
+    size_t pressure; /* its messages waiting in a full model queue (dispatch) */
 };
 
 struct consumer {
@@ -122,7 +123,7 @@ static void consumer_apply_caps(struct consumer *c)
         struct partition *p = &c->parts[i];
         if (!p->assigned)
             continue;
-        int want = c->stopped || p->revoking || global_full ||
+        int want = c->stopped || p->revoking || global_full || p->pressure > 0 ||
                    p->in_flight >= (size_t)l->max_in_flight_per_partition;
         consumer_set_paused(c, p, want);
     }
@@ -250,6 +251,7 @@ static void consumer_forget(struct consumer *c, struct partition *p)
     commit_part_reset(&p->commit);
     c->in_flight -= p->in_flight;
     p->in_flight = 0;
+    p->pressure = 0;
     p->generation++; /* late completions for the old ownership are ignored */
     p->assigned = p->paused = p->revoking = 0;
 }
@@ -572,6 +574,18 @@ void consumer_finished(struct consumer *c, int32_t partition, uint32_t generatio
         consumer_apply_caps(c);
 }
 
+void consumer_pressure(struct consumer *c, int32_t partition, uint32_t generation, int delta)
+{
+    struct partition *p = c ? consumer_part(c, partition) : NULL;
+    if (!p || p->generation != generation || !p->assigned)
+        return; /* an ownership that ended took its pressure with it */
+    if (delta < 0 && p->pressure < (size_t)-delta)
+        p->pressure = 0;
+    else
+        p->pressure = (size_t)((long long)p->pressure + delta);
+    consumer_apply_caps(c);
+}
+
 struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
                               const struct consumer_handlers *handlers, void *ctx, struct err *e)
 {
@@ -704,6 +718,7 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
         out[n++] = (struct consumer_partition_info){
             .id = p->id,
             .paused = p->paused,
+            .pressed = p->pressure > 0,
             .in_flight = p->in_flight,
             .committed = p->commit.committed,
             .position = position,

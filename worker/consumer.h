@@ -31,6 +31,13 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
  * (the partition was lost or revoked since) is ignored. */
 void consumer_finished(struct consumer *c, int32_t partition, uint32_t generation, int64_t offset);
 
+/* delta messages of (partition, generation) began (+) or ceased (-) to
+ * wait in a model queue that is full: while any does, the partition is
+ * paused, so the backlog waits in Kafka. A generation that is no longer
+ * current is ignored (a new ownership starts with no pressure). c may be
+ * NULL. */
+void consumer_pressure(struct consumer *c, int32_t partition, uint32_t generation, int delta);
+
 /* Stops taking new messages (shutdown has begun). c may be NULL. */
 void consumer_stop_fetching(struct consumer *c);
 /* Partitions currently assigned to this worker (0 for a NULL c: the
@@ -50,7 +57,8 @@ int consumer_in_group(const struct consumer *c);
 /* One assigned partition, for metrics. Offsets are -1 when not known. */
 struct consumer_partition_info {
     int32_t id;
-    int paused;             /* by us, for the in-flight caps */
+    int paused;             /* by us, for the in-flight caps or a full model queue */
+    int pressed;            /* its messages wait in a full model queue */
     size_t in_flight;       /* received, not finished */
     int64_t committed;      /* the last offset this worker committed */
     int64_t position;       /* the first offset not finished (what a commit would say) */
