@@ -28,6 +28,9 @@
 static void job_attempt(struct job *job);
 static void job_finish(struct job *job);
 static void job_start_transfer(struct job *job);
+static void lane_pump(struct dispatch_lane *lane);
+static void lane_remove(struct job *job);
+static void job_release_call(struct job *job);
 
 static uint64_t dispatch_random(struct dispatch *d)
 {
@@ -90,6 +93,8 @@ static void job_free(struct job *job)
     TAILQ_REMOVE(&d->jobs, job, link);
     d->njobs--;
     loop_timer_stop(d->loop, &job->backoff);
+    if (job->lane_queued)
+        lane_remove(job);
     if (job->slot.queued)
         pqueue_remove(&job_provider(job)->slots, &job->slot);
     if (job->transfer_running) {
@@ -97,6 +102,7 @@ static void job_free(struct job *job)
         pqueue_release(&job_provider(job)->slots); /* the cancelled call's slot */
         job->transfer_running = 0;
     }
+    job_release_call(job);
     http_transfer_release(&job->transfer);
     provider_http_release(&job->call);
     provider_reply_release(&job->reply);
@@ -418,6 +424,344 @@ static void job_backoff_fired(struct loop_timer *t)
     job_attempt(t->data);
 }
 
+/* ---- lanes: rate limits and circuits, per provider and model ---- */
+
+/* The limits of model m on provider p: the policy's where it sets them,
+ * else worker.yaml's model_limits. */
+static struct ratelimit_limits dispatch_model_limits(const struct dispatch_provider *p,
+                                                     const struct policy_model *m)
+{
+    const struct config_rate_limits *dflt = &p->cfg->model_limits, *own = &m->limits;
+    return (struct ratelimit_limits){
+        .requests_per_minute =
+            (uint64_t)(own->requests_per_minute >= 0 ? own->requests_per_minute
+                                                     : dflt->requests_per_minute),
+        .tokens_per_minute = (uint64_t)(own->tokens_per_minute >= 0 ? own->tokens_per_minute
+                                                                    : dflt->tokens_per_minute),
+        .max_concurrent =
+            (uint64_t)(own->max_concurrent >= 0 ? own->max_concurrent : dflt->max_concurrent),
+    };
+}
+
+static void lane_timer_fired(struct loop_timer *t)
+{
+    lane_pump(t->data);
+}
+
+/* The lane of model m on provider p, made on first use. */
+static struct dispatch_lane *dispatch_lane_for(struct dispatch *d, struct dispatch_provider *p,
+                                               const struct policy_model *m)
+{
+    for (size_t i = 0; i < d->nlanes; i++)
+        if (d->lanes[i]->provider == p && strcmp(d->lanes[i]->model, m->model) == 0)
+            return d->lanes[i];
+    if (d->nlanes == d->lanes_cap) {
+        size_t cap = d->lanes_cap ? d->lanes_cap * 2 : 8;
+        struct dispatch_lane **grown = realloc(d->lanes, cap * sizeof *grown);
+        if (!grown)
+            abort(); /* out of memory: better to die and be redone than to lose */
+        d->lanes = grown;
+        d->lanes_cap = cap;
+    }
+    struct dispatch_lane *lane = calloc(1, sizeof *lane);
+    if (!lane || !(lane->model = strdup(m->model)))
+        abort();
+    lane->dispatch = d;
+    lane->provider = p;
+    const struct config_circuit *c = &p->cfg->circuit;
+    lane->circuit = (struct breaker_config){
+        .failures = (uint32_t)c->failures,
+        .failure_percent = (uint32_t)c->failure_percent,
+        .min_calls = (uint32_t)c->min_calls,
+        .window_ms = (uint32_t)c->window_ms,
+        .open_ms = (uint32_t)c->open_ms,
+        .probes = (uint32_t)c->probes,
+    };
+    struct ratelimit_limits limits = dispatch_model_limits(p, m);
+    ratelimit_init(&lane->limiter, &limits, 1, (int64_t)loop_now_ms(d->loop));
+    breaker_init(&lane->breaker);
+    TAILQ_INIT(&lane->waiting);
+    lane->timer = (struct loop_timer){.cb = lane_timer_fired, .data = lane};
+    d->lanes[d->nlanes++] = lane;
+    return lane;
+}
+
+static void lane_free(struct dispatch *d, struct dispatch_lane *lane)
+{
+    loop_timer_stop(d->loop, &lane->timer);
+    free(lane->model);
+    free(lane);
+}
+
+/* Pumps the lane from the loop, soon: for callers that must not start
+ * calls themselves (a job being freed). */
+static void lane_kick(struct dispatch_lane *lane)
+{
+    loop_timer_start(lane->dispatch->loop, &lane->timer, 0);
+}
+
+static void job_press(struct job *job, int on)
+{
+    struct dispatch *d = job->dispatch;
+    if (job->pressing == on)
+        return;
+    job->pressing = on;
+    if (d->pressure)
+        d->pressure(d->ctx, job->msg->partition, job->generation, on ? 1 : -1);
+}
+
+/* A full lane pauses the partitions that feed it, until it has drained
+ * to half: the backlog waits in Kafka, and memory stays bounded. */
+static void lane_press(struct dispatch_lane *lane)
+{
+    struct dispatch *d = lane->dispatch;
+    size_t max = (size_t)d->cfg->limits.queue_per_model;
+    struct job *job;
+    if (!lane->full && lane->nwaiting >= max) {
+        lane->full = 1;
+        uint64_t suppressed;
+        char key[96];
+        snprintf(key, sizeof key, "model_queue_full/%.30s/%.40s", lane->provider->cfg->name,
+                 lane->model);
+        if (ratelog_allow_key(&d->trouble, key, loop_now_ms(d->loop), &suppressed))
+            log_warn("model_queue_full",
+                     "provider %s, model %s: %zu requests wait for its rate limit "
+                     "(queue_per_model): the partitions feeding it are paused until half "
+                     "have gone (%llu more since the last report)",
+                     lane->provider->cfg->name, lane->model, lane->nwaiting,
+                     (unsigned long long)suppressed);
+    } else if (lane->full && lane->nwaiting <= max / 2) {
+        lane->full = 0;
+    } else {
+        return;
+    }
+    TAILQ_FOREACH(job, &lane->waiting, lane_link)
+    job_press(job, lane->full);
+}
+
+static void lane_remove(struct job *job)
+{
+    struct dispatch_lane *lane = job->lane;
+    TAILQ_REMOVE(&lane->waiting, job, lane_link);
+    lane->nwaiting--;
+    job->lane_queued = 0;
+    loop_timer_stop(job->dispatch->loop, &job->backoff);
+    job_press(job, 0);
+    lane_press(lane);
+}
+
+/* What the current call reserved is given back, unused (it never ran, or
+ * was cancelled). */
+static void job_release_call(struct job *job)
+{
+    if (!job->call_started)
+        return;
+    struct dispatch *d = job->dispatch;
+    struct dispatch_lane *lane = job->lane;
+    int64_t now = (int64_t)loop_now_ms(d->loop);
+    struct ratelimit_outcome o = {.reserved = &job->reserved, .sent_ms = job->sent_ms};
+    ratelimit_end(&lane->limiter, &o, now);
+    ratelimit_end(&lane->provider->limiter, &o, now);
+    if (job->probe)
+        breaker_record(&lane->breaker, &lane->circuit, now, BREAKER_IGNORE, 1);
+    job->call_started = job->probe = 0;
+    lane_kick(lane);
+}
+
+static void lane_log_transition(struct dispatch_lane *lane)
+{
+    enum breaker_state st = lane->breaker.state;
+    const char *event = st == BREAKER_OPEN        ? "circuit_open"
+                        : st == BREAKER_HALF_OPEN ? "circuit_half_open"
+                                                  : "circuit_closed";
+    const char *what = st == BREAKER_OPEN
+                           ? "its candidates are skipped at once until probes succeed"
+                       : st == BREAKER_HALF_OPEN ? "probe calls are let through"
+                                                 : "calls flow again";
+    if (st == BREAKER_CLOSED)
+        log_info(event, "provider %s, model %s: circuit closed: %s", lane->provider->cfg->name,
+                 lane->model, what);
+    else
+        log_warn(event, "provider %s, model %s: circuit %s: %s", lane->provider->cfg->name,
+                 lane->model, breaker_state_name(st), what);
+}
+
+/* The candidate is passed over without a call: the next one, or an
+ * error result with code when none is left. */
+static void job_skip(struct job *job, const char *code, const char *reason)
+{
+    struct dispatch *d = job->dispatch;
+    job->fate[job->current] = FATE_SKIPPED;
+    job_fate_reason(job, job->current, "%s", reason);
+    long next = job_next_candidate(job, job->current + 1);
+    if (next < 0) {
+        if (strcmp(code, "circuit_open") == 0)
+            job_fail(job, code, "no candidate left: the circuit of %s is open",
+                     job->policy->models[job->plan.candidates[job->current].model].name);
+        else
+            job_fail(job, code,
+                     "no candidate left: waiting for the rate limit of %s would miss the "
+                     "deadline or exceed rate_limit_max_wait_ms",
+                     job->policy->models[job->plan.candidates[job->current].model].name);
+        return;
+    }
+    d->stats.fallbacks++;
+    job->current = (size_t)next;
+    job->tries_on_current = 0;
+    job_attempt(job);
+}
+
+/* How long a call entering the lane now would wait, roughly: the
+ * limiter's wait for the first, then one request interval per call
+ * ahead of it. */
+static int64_t lane_expected_wait(const struct dispatch_lane *lane, const struct job *job,
+                                  int64_t now)
+{
+    int64_t w = ratelimit_wait(&lane->limiter, &job->reserved, now);
+    int64_t wp = ratelimit_wait(&lane->provider->limiter, &job->reserved, now);
+    if (wp > w)
+        w = wp;
+    if (w == RATELIMIT_WAIT_CALL)
+        w = 0; /* a call in flight ends first: not known, not long */
+    double rpm = ratelimit_rate(&lane->limiter, RATELIMIT_REQUESTS);
+    if (rpm > 0)
+        w += (int64_t)((double)lane->nwaiting * 60000.0 / rpm);
+    return w;
+}
+
+static void job_lane_expired(struct loop_timer *t)
+{
+    struct job *job = t->data;
+    lane_remove(job);
+    job_skip(job, "rate_limited", "rate_limited");
+}
+
+/* The job's call waits its turn in the lane (at the front when it was
+ * just rate limited: it came first), unless waiting cannot serve it. */
+static void lane_enqueue(struct dispatch_lane *lane, struct job *job)
+{
+    struct dispatch *d = job->dispatch;
+    int64_t now = (int64_t)loop_now_ms(d->loop);
+    int front = job->lane_front;
+    job->lane_front = 0;
+    int64_t w = 1; /* others wait: so does it */
+    if (!lane->nwaiting || front) {
+        w = ratelimit_wait(&lane->limiter, &job->reserved, now);
+        int64_t wp = ratelimit_wait(&lane->provider->limiter, &job->reserved, now);
+        if (wp > w)
+            w = wp;
+    }
+    if (w > 0) {
+        int64_t expected = lane_expected_wait(lane, job, now);
+        int64_t left = -1; /* ms the request may still wait; -1: no bound from a deadline */
+        if (job->req->deadline_ms >= 0)
+            left = job->req->deadline_ms - loop_wall_ms();
+        uint64_t max = (uint64_t)d->cfg->limits.rate_limit_max_wait_ms;
+        uint64_t budget = job->rate_waited_ms < max ? max - job->rate_waited_ms : 0;
+        if (left < 0 || (uint64_t)left > budget)
+            left = (int64_t)budget;
+        int fall_back =
+            job->plan.route && job->plan.route->on_rate_limit == POLICY_RATE_LIMIT_FALLBACK;
+        if ((fall_back && job_next_candidate(job, job->current + 1) >= 0) || expected >= left) {
+            provider_http_release(&job->call);
+            job_skip(job, "rate_limited", "rate_limited");
+            return;
+        }
+        lane->waited++;
+        /* the watch: at the deadline, or when the wait allowed is spent,
+         * it leaves the lane */
+        job->backoff.cb = job_lane_expired;
+        job->backoff.data = job;
+        loop_timer_start(d->loop, &job->backoff, (uint64_t)left);
+    }
+    if (front)
+        TAILQ_INSERT_HEAD(&lane->waiting, job, lane_link);
+    else
+        TAILQ_INSERT_TAIL(&lane->waiting, job, lane_link);
+    lane->nwaiting++;
+    job->lane_queued = 1;
+    job->lane_since_ms = now;
+    if (lane->full)
+        job_press(job, 1);
+    lane_press(lane);
+    lane_pump(lane);
+}
+
+/* The call leaves the lane: its call id, its header, its connection. */
+static void job_send_call(struct job *job)
+{
+    struct dispatch *d = job->dispatch;
+    struct dispatch_provider *dp = job_provider(job);
+    /* the call id exists before the call is sent: a cost record for it
+     * can never be confused with another call's. It travels with the call
+     * (X-Client-Request-Id, which OpenAI echoes in its logs), so a call
+     * can be matched in the provider's records too. */
+    dispatch_call_id(d, job->next_call_id);
+    if (job->call.nheaders < PROVIDER_MAX_HEADERS) {
+        char header[64];
+        snprintf(header, sizeof header, "X-Client-Request-Id: %s", job->next_call_id);
+        if (!(job->call.headers[job->call.nheaders] = strdup(header)))
+            abort();
+        job->call.nheaders++;
+    }
+    job->tries_on_current++;
+    if (pqueue_acquire(&dp->slots, &job->slot))
+        job_start_transfer(job);
+    /* else: waits in order; the slot's release starts it */
+}
+
+/* Starts the calls the lane's limits and circuit allow now, in order;
+ * arms the lane's timer for the next, or waits for a call to end. */
+static void lane_pump(struct dispatch_lane *lane)
+{
+    struct dispatch *d = lane->dispatch;
+    if (lane->pumping)
+        return; /* the pump on the stack goes on with the new state */
+    lane->pumping = 1;
+    struct job *job;
+    while ((job = TAILQ_FIRST(&lane->waiting))) {
+        int64_t now = (int64_t)loop_now_ms(d->loop);
+        if (breaker_refuses(&lane->breaker, &lane->circuit, now)) {
+            /* the circuit opened while they waited: each takes its next
+             * candidate now, none waits for a dead provider */
+            lane_remove(job);
+            lane->circuit_skips++;
+            provider_http_release(&job->call);
+            job_skip(job, "circuit_open", "circuit_open");
+            continue;
+        }
+        int64_t w = ratelimit_wait(&lane->limiter, &job->reserved, now);
+        int64_t wp = ratelimit_wait(&lane->provider->limiter, &job->reserved, now);
+        if (wp > w)
+            w = wp;
+        if (w == RATELIMIT_WAIT_CALL)
+            break; /* a call's end pumps again */
+        if (w > 0) {
+            loop_timer_start(d->loop, &lane->timer, (uint64_t)w);
+            break;
+        }
+        int probe = 0, changed = 0;
+        int allowed = breaker_allow(&lane->breaker, &lane->circuit, now, &probe, &changed);
+        if (changed)
+            lane_log_transition(lane);
+        lane_remove(job);
+        if (!allowed) {
+            lane->circuit_skips++;
+            provider_http_release(&job->call);
+            job_skip(job, "circuit_open", "circuit_open");
+            continue;
+        }
+        job->rate_waited_ms += (uint64_t)(now - job->lane_since_ms);
+        job->probe = probe;
+        job->sent_ms = now;
+        ratelimit_start(&lane->limiter, &job->reserved, now);
+        ratelimit_start(&lane->provider->limiter, &job->reserved, now);
+        job->call_started = 1;
+        job_send_call(job);
+    }
+    lane->pumping = 0;
+}
+
 /* A provider that refuses our key, does not know the model or cannot be
  * reached is an operator's problem, not the request's: say what to check,
  * once and then at a bounded rate, per provider and model. */
@@ -500,6 +844,43 @@ static void job_transfer_done(struct http_transfer *t)
     }
     redact_str(a->error_msg); /* curl's text too: no piece of a key leaves */
     int64_t retry_after = t->retry_after_ms;
+    /* a 429 that is a rate limit (not a spent quota, which the adapter
+     * calls permanent) is backpressure: the lane learns from it and the
+     * call waits its turn again */
+    int rate_limited = a->http_status == 429 && retryable && !job->ok;
+    struct dispatch_lane *lane = job->lane;
+    int64_t now = (int64_t)loop_now_ms(d->loop);
+    struct ratelimit_hints hints = t->hints;
+    if (hints.retry_after_ms < 0)
+        hints.retry_after_ms = retry_after;
+    if (rate_limited && hints.retry_after_ms < 0)
+        hints.retry_after_ms = d->cfg->limits.backoff_initial_ms; /* said nothing: a pause */
+    struct ratelimit_cost used = {
+        .input_tokens = a->usage.tokens[COST_INPUT] + a->usage.tokens[COST_CACHE_READ] +
+                        a->usage.tokens[COST_CACHE_WRITE],
+        .output_tokens = a->usage.tokens[COST_OUTPUT] + a->usage.tokens[COST_REASONING],
+    };
+    struct ratelimit_outcome outcome = {.reserved = &job->reserved,
+                                        .used = a->billable ? &used : NULL,
+                                        .rate_limited = rate_limited,
+                                        .succeeded = job->ok,
+                                        .sent_ms = job->sent_ms,
+                                        .hints = &hints};
+    ratelimit_end(&lane->limiter, &outcome, now);
+    outcome.hints = NULL;
+    ratelimit_end(&dp->limiter, &outcome, now);
+    job->call_started = 0;
+    if (rate_limited) {
+        lane->rate_limited++;
+        job->rate_limited_calls++;
+        job->tries_on_current--; /* a 429 spends none of the candidate's retries */
+    }
+    int malformed = !t->transport_error && a->http_status >= 200 && a->http_status < 300 &&
+                    a->status != ATTEMPT_OK;
+    if (breaker_record(&lane->breaker, &lane->circuit, now,
+                       breaker_classify(a->http_status, t->transport_error, malformed), job->probe))
+        lane_log_transition(lane);
+    job->probe = 0;
     http_transfer_release(t);
     provider_http_release(&job->call);
     /* the slot goes to the next waiting call: started after this job is
@@ -516,11 +897,21 @@ static void job_transfer_done(struct http_transfer *t)
             snprintf(why, sizeof why, "%s (HTTP %ld)", a->error_code, a->http_status);
         else
             snprintf(why, sizeof why, "%s", a->error_code);
+        int64_t rate_wait = ratelimit_wait(&lane->limiter, &job->reserved, now);
+        if (rate_wait == RATELIMIT_WAIT_CALL || rate_wait < 0)
+            rate_wait = 0;
         struct retry_input in = {
+            .rate_limited = rate_limited,
+            .fall_back_on_rate_limit =
+                job->plan.route && job->plan.route->on_rate_limit == POLICY_RATE_LIMIT_FALLBACK,
+            .rate_wait_ms = (uint64_t)rate_wait,
+            .rate_waited_ms = job->rate_waited_ms,
+            .rate_limit_max_wait_ms = (uint64_t)d->cfg->limits.rate_limit_max_wait_ms,
+            .rate_limited_calls = job->rate_limited_calls,
             .retryable = retryable,
             .retry_after_ms = retry_after,
             .tries_on_current = job->tries_on_current,
-            .attempts = job->nattempts,
+            .attempts = job->nattempts - job->rate_limited_calls,
             .has_next = job_next_candidate(job, job->current + 1) >= 0,
             .stopping = d->stopping,
             .now_ms = loop_wall_ms(),
@@ -539,16 +930,29 @@ static void job_transfer_done(struct http_transfer *t)
             job_abandon(job);
             break;
         case RETRY_GIVE_UP:
-            if (strcmp(dec.why, "max_attempts") == 0)
+            if (strcmp(dec.why, "rate_limited") == 0) {
+                job->fate[job->current] = FATE_FAILED;
+                job_fate_reason(job, job->current, "rate_limited");
+                job_fail(job, "rate_limited",
+                         "the provider kept answering 429 and waiting longer would miss the "
+                         "deadline or exceed rate_limit_max_wait_ms; last: %s",
+                         why);
+            } else if (strcmp(dec.why, "max_attempts") == 0)
                 job_fail(job, "candidates_exhausted", "gave up after %zu attempts; last: %s",
                          job->nattempts, why);
             else
                 job_fall_back(job, why); /* no candidate left: fails with the reason */
             break;
         case RETRY_FALL_BACK:
-            job_fall_back(job, why);
+            job_fall_back(job, rate_limited ? "rate_limited" : why);
             break;
         case RETRY_SAME:
+            if (rate_limited) {
+                /* back to its lane, first in line: it came before those waiting */
+                job->lane_front = 1;
+                job_attempt(job);
+                break;
+            }
             d->stats.retries++;
             job->backoff.cb = job_backoff_fired;
             job->backoff.data = job;
@@ -558,6 +962,7 @@ static void job_transfer_done(struct http_transfer *t)
     }
     if (next_slot)
         job_start_transfer((struct job *)((char *)next_slot - offsetof(struct job, slot)));
+    lane_pump(lane); /* a call ended: room for the next, or the circuit's verdict */
 }
 
 /* Starts the built call; the job holds a connection slot. */
@@ -576,6 +981,7 @@ static void job_start_transfer(struct job *job)
         if (left <= 0) {
             struct pqueue_entry *next = pqueue_release(&dp->slots);
             provider_http_release(&job->call);
+            job_release_call(job);
             job_fail(job, "deadline_exceeded", "the deadline passed before attempt %zu",
                      job->nattempts + 1);
             if (next)
@@ -599,6 +1005,7 @@ static void job_start_transfer(struct job *job)
     if (http_submit(d->http, t) < 0) {
         struct pqueue_entry *next = pqueue_release(&dp->slots);
         provider_http_release(&job->call);
+        job_release_call(job);
         char why[300];
         snprintf(why, sizeof why, "transport: %s", t->error);
         job_fall_back(job, why);
@@ -622,6 +1029,13 @@ static void job_attempt(struct job *job)
     if (job->req->deadline_ms >= 0 && loop_wall_ms() >= job->req->deadline_ms) {
         job_fail(job, "deadline_exceeded", "the deadline passed before attempt %zu",
                  job->nattempts + 1);
+        return;
+    }
+    job->lane = dispatch_lane_for(d, dp, m);
+    if (breaker_refuses(&job->lane->breaker, &job->lane->circuit, (int64_t)loop_now_ms(d->loop))) {
+        /* a provider known to be failing costs no call and no timeout */
+        job->lane->circuit_skips++;
+        job_skip(job, "circuit_open", "circuit_open");
         return;
     }
     /* what is left of the budget after billable attempts bounds this one */
@@ -659,22 +1073,9 @@ static void job_attempt(struct job *job)
         job_fall_back(job, why);
         return;
     }
-    /* the call id exists before the call is sent: a cost record for it
-     * can never be confused with another call's. It travels with the call
-     * (X-Client-Request-Id, which OpenAI echoes in its logs), so a call
-     * can be matched in the provider's records too. */
-    dispatch_call_id(d, job->next_call_id);
-    if (job->call.nheaders < PROVIDER_MAX_HEADERS) {
-        char header[64];
-        snprintf(header, sizeof header, "X-Client-Request-Id: %s", job->next_call_id);
-        if (!(job->call.headers[job->call.nheaders] = strdup(header)))
-            abort();
-        job->call.nheaders++;
-    }
-    job->tries_on_current++;
-    if (pqueue_acquire(&dp->slots, &job->slot))
-        job_start_transfer(job);
-    /* else: waits in order; the slot's release starts it */
+    job->reserved =
+        (struct ratelimit_cost){.input_tokens = job->plan.input_tokens, .output_tokens = cap};
+    lane_enqueue(job->lane, job);
 }
 
 void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t generation)
@@ -739,10 +1140,27 @@ size_t dispatch_abandon_calls(struct dispatch *d)
     return n;
 }
 
+/* Each model of p gets its lane, with the limits p and worker.yaml give
+ * it now (what was learned stays). */
+static void dispatch_configure_lanes(struct dispatch *d, const struct policy *p)
+{
+    for (size_t i = 0; i < p->nmodels; i++) {
+        const struct policy_model *m = &p->models[i];
+        struct dispatch_provider *dp = dispatch_provider_for(d, m);
+        if (!dp)
+            continue;
+        struct ratelimit_limits limits = dispatch_model_limits(dp, m);
+        ratelimit_configure(&dispatch_lane_for(d, dp, m)->limiter, &limits);
+    }
+}
+
 void dispatch_set_policy(struct dispatch *d, struct policy *p)
 {
     policy_release(d->policy);
     d->policy = policy_retain(p);
+    dispatch_configure_lanes(d, p);
+    for (size_t i = 0; i < d->nlanes; i++)
+        lane_kick(d->lanes[i]); /* a higher limit lets waiting calls go now */
 }
 
 struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e)
@@ -760,6 +1178,7 @@ struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e)
                            .policy = policy_retain(o->policy),
                            .finished = o->finished,
                            .undeliverable = o->undeliverable,
+                           .pressure = o->pressure,
                            .ctx = o->ctx,
                            .stats = {.started_ms = loop_wall_ms()},
                            .trouble = {.interval_ms = DISPATCH_TROUBLE_INTERVAL_MS}};
@@ -777,9 +1196,15 @@ struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e)
         p->cfg = &o->cfg->providers[i];
         p->ops = provider_ops_for(p->cfg->type);
         pqueue_init(&p->slots, (size_t)p->cfg->max_connections);
+        struct ratelimit_limits limits = {
+            .requests_per_minute = (uint64_t)p->cfg->limits.requests_per_minute,
+            .tokens_per_minute = (uint64_t)p->cfg->limits.tokens_per_minute,
+        };
+        ratelimit_init(&p->limiter, &limits, 0, (int64_t)loop_now_ms(d->loop));
         if (o->api_keys && o->api_keys[i] && !(p->api_key = strdup(o->api_keys[i])))
             goto oom;
     }
+    dispatch_configure_lanes(d, d->policy);
     return d;
 oom:
     dispatch_free(d);
@@ -800,6 +1225,9 @@ void dispatch_free(struct dispatch *d)
             free(d->providers[i].api_key);
         }
     }
+    for (size_t i = 0; i < d->nlanes; i++)
+        lane_free(d, d->lanes[i]);
+    free(d->lanes);
     free(d->providers);
     policy_release(d->policy);
     stats_release(&d->stats);

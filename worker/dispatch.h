@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "breaker.h"
 #include "config.h"
 #include "http.h"
 #include "job.h"
@@ -23,6 +24,7 @@
 #include "policy.h"
 #include "pqueue.h"
 #include "producer.h"
+#include "ratelimit.h"
 #include "ratelog.h"
 #include "stats.h"
 
@@ -30,9 +32,30 @@
 struct dispatch_provider {
     const struct config_provider *cfg;
     const struct provider_ops *ops;
-    char *api_key;       /* from the environment; never logged */
-    struct pqueue slots; /* max_connections */
+    char *api_key;            /* from the environment; never logged */
+    struct pqueue slots;      /* max_connections */
+    struct ratelimit limiter; /* the provider-wide limits (configured only) */
     struct stats_provider stats;
+};
+
+/* One model of one provider: its calls wait here, in order, for the rate
+ * limit (configured, and learned from the provider's headers and 429s),
+ * and pass its circuit breaker. Lanes live as long as the dispatch. */
+struct dispatch_lane {
+    struct dispatch *dispatch;
+    struct dispatch_provider *provider;
+    char *model; /* the provider's model id */
+    struct ratelimit limiter;
+    struct breaker breaker;
+    struct breaker_config circuit;
+    TAILQ_HEAD(, job) waiting; /* in order; a rate-limited call goes back first */
+    size_t nwaiting;
+    int full;    /* waiting reached queue_per_model: its partitions are paused */
+    int pumping; /* lane_pump is on the stack */
+    struct loop_timer timer;
+    uint64_t rate_limited;  /* 429s */
+    uint64_t waited;        /* calls that had to wait for the limit */
+    uint64_t circuit_skips; /* candidates skipped because the circuit was open */
 };
 
 struct dispatch_options {
@@ -50,6 +73,10 @@ struct dispatch_options {
     /* an output cannot be delivered in any form (the topics refuse even a
      * bounded dead letter): the worker must stop; why says what to fix */
     void (*undeliverable)(void *ctx, const char *why);
+    /* delta inputs of (partition, generation) began (+) or ceased (-) to
+     * wait in a full lane: the owner pauses the partition while any does.
+     * May be NULL. */
+    void (*pressure)(void *ctx, int32_t partition, uint32_t generation, int delta);
     void *ctx;
 };
 
@@ -68,6 +95,8 @@ struct dispatch {
     const char *worker_id;
     struct policy *policy;               /* for new jobs; running ones retain their own */
     struct dispatch_provider *providers; /* parallel to cfg->providers */
+    struct dispatch_lane **lanes;        /* one per provider and model id met */
+    size_t nlanes, lanes_cap;
     TAILQ_HEAD(, job) jobs;
     size_t njobs;
     int stopping;
@@ -77,6 +106,7 @@ struct dispatch {
     uint64_t random_state;
     void (*finished)(void *ctx, int32_t partition, uint32_t generation, int64_t offset);
     void (*undeliverable)(void *ctx, const char *why);
+    void (*pressure)(void *ctx, int32_t partition, uint32_t generation, int delta);
     void *ctx;
 };
 

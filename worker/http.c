@@ -248,33 +248,18 @@ static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata
     return n;
 }
 
-/* Retry-After: delta-seconds or an HTTP date. */
+/* The reply's rate-limit headers, Retry-After and retry-after-ms
+ * (ratelimit.h reads them). A status line starts a new response (after a
+ * 100 Continue, say): only the last one's headers count. */
 static size_t http_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 {
     struct http_transfer *t = userdata;
     size_t n = size * nitems;
-    static const char name[] = "retry-after:";
-    if (n > sizeof name - 1 && strncasecmp(buf, name, sizeof name - 1) == 0) {
-        char value[64];
-        size_t len = n - (sizeof name - 1);
-        if (len >= sizeof value)
-            len = sizeof value - 1;
-        memcpy(value, buf + sizeof name - 1, len);
-        value[len] = '\0';
-        char *end;
-        long secs = strtol(value, &end, 10);
-        while (*end == ' ' || *end == '\r' || *end == '\n')
-            end++;
-        if (end != value && *end == '\0' && secs >= 0) {
-            t->retry_after_ms = (int64_t)secs * 1000;
-        } else {
-            time_t when = curl_getdate(value, NULL);
-            if (when > 0) {
-                int64_t delta = ((int64_t)when - (int64_t)time(NULL)) * 1000;
-                t->retry_after_ms = delta > 0 ? delta : 0;
-            }
-        }
-    }
+    if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0)
+        ratelimit_hints_init(&t->hints);
+    else
+        ratelimit_hints_header(&t->hints, buf, n, loop_wall_ms());
+    t->retry_after_ms = t->hints.retry_after_ms;
     return n;
 }
 
@@ -305,6 +290,7 @@ int http_submit(struct http *http, struct http_transfer *t)
     t->response = NULL;
     t->response_len = t->response_cap = 0;
     t->retry_after_ms = -1;
+    ratelimit_hints_init(&t->hints);
     t->latency_ms = 0;
     struct http_shard *shard = http_pick_shard(http);
     CURL *easy = shard ? http_easy_get(http) : NULL;

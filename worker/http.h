@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 
 #include "loop.h"
+#include "ratelimit.h"
 
 struct http;
 struct http_transfer;
@@ -37,7 +38,8 @@ struct http_transfer {
     char error[256];     /* for a transport error: what happened */
     char *response;      /* owned by the transfer until http_transfer_release */
     size_t response_len;
-    int64_t retry_after_ms; /* from Retry-After; -1 when absent */
+    int64_t retry_after_ms;       /* from retry-after-ms or Retry-After; -1 when absent */
+    struct ratelimit_hints hints; /* the reply's rate-limit headers */
     uint64_t latency_ms;
 
     /* private */

@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "pqueue.h"
 #include "providers/provider.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "router.h"
 
@@ -66,6 +67,7 @@ struct job_output {
 };
 
 struct dispatch;
+struct dispatch_lane;
 
 struct job {
     struct dispatch *dispatch;
@@ -94,8 +96,22 @@ struct job {
     struct provider_http call;              /* the current HTTP request */
     struct http_transfer transfer;
     int transfer_running;
-    struct loop_timer backoff;
-    struct job_output *outputs; /* once finished: result + cost records, or the dead letter */
+    struct loop_timer backoff; /* a retry's delay, or the watch on a wait in the lane */
+    /* the lane (provider and model) of the current candidate: its calls
+     * wait there in order for the rate limit and pass its circuit */
+    struct dispatch_lane *lane;
+    TAILQ_ENTRY(job) lane_link;
+    int lane_queued;                /* waits in lane->waiting */
+    int lane_front;                 /* the next wait goes first: it was rate limited */
+    int pressing;                   /* counted in its partition's pressure (a full lane) */
+    int64_t lane_since_ms;          /* loop ms when its wait began */
+    uint64_t rate_waited_ms;        /* waited for rate limits so far, all lanes */
+    unsigned rate_limited_calls;    /* 429s received */
+    struct ratelimit_cost reserved; /* what the current call reserved */
+    int call_started;               /* the current call holds its reservation */
+    int probe;                      /* the current call is a half-open circuit's probe */
+    int64_t sent_ms;                /* loop ms when the current call left the lane */
+    struct job_output *outputs;     /* once finished: result + cost records, or the dead letter */
     size_t noutputs;
     unsigned outputs_pending; /* sent and not yet settled */
     int64_t completed_ms;

@@ -135,7 +135,8 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
     static const struct {
         const char *name, *help;
     } fam[] = {
-        {"switchyard_partition_paused", "1 while the partition is paused by the in-flight caps."},
+        {"switchyard_partition_paused",
+         "1 while the partition is paused by the in-flight caps or a full model queue."},
         {"switchyard_partition_in_flight",
          "Messages received from the partition and not finished."},
         {"switchyard_partition_committed_offset", "The last offset this worker committed."},
@@ -148,6 +149,9 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
         {"switchyard_partition_stalled",
          "1 while the partition holds work and its commit has not moved for "
          "limits.stalled_partition_ms."},
+        {"switchyard_partition_paused_for_rate_limit",
+         "1 while the partition is paused because its messages wait in a model queue that "
+         "is full (queue_per_model): the backlog waits in Kafka."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         stats_family(b, fam[f].name, "gauge", fam[f].help);
@@ -172,6 +176,9 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
                 break;
             case 6:
                 value = p->stalled != 0;
+                break;
+            case 7:
+                value = p->pressed != 0;
                 break;
             default:
                 if (p->high_watermark < 0 || p->position < 0)
@@ -221,6 +228,75 @@ static void stats_render_providers(const struct stats_view *v, struct metrics_bu
         stats_labelled(b, "switchyard_provider_latency_seconds_count", "provider", name,
                        sp->latency_count);
     }
+}
+
+static void stats_lane_labels(struct metrics_buf *b, const char *name,
+                              const struct stats_lane_view *l)
+{
+    metrics_printf(b, "%s{provider=\"", name);
+    metrics_label(b, l->provider);
+    metrics_printf(b, "\",model=\"");
+    metrics_label(b, l->model);
+    metrics_printf(b, "\"");
+}
+
+static void stats_render_lanes(const struct stats_view *v, struct metrics_buf *b)
+{
+    static const char *const dims[4] = {"requests", "tokens", "input_tokens", "output_tokens"};
+    static const char *const states[3] = {"closed", "open", "half_open"};
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"switchyard_model_queue", "gauge", "Calls waiting, in order, for the model's rate limit."},
+        {"switchyard_model_queue_full", "gauge",
+         "1 while the model's queue is full (queue_per_model) and the partitions feeding it "
+         "are paused."},
+        {"switchyard_rate_limited_total", "counter",
+         "Provider calls answered 429 (rate limited): backpressure, not failures."},
+        {"switchyard_rate_limit_waits_total", "counter",
+         "Calls that waited in the model's queue for its rate limit."},
+        {"switchyard_circuit_skips_total", "counter",
+         "Candidates skipped without a call because the model's circuit was open."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        stats_family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < v->nlanes; i++) {
+            const struct stats_lane_view *l = &v->lanes[i];
+            unsigned long long x = f == 0   ? l->waiting
+                                   : f == 1 ? (unsigned long long)l->full
+                                   : f == 2 ? l->rate_limited
+                                   : f == 3 ? l->waited
+                                            : l->circuit_skips;
+            stats_lane_labels(b, fam[f].name, l);
+            metrics_printf(b, "} %llu\n", x);
+        }
+    }
+    stats_family(b, "switchyard_rate_limit_per_minute", "gauge",
+                 "The model's rate in force, per minute, by dimension: the least of what is "
+                 "configured, what the provider's headers report, and (requests) what AIMD "
+                 "allows after 429s. Absent: no limit known.");
+    for (size_t i = 0; i < v->nlanes; i++)
+        for (size_t d = 0; d < 4; d++) {
+            if (v->lanes[i].rate[d] <= 0)
+                continue;
+            stats_lane_labels(b, "switchyard_rate_limit_per_minute", &v->lanes[i]);
+            metrics_printf(b, ",dimension=\"%s\"} %.0f\n", dims[d], v->lanes[i].rate[d]);
+        }
+    stats_family(b, "switchyard_circuit_state", "gauge",
+                 "The model's circuit breaker: 1 for the state it is in.");
+    for (size_t i = 0; i < v->nlanes; i++)
+        for (int st = 0; st < 3; st++) {
+            stats_lane_labels(b, "switchyard_circuit_state", &v->lanes[i]);
+            metrics_printf(b, ",state=\"%s\"} %d\n", states[st], v->lanes[i].circuit_state == st);
+        }
+    stats_family(b, "switchyard_circuit_transitions_total", "counter",
+                 "Circuit breaker transitions, by the state entered.");
+    for (size_t i = 0; i < v->nlanes; i++)
+        for (int st = 0; st < 3; st++) {
+            stats_lane_labels(b, "switchyard_circuit_transitions_total", &v->lanes[i]);
+            metrics_printf(b, ",to=\"%s\"} %llu\n", states[st],
+                           (unsigned long long)v->lanes[i].transitions[st]);
+        }
 }
 
 static void stats_model_labels(struct metrics_buf *b, const char *name,
@@ -302,7 +378,9 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
     stats_one(b, "switchyard_retries_total", "counter",
               "Calls retried on the same candidate after a transient failure.", s->retries);
     stats_one(b, "switchyard_fallbacks_total", "counter",
-              "Moves to the next candidate of a route after one failed.", s->fallbacks);
+              "Moves to the next candidate of a route: the last failed, was skipped for an open "
+              "circuit, or was rate limited past what the request could wait.",
+              s->fallbacks);
     stats_one(b, "switchyard_jobs_abandoned_total", "counter",
               "Messages dropped unfinished while stopping (the next owner redoes them).",
               v->abandoned);
@@ -329,5 +407,6 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
               "Partitions of the requests topic this worker owns.", v->partitions_assigned);
     stats_render_partitions(v, b);
     stats_render_providers(v, b);
+    stats_render_lanes(v, b);
     stats_render_models(s, b);
 }

@@ -71,6 +71,20 @@ struct stats_provider_view {
     const struct stats_provider *counts;
 };
 
+/* A lane (a provider and one of its models) as the metrics show it:
+ * its rate limit and its circuit. */
+struct stats_lane_view {
+    const char *provider, *model; /* the provider's name and model id */
+    size_t waiting;               /* calls waiting for the rate limit */
+    int full;                     /* waiting reached queue_per_model: partitions paused */
+    double rate[4];               /* per minute in force: requests, tokens, input, output; 0 none */
+    uint64_t rate_limited;        /* 429s */
+    uint64_t waited;              /* calls that waited for the limit */
+    uint64_t circuit_skips;       /* candidates skipped while the circuit was open */
+    int circuit_state;            /* 0 closed, 1 open, 2 half open */
+    const uint64_t *transitions;  /* [3]: into closed, open, half open */
+};
+
 /* What a scrape shows: a read-only snapshot the owner fills. */
 struct stats_view {
     const char *worker_id, *version;
@@ -84,6 +98,8 @@ struct stats_view {
     size_t npartitions;
     const struct stats_provider_view *providers;
     size_t nproviders;
+    const struct stats_lane_view *lanes;
+    size_t nlanes;
 };
 
 void stats_render(const struct stats_view *v, struct metrics_buf *out);

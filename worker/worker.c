@@ -200,7 +200,8 @@ static void worker_render(void *ctx, struct metrics_buf *out)
     struct consumer_partition_info *parts = calloc(cap ? cap : 1, sizeof *parts);
     struct stats_provider_view *providers =
         calloc(w->cfg->nproviders ? w->cfg->nproviders : 1, sizeof *providers);
-    if (!parts || !providers) {
+    struct stats_lane_view *lanes = calloc(d->nlanes ? d->nlanes : 1, sizeof *lanes);
+    if (!parts || !providers || !lanes) {
         out->failed = 1;
         goto out;
     }
@@ -211,6 +212,24 @@ static void worker_render(void *ctx, struct metrics_buf *out)
             .queued = d->providers[i].slots.nwaiting,
             .counts = &d->providers[i].stats,
         };
+    for (size_t i = 0; i < d->nlanes; i++) {
+        const struct dispatch_lane *l = d->lanes[i];
+        lanes[i] = (struct stats_lane_view){
+            .provider = l->provider->cfg->name,
+            .model = l->model,
+            .waiting = l->nwaiting,
+            .full = l->full,
+            .rate_limited = l->rate_limited,
+            .waited = l->waited,
+            .circuit_skips = l->circuit_skips,
+            .circuit_state = l->breaker.state == BREAKER_OPEN        ? 1
+                             : l->breaker.state == BREAKER_HALF_OPEN ? 2
+                                                                     : 0,
+            .transitions = l->breaker.transitions,
+        };
+        for (int k = 0; k < RATELIMIT_NDIMS && k < 4; k++)
+            lanes[i].rate[k] = ratelimit_rate(&l->limiter, (enum ratelimit_dim)k);
+    }
     const char *why;
     struct stats_view v = {
         .worker_id = w->worker_id,
@@ -232,11 +251,14 @@ static void worker_render(void *ctx, struct metrics_buf *out)
         .npartitions = w->consumer ? consumer_partitions(w->consumer, parts, cap) : 0,
         .providers = providers,
         .nproviders = w->cfg->nproviders,
+        .lanes = lanes,
+        .nlanes = d->nlanes,
     };
     stats_render(&v, out);
 out:
     free(parts);
     free(providers);
+    free(lanes);
 }
 
 static void worker_message(void *ctx, rd_kafka_message_t *msg, uint32_t generation)
@@ -250,6 +272,12 @@ static void worker_finished(void *ctx, int32_t partition, uint32_t generation, i
     struct worker *w = ctx;
     if (w->consumer)
         consumer_finished(w->consumer, partition, generation, offset);
+}
+
+static void worker_pressure(void *ctx, int32_t partition, uint32_t generation, int delta)
+{
+    struct worker *w = ctx;
+    consumer_pressure(w->consumer, partition, generation, delta);
 }
 
 static void worker_undeliverable(void *ctx, const char *why)
@@ -476,6 +504,7 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
                                     .api_keys = w.api_keys,
                                     .finished = worker_finished,
                                     .undeliverable = worker_undeliverable,
+                                    .pressure = worker_pressure,
                                     .ctx = &w};
     w.dispatch = dispatch_new(&dopt, &e);
     if (!w.dispatch) {
