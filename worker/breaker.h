@@ -40,7 +40,7 @@ struct breaker {
     uint32_t ok[BREAKER_SLOTS], failed[BREAKER_SLOTS];
     int64_t slot_start_ms[BREAKER_SLOTS];
     int64_t opened_ms;
-    uint32_t probes_out; /* probes in flight while half open */
+    uint32_t probes_out;     /* probes in flight while half open */
     uint64_t transitions[3]; /* into each state, for metrics */
 };
 

@@ -66,12 +66,12 @@ struct config_limits {
     int64_t commit_interval_ms;
     int64_t rebalance_grace_ms;
     int64_t shutdown_grace_ms;
-    int64_t flush_timeout_ms;     /* bound on the producer flush at shutdown */
-    int64_t stalled_partition_ms; /* a partition holding work whose commit has not moved
-                                     for this long is reported as stalled */
-    int64_t startup_timeout_ms;   /* bound on the start-up checks (cluster, topics) */
-    int64_t queue_per_model;      /* requests waiting for one model's rate limit; when
-                                     full, the partitions feeding it are paused (256) */
+    int64_t flush_timeout_ms;       /* bound on the producer flush at shutdown */
+    int64_t stalled_partition_ms;   /* a partition holding work whose commit has not moved
+                                       for this long is reported as stalled */
+    int64_t startup_timeout_ms;     /* bound on the start-up checks (cluster, topics) */
+    int64_t queue_per_model;        /* requests waiting for one model's rate limit; when
+                                       full, the partitions feeding it are paused (256) */
     int64_t rate_limit_max_wait_ms; /* one request waits at most this long in all for
                                        rate limits, then falls back (600000) */
 };

@@ -45,8 +45,8 @@ struct ratelimit_hint {
 
 struct ratelimit_hints {
     struct ratelimit_hint dim[RATELIMIT_NDIMS];
-    int64_t retry_after_ms; /* retry-after-ms, else Retry-After (seconds or an HTTP
-                               date); -1 when absent */
+    int64_t retry_after_ms;   /* retry-after-ms, else Retry-After (seconds or an HTTP
+                                 date); -1 when absent */
     int retry_after_ms_given; /* retry-after-ms was seen: Retry-After, coarser,
                                  no longer overrides it, in either order */
 };
@@ -87,13 +87,13 @@ struct ratelimit_cost {
 struct ratelimit {
     struct ratelimit_limits configured;
     int learn; /* 1: headers and 429s adjust it (a model lane); 0: configured only */
-    double learned[RATELIMIT_NDIMS]; /* the provider's last reported limit; 0 = none */
-    double level[RATELIMIT_NDIMS];   /* units available now; may go below 0 */
+    double learned[RATELIMIT_NDIMS];           /* the provider's last reported limit; 0 = none */
+    double level[RATELIMIT_NDIMS];             /* units available now; may go below 0 */
     int64_t blocked_until_ms[RATELIMIT_NDIMS]; /* nothing remains before this */
     int64_t updated_ms;                        /* when the levels were last refilled */
     double aimd_rpm;                           /* requests/min AIMD allows; 0 = no 429 yet */
-    int64_t last_cut_ms;    /* 429s of calls sent before this do not cut again */
-    int64_t retry_until_ms; /* Retry-After: no call before this */
+    int64_t last_cut_ms;                       /* 429s of calls sent before this do not cut again */
+    int64_t retry_until_ms;                    /* Retry-After: no call before this */
     uint64_t in_flight;
     /* calls started recently, to know the rate being sent when the first
      * 429 comes: a ring of per-second counts */

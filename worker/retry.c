@@ -34,8 +34,8 @@ struct retry_decision retry_decide(const struct retry_input *in)
         uint64_t wait = in->rate_wait_ms;
         if (in->fall_back_on_rate_limit && in->has_next)
             return retry_fall_back(in, "rate_limited");
-        if (in->deadline_ms >= 0 && in->now_ms + (int64_t)(wait > INT32_MAX ? INT32_MAX : wait) >=
-                                        in->deadline_ms)
+        if (in->deadline_ms >= 0 &&
+            in->now_ms + (int64_t)(wait > INT32_MAX ? INT32_MAX : wait) >= in->deadline_ms)
             return retry_fall_back(in, "rate_limited");
         if (in->rate_waited_ms + wait > in->rate_limit_max_wait_ms ||
             in->rate_limited_calls > RETRY_MAX_RATE_LIMITED)

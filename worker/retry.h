@@ -49,14 +49,14 @@ struct retry_input {
     uint64_t rate_waited_ms;     /* rate limited: how long the request has already waited */
     uint64_t rate_limit_max_wait_ms;
     unsigned rate_limited_calls; /* 429s so far, this one included */
-    int retryable;             /* the failure may pass (429, 5xx, timeout, ...) */
-    int64_t retry_after_ms;    /* what the provider asked; -1 when it did not */
-    unsigned tries_on_current; /* calls made to this candidate, this one included (>= 1) */
-    size_t attempts;           /* calls made for the request, this one included */
-    int has_next;              /* a later candidate of the plan was taken by the router */
-    int stopping;              /* the worker is draining to stop */
-    int64_t now_ms;            /* ms since the epoch */
-    int64_t deadline_ms;       /* the request's deadline; -1 for none */
+    int retryable;               /* the failure may pass (429, 5xx, timeout, ...) */
+    int64_t retry_after_ms;      /* what the provider asked; -1 when it did not */
+    unsigned tries_on_current;   /* calls made to this candidate, this one included (>= 1) */
+    size_t attempts;             /* calls made for the request, this one included */
+    int has_next;                /* a later candidate of the plan was taken by the router */
+    int stopping;                /* the worker is draining to stop */
+    int64_t now_ms;              /* ms since the epoch */
+    int64_t deadline_ms;         /* the request's deadline; -1 for none */
     uint64_t max_attempts, retries_per_candidate, backoff_initial_ms, backoff_max_ms;
     uint64_t random; /* any 64-bit random number: the jitter */
 };

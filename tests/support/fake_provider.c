@@ -237,13 +237,13 @@ struct fake_reply {
     struct fake_reply *next;
     enum fake_action action;
     enum fake_route route;
-    int status;       /* status line sent; 0: never answers */
-    bool close_after; /* the request asked for Connection: close */
-    bool resolved;    /* logged and counted */
+    int status;        /* status line sent; 0: never answers */
+    bool close_after;  /* the request asked for Connection: close */
+    bool resolved;     /* logged and counted */
     bool rate_limited; /* a 429 of --limit */
-    json_t *mstats;   /* the model's counters in /stats; borrowed, NULL: none */
-    uint64_t due;     /* monotonic ms */
-    char *data;       /* head then body */
+    json_t *mstats;    /* the model's counters in /stats; borrowed, NULL: none */
+    uint64_t due;      /* monotonic ms */
+    char *data;        /* head then body */
     size_t head_len;
     size_t len;
     size_t sent; /* FAKE_ACT_SLOW: bytes of data already queued for output */
@@ -295,7 +295,7 @@ struct fake_server {
     uint64_t seq;
     uint64_t conn_serial;
     struct fake_stats stats;
-    json_t *models; /* model -> {requests, rate_limited, status}; owned */
+    json_t *models;             /* model -> {requests, rate_limited, status}; owned */
     struct fake_bucket **slots; /* (key, model) buckets, chained by hash */
     size_t nslots, nbuckets;
     bool stop;
@@ -347,8 +347,8 @@ struct fake_outcome {
     bool provider;         /* a provider endpoint: latency applies */
     struct fake_fault fault;
     uint64_t delay_ms;
-    bool rate_limited; /* a 429 of --limit: no latency */
-    json_t *mstats;    /* the model's counters; borrowed */
+    bool rate_limited;          /* a 429 of --limit: no latency */
+    json_t *mstats;             /* the model's counters; borrowed */
     char extra[FAKE_EXTRA_MAX]; /* more header lines, each ending in CRLF */
     size_t extra_len;
 };
@@ -1393,8 +1393,7 @@ static struct fake_bucket *fake_bucket_get(struct fake_server *srv, const struct
             return b;
     }
     if (srv->nbuckets >= FAKE_BUCKETS_MAX) {
-        fprintf(stderr, "fake_provider: %zu rate-limit buckets: all start afresh\n",
-                srv->nbuckets);
+        fprintf(stderr, "fake_provider: %zu rate-limit buckets: all start afresh\n", srv->nbuckets);
         fake_buckets_clear(srv);
     }
     if (srv->nbuckets >= srv->nslots && fake_slots_grow(srv) != 0)
@@ -1481,8 +1480,7 @@ static void fake_extra_num(struct fake_outcome *o, const char *name, uint64_t v)
  * x-ratelimit-{limit,remaining,reset}-WHAT, Anthropic
  * anthropic-ratelimit-WHAT-{limit,remaining,reset}. */
 static void fake_meter_headers(struct fake_outcome *o, enum fake_api api, const char *what,
-                               const struct fake_meter *m, uint64_t limit, bool fixed,
-                               uint64_t now)
+                               const struct fake_meter *m, uint64_t limit, bool fixed, uint64_t now)
 {
     char name[64], value[64];
     uint64_t reset = fake_meter_reset_ms(m, limit, fixed, now);
@@ -1626,8 +1624,8 @@ static json_t *fake_model_count(struct fake_server *srv, const struct fake_reque
     if (m == NULL && json_object_size(srv->models) >= FAKE_MODELS_MAX)
         m = json_object_get(srv->models, model = "(other)");
     if (m == NULL) {
-        m = json_pack("{s:I, s:I, s:{}}", "requests", (json_int_t)0, "rate_limited",
-                      (json_int_t)0, "status");
+        m = json_pack("{s:I, s:I, s:{}}", "requests", (json_int_t)0, "rate_limited", (json_int_t)0,
+                      "status");
         if (m == NULL || json_object_set_new(srv->models, model, m) != 0)
             return NULL; /* also a name that is not UTF-8: not counted by name */
     }
@@ -2016,8 +2014,7 @@ static json_t *fake_rules_json(const struct fake_server *srv)
         const char *kind = fake_fault_format(&r->fault, buf, sizeof buf);
 
         if (r->remaining >= 0)
-            json_array_append_new(faults,
-                                  json_sprintf("%s:%s@%ld", r->model, kind, r->remaining));
+            json_array_append_new(faults, json_sprintf("%s:%s@%ld", r->model, kind, r->remaining));
         else
             json_array_append_new(faults, json_sprintf("%s:%s", r->model, kind));
     }
@@ -2122,8 +2119,8 @@ static void fake_control(struct fake_server *srv, const struct fake_request *req
         snprintf(why, sizeof why, "nothing to do: give limits, faults or clear");
         goto bad;
     }
-    if ((lim != NULL && fake_control_list(lim, "limits", NULL, NULL, limits, &nlimits, why,
-                                          sizeof why) != 0) ||
+    if ((lim != NULL &&
+         fake_control_list(lim, "limits", NULL, NULL, limits, &nlimits, why, sizeof why) != 0) ||
         (flt != NULL &&
          fake_control_list(flt, "faults", rules, &nrules, NULL, NULL, why, sizeof why) != 0))
         goto bad;
@@ -3155,25 +3152,27 @@ static void fake_run(struct fake_server *srv)
 
 static void fake_usage(FILE *f)
 {
-    fputs("usage: fake_provider [--host 127.0.0.1] [--port 0] [--ready-file PATH] [--log PATH]\n"
-          "                     [--latency-ms N] [--jitter-ms N] [--seed N] [--output-tokens N]\n"
-          "                     [--fault MODEL:KIND[@COUNT]]...\n"
-          "                     [--limit MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1]]...\n"
-          "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |\n"
-          "      malformed | slow | stall   (echo_key:N: the request's API key at byte N of a\n"
-          "      long error message, N <= 4096; timeout = hang: never answers, keeps the\n"
-          "      connection until the client closes it; stall: head and half the body, then\n"
-          "      nothing; slow: the whole reply over about 1 s)\n"
-          "--limit: per (API key, model) buckets; at least one of rpm, tpm (1..1000000000);\n"
-          "      rolling (default): token bucket refilled at N/min; fixed: N per minute from\n"
-          "      the window's first request; tokens = input estimate + max_tokens. Over a\n"
-          "      limit: 429 at once, in the provider's shape, with retry-after. headers=1\n"
-          "      (default): every reply of the model carries the provider's rate-limit\n"
-          "      headers. A model's own rule wins over '*'; one rule per model.\n"
-          "MODEL '*' matches every model. Listens on loopback only.\n"
-          "POST /control {\"limits\":[SPEC...], \"faults\":[MODEL:KIND[@COUNT]...], \"clear\":true}\n"
-          "      replaces rules while running (GET /control shows them); GET /stats counts.\n",
-          f);
+    fputs(
+        "usage: fake_provider [--host 127.0.0.1] [--port 0] [--ready-file PATH] [--log PATH]\n"
+        "                     [--latency-ms N] [--jitter-ms N] [--seed N] [--output-tokens N]\n"
+        "                     [--fault MODEL:KIND[@COUNT]]...\n"
+        "                     [--limit "
+        "MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1]]...\n"
+        "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |\n"
+        "      malformed | slow | stall   (echo_key:N: the request's API key at byte N of a\n"
+        "      long error message, N <= 4096; timeout = hang: never answers, keeps the\n"
+        "      connection until the client closes it; stall: head and half the body, then\n"
+        "      nothing; slow: the whole reply over about 1 s)\n"
+        "--limit: per (API key, model) buckets; at least one of rpm, tpm (1..1000000000);\n"
+        "      rolling (default): token bucket refilled at N/min; fixed: N per minute from\n"
+        "      the window's first request; tokens = input estimate + max_tokens. Over a\n"
+        "      limit: 429 at once, in the provider's shape, with retry-after. headers=1\n"
+        "      (default): every reply of the model carries the provider's rate-limit\n"
+        "      headers. A model's own rule wins over '*'; one rule per model.\n"
+        "MODEL '*' matches every model. Listens on loopback only.\n"
+        "POST /control {\"limits\":[SPEC...], \"faults\":[MODEL:KIND[@COUNT]...], \"clear\":true}\n"
+        "      replaces rules while running (GET /control shows them); GET /stats counts.\n",
+        f);
 }
 
 static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
