@@ -1,0 +1,256 @@
+"""Rate limits are backpressure, not failures (issue 8, item 1).
+
+The fake provider enforces real per-key, per-model limits (a rolling
+bucket, OpenAI's headers and 429 bodies). Phase 1 runs four kinds of
+traffic at once through one worker, each on a lane (provider key and
+model) of its own:
+
+- learned: gpt-4.1-mini allows 60 requests a minute and nothing is
+  configured: 90 requests are all answered by their first candidate, no
+  error, the worker learns the limit from the headers (the metric shows
+  it), and after the first burst the provider answers (almost) no 429;
+- configured: gpt-4.1-nano allows 600 a minute and the policy says 600:
+  100 requests paced by the worker, not one 429;
+- on_rate_limit: fallback: a latency-sensitive route leaves a limited
+  candidate at once for the next one (route reason rate_limited), and
+  calls the limited model no more than once per request;
+- deadline: requests whose deadline the wait would miss fall back before
+  any call to the limited model (route: skipped, rate_limited).
+
+Phase 2: queue_per_model 10 against a configured limit: the partitions
+feeding the full queue are paused (metric and log line), and resumed:
+every request is answered.
+
+Every phase: one result per request, every billed call one cost record.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Checks, Harness  # noqa: E402
+
+KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "k1", "SWITCHYARD_TEST_OPENAI_KEY": "k2",
+        "RL_CFG_KEY": "k3", "RL_FB_KEY": "k4", "RL_P2_KEY": "k5"}
+
+POLICY = """
+models:
+  mini:     { provider: openai, model: gpt-4.1-mini, price: { input: 0.4, output: 1.6 } }
+  nano:     { provider: openai, model: gpt-4.1-nano, price: { input: 0.1, output: 0.4 } }
+  sonnet:   { provider: anthropic, model: claude-sonnet-4-5, price: { input: 3, output: 15 } }
+  nano_cfg: { provider: cfg, model: gpt-4.1-nano, price: { input: 0.1, output: 0.4 },
+              limits: { requests_per_minute: 600 } }
+  mini_fb:  { provider: fb, model: gpt-4.1-mini, price: { input: 0.4, output: 1.6 } }
+  nano_fb:  { provider: fb, model: gpt-4.1-nano, price: { input: 0.1, output: 0.4 } }
+  nano_p2:  { provider: p2, model: gpt-4.1-nano, price: { input: 0.1, output: 0.4 },
+              limits: { requests_per_minute: 600 } }
+routes:
+  learned:    [mini, sonnet]
+  configured: [nano_cfg, sonnet]
+  urgent:     { candidates: [mini_fb, nano_fb], on_rate_limit: fallback }
+  pressed:    [nano_p2]
+budget: { default_usd: 0.05, over_budget: downgrade }
+"""
+
+
+def request(rid, task, **extra):
+    body = {"id": rid, "task": task, "messages": [{"role": "user", "content": f"req {rid}"}],
+            "max_tokens": 20}
+    body.update(extra)
+    return (rid, json.dumps(body).encode())
+
+
+def scrape(addr):
+    try:
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def metric(text, name, **labels):
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def key_of(e):
+    return e["headers"].get("authorization", "").replace("Bearer ", "")
+
+
+def money(t, h, topics, log):
+    billed = {e["headers"].get("x-client-request-id") for e in log if e.get("status") == 200}
+    costs = h.read(topics["costs"], lambda ms: len({json.loads(m[1])["call_id"] for m in ms})
+                   >= len(billed), timeout=30)
+    ids = {json.loads(m[1])["call_id"] for m in costs}
+    t.ok(ids == billed, f"every billed call has its cost record, de-duplicated on call_id "
+         f"({len(ids)} records, {len(billed)} billed)")
+
+
+def main():
+    t = Checks()
+    t1 = {"requests": "rl.requests", "results": "rl.results", "costs": "rl.costs",
+          "dead_letter": "rl.dlq"}
+    t2 = {"requests": "rl2.requests", "results": "rl2.results", "costs": "rl2.costs",
+          "dead_letter": "rl2.dlq"}
+    parts = {v: (3 if k == "requests" else 1) for d in (t1, t2) for k, v in d.items()}
+    h = Harness(parts, fake_args=["--latency-ms", "5", "--limit", "gpt-4.1-mini:rpm=60",
+                                  "--limit", "gpt-4.1-nano:rpm=600"])
+    try:
+        base = f"http://{h.provider_addr}"
+
+        def openai(env):
+            return {"type": "openai", "base_url": base + "/v1", "api_key_env": env,
+                    "timeout_ms": 5000}
+        providers = {
+            "anthropic": {"type": "anthropic", "base_url": base,
+                          "api_key_env": "SWITCHYARD_TEST_ANTHROPIC_KEY", "timeout_ms": 5000},
+            "openai": openai("SWITCHYARD_TEST_OPENAI_KEY"), "cfg": openai("RL_CFG_KEY"),
+            "fb": openai("RL_FB_KEY"), "p2": openai("RL_P2_KEY"),
+        }
+        limits = {"commit_interval_ms": 200, "backoff_initial_ms": 20, "backoff_max_ms": 2000}
+        cfg = h.write_config(f"rl-{os.getpid()}", t1, limits=limits, providers=providers)
+        doc = json.load(open(cfg))
+        doc["metrics"] = {"listen": "127.0.0.1:0"}
+        json.dump(doc, open(cfg, "w"))
+        policy = os.path.join(h.dir, "policy.yaml")
+        with open(policy, "w") as f:
+            f.write(POLICY)
+
+        # ---- phase 1 ----
+        learned = [request(f"l{i}", "learned") for i in range(90)]
+        configured = [request(f"c{i}", "configured") for i in range(100)]
+        urgent = [request(f"u{i}", "urgent") for i in range(90)]
+        h.produce(t1["requests"], learned + configured + urgent)
+        w = h.start_worker(cfg, policy, env=KEYS)
+        t.ok(h.wait_log("partitions_assigned"), "the worker joins")
+        addr = h.metrics_address()
+        time.sleep(2)
+        now_ms = int(time.time() * 1000)
+        # these would wait behind the configured lane's backlog past their deadline
+        late = [request(f"d{i}", "configured", deadline_ms=now_ms + 2500) for i in range(10)]
+        h.produce(t1["requests"], late)
+        reqs = learned + configured + urgent + late
+        learned_rate = None
+        deadline = time.time() + 150
+        res = {}
+        while time.time() < deadline and len(res) < len(reqs):
+            text = scrape(addr)
+            rate = metric(text, "switchyard_rate_limit_per_minute", provider="openai",
+                          model="gpt-4.1-mini", dimension="requests")
+            learned_rate = rate if rate is not None else learned_rate
+            res = {m[0]: json.loads(m[1]) for m in
+                   h.read(t1["results"], lambda ms: len(ms) >= len(reqs), timeout=3)}
+        t.ok(h.stop_worker(timeout=60) == 0, "phase 1: the worker stops cleanly (exit 0)")
+        log = h.provider_log()
+        t.ok(len(res) == len(reqs), f"one result per request ({len(res)} of {len(reqs)})")
+
+        def calls(model, key):
+            return sorted((e for e in log if e.get("model") == model and key_of(e) == key),
+                          key=lambda e: e["ts_ms"])
+
+        # learned
+        lr = [res.get(k, {}) for k, _ in learned]
+        t.ok(all(r.get("status") == "ok" and r.get("model") == "mini" for r in lr),
+             f"learned: all 90 answered by their first candidate "
+             f"({sum(r.get('status') == 'ok' and r.get('model') == 'mini' for r in lr)})")
+        mini = calls("gpt-4.1-mini", "k2")
+        t0 = mini[0]["ts_ms"] if mini else 0
+        r429 = [e for e in mini if e.get("status") == 429]
+        late429 = [e for e in r429 if e["ts_ms"] > t0 + 5000]
+        ok200 = [e for e in mini if e.get("status") == 200]
+        t.ok(len(ok200) == 90 and r429, f"90 billed calls; the first burst met 429s "
+             f"({len(ok200)} ok, {len(r429)} 429s)")
+        t.ok(len(late429) <= 2,
+             f"after the first 5 s the worker keeps to the learned limit: {len(late429)} 429s "
+             f"in {sum(e['ts_ms'] > t0 + 5000 for e in mini)} calls")
+        t.ok(learned_rate is not None and 50 <= learned_rate <= 60,
+             f"/metrics shows the limit it learned: {learned_rate} requests a minute")
+        attempts_429 = sum(a["http_status"] == 429 for r in lr for a in r.get("attempts", []))
+        t.ok(attempts_429 == len(r429), f"each 429 is an attempt of its result, status error "
+             f"({attempts_429} of {len(r429)})")
+        if len(ok200) > 60:
+            span = (ok200[-1]["ts_ms"] - ok200[60]["ts_ms"]) / 1000
+            print(f"learned: calls after the burst at {(len(ok200) - 61) / max(span, 0.001) * 60:.0f}"
+                  f" a minute (the provider allows 60)")
+        # configured
+        cr = [res.get(k, {}) for k, _ in configured]
+        nano = calls("gpt-4.1-nano", "k3")
+        t.ok(all(r.get("status") == "ok" and r.get("model") == "nano_cfg" for r in cr),
+             "configured: all 100 answered by their first candidate")
+        t.ok(not [e for e in nano if e.get("status") == 429],
+             f"configured at the provider's limit: not one 429 ({len(nano)} calls)")
+        # fallback
+        ur = [res.get(k, {}) for k, _ in urgent]
+        fb = [r for r in ur if r.get("model") == "nano_fb"]
+        t.ok(all(r.get("status") == "ok" for r in ur) and fb,
+             f"on_rate_limit: fallback: all answered, {len(fb)} by the next candidate")
+        t.ok(all(r["route"][0]["decision"] in ("failed", "skipped")
+                 and r["route"][0]["reason"] == "rate_limited" for r in fb),
+             "each fallback's route says rate_limited")
+        per_req = {}
+        for e in calls("gpt-4.1-mini", "k4"):
+            rid = json.dumps(e["body"]).split("req ", 1)[1].split('"', 1)[0]
+            per_req[rid] = per_req.get(rid, 0) + 1
+        t.ok(per_req and max(per_req.values()) == 1,
+             f"and no request calls the limited model twice (max {max(per_req.values() or [0])})")
+        # deadline
+        dr = [res.get(k, {}) for k, _ in late]
+        t.ok(all(r.get("status") == "ok" and r.get("model") == "sonnet" for r in dr),
+             f"deadline: the 10 late requests are served by the next candidate "
+             f"({[r.get('model') for r in dr]})")
+        t.ok(all(r["route"][0] == {**r["route"][0], "decision": "skipped",
+                                   "reason": "rate_limited"} and
+                 not [a for a in r["attempts"] if a["model"] == "nano_cfg"] for r in dr if r),
+             "skipped before any call to the limited model, route reason rate_limited")
+        errors = [r for r in res.values() if r.get("status") != "ok"]
+        t.ok(not errors, f"no error result at all ({[r.get('error') for r in errors][:3]})")
+        money(t, h, t1, log)
+
+        # ---- phase 2: a full model queue pauses its partitions ----
+        limits2 = dict(limits, queue_per_model=10, max_in_flight=1000,
+                       max_in_flight_per_partition=1000)
+        cfg2 = h.write_config(f"rl2-{os.getpid()}", t2, limits=limits2, providers=providers)
+        doc = json.load(open(cfg2))
+        doc["metrics"] = {"listen": "127.0.0.1:0"}
+        json.dump(doc, open(cfg2, "w"))
+        reqs2 = [request(f"p{i}", "pressed") for i in range(120)]
+        h.produce(t2["requests"], reqs2)
+        w = h.start_worker(cfg2, policy, env=KEYS)
+        addr = h.metrics_address()
+        paused_seen = 0
+        queue_max = 0
+        res2 = {}
+        deadline = time.time() + 90
+        while time.time() < deadline and len(res2) < len(reqs2):
+            text = scrape(addr)
+            for p in range(3):
+                paused_seen |= metric(text, "switchyard_partition_paused_for_rate_limit",
+                                      partition=str(p)) == 1
+            q = metric(text, "switchyard_model_queue", provider="p2", model="gpt-4.1-nano")
+            queue_max = max(queue_max, q or 0)
+            res2 = {m[0]: json.loads(m[1]) for m in
+                    h.read(t2["results"], lambda ms: len(ms) >= len(reqs2), timeout=1)}
+        t.ok(h.stop_worker(timeout=60) == 0, "phase 2: the worker stops cleanly (exit 0)")
+        t.ok(len(res2) == len(reqs2) and all(r["status"] == "ok" for r in res2.values()),
+             f"phase 2: every request answered ({len(res2)} of {len(reqs2)})")
+        t.ok(paused_seen, "a full model queue pauses the partitions feeding it (metric)")
+        events = [json.loads(l) for l in open(h.worker_log) if l.startswith("{")]
+        t.ok(any(e["event"] == "model_queue_full" for e in events),
+             "and says so once (model_queue_full)")
+        print(f"phase 2: model queue peaked at {queue_max:.0f} (queue_per_model 10)")
+        committed, ends = h.committed(f"rl2-{os.getpid()}", t2["requests"])
+        t.ok(committed == ends, f"and resumes them: all committed ({committed} of {ends})")
+        money(t, h, t2, [e for e in h.provider_log() if key_of(e) == "k5"])
+    finally:
+        h.close()
+    return t.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
