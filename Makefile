@@ -20,7 +20,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 SUPPORT    := $(patsubst tests/support/%.c,$(BUILD)/%,$(wildcard tests/support/*.c))
 
-.PHONY: all deps test check asan valgrind fuzz demo fmt fmt-check lint bench clean
+.PHONY: all deps test test-faults check asan valgrind fuzz demo fmt fmt-check lint bench clean
 
 all: $(BUILD)/switchyard
 
@@ -51,6 +51,12 @@ test: deps
 
 check: $(BUILD)/switchyard $(BUILD)/unit_tests $(SUPPORT)
 	@BUILD=$(BUILD) bash tests/run.sh
+
+# counted fault scenarios printed as one table (tests/faults/run.py; also
+# $(BUILD)/faults.json); FAULTS_ARGS=--short runs the subset `make test` runs
+test-faults: deps
+	@$(MAKE) --no-print-directory $(BUILD)/switchyard $(SUPPORT)
+	@BUILD=$(BUILD) /usr/bin/python3 tests/faults/run.py $(FAULTS_ARGS)
 
 asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \

@@ -49,5 +49,8 @@ for t in tests/e2e/test_*.py; do
     stage "e2e-${name#test_}" "$PY" "$t"
 done
 
+# the counted fault scenarios, short form (make test-faults runs them all)
+stage faults "$PY" tests/faults/run.py --short
+
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
