@@ -591,7 +591,8 @@ int64_t ratelimit_wait(const struct ratelimit *r, const struct ratelimit_cost *c
         if (ms > wait)
             wait = ms;
     }
-    return wait;
+    /* only max_concurrent may say "a call must end" */
+    return wait < RATELIMIT_WAIT_CALL ? wait : RATELIMIT_WAIT_CALL - 1;
 }
 
 #define RL_RING_SLOTS ((int64_t)(sizeof((struct ratelimit *)0)->sent_ring / sizeof(uint32_t)))
@@ -690,6 +691,8 @@ static void rl_sync_remaining(struct ratelimit *r, enum ratelimit_dim d,
         if ((double)hint->reset_ms + unit_ms >= 0.9 * full_ms)
             block = rl_ceil_ms(unit_ms) < hint->reset_ms ? rl_ceil_ms(unit_ms) : hint->reset_ms;
     }
+    if (block > RATELIMIT_MAX_BLOCK_MS)
+        block = RATELIMIT_MAX_BLOCK_MS;
     int64_t until = rl_add_sat(now_ms, block);
     if (until > r->blocked_until_ms[d])
         r->blocked_until_ms[d] = until;
@@ -730,7 +733,9 @@ void ratelimit_end(struct ratelimit *r, const struct ratelimit_outcome *o, int64
                 if (h->dim[d].remaining >= 0)
                     rl_sync_remaining(r, (enum ratelimit_dim)d, &h->dim[d], now_ms);
             if (o->rate_limited && h->retry_after_ms >= 0) {
-                int64_t until = rl_add_sat(now_ms, h->retry_after_ms);
+                int64_t after = h->retry_after_ms < RATELIMIT_MAX_BLOCK_MS ? h->retry_after_ms
+                                                                           : RATELIMIT_MAX_BLOCK_MS;
+                int64_t until = rl_add_sat(now_ms, after);
                 if (until > r->retry_until_ms)
                     r->retry_until_ms = until;
             }

@@ -117,6 +117,9 @@ struct ratelimit {
  * requests/min. Chosen by the simulation in tests/unit/test_ratelimit.c. */
 #define RATELIMIT_AIMD_BETA 0.8
 #define RATELIMIT_AIMD_STEP_RPM 0.25
+/* The longest a reply's Retry-After or reset blocks a lane: a provider's
+ * (or a hostile) "come back tomorrow" stalls it for an hour at most. */
+#define RATELIMIT_MAX_BLOCK_MS 3600000
 
 void ratelimit_init(struct ratelimit *r, const struct ratelimit_limits *configured, int learn,
                     int64_t now_ms);
