@@ -409,6 +409,9 @@ struct sim_call {
 struct sim_worker {
     struct ratelimit r;
     struct sim_call calls[SIM_CONCURRENCY];
+    int free_slot[SIM_CONCURRENCY]; /* a stack of the unused calls */
+    int nfree;
+    int64_t min_due; /* the next reply; INT64_MAX = none */
 };
 
 struct sim_provider {
@@ -504,8 +507,12 @@ static struct sim_result sim_run(double n, enum sim_kind kind, enum sim_headers 
         0x9E3779B97F4A7C15ull ^ ((uint64_t)kind * 7 + (uint64_t)headers * 3 + (uint64_t)workers);
     for (int i = 0; i < workers; i++) {
         ratelimit_init(&w[i].r, &lim, 1, 0);
-        for (int k = 0; k < SIM_CONCURRENCY; k++)
+        for (int k = 0; k < SIM_CONCURRENCY; k++) {
             w[i].calls[k].used = 0;
+            w[i].free_slot[k] = k;
+        }
+        w[i].nfree = SIM_CONCURRENCY;
+        w[i].min_due = INT64_MAX;
     }
     uint64_t accepted = 0, rejected = 0;
     int64_t t = 0;
@@ -522,8 +529,11 @@ static struct sim_result sim_run(double n, enum sim_kind kind, enum sim_headers 
         for (int i = 0; i < workers; i++) {
             struct sim_worker *sw = &w[i];
             /* replies due now */
-            for (int k = 0; k < SIM_CONCURRENCY; k++) {
+            int64_t min_due = INT64_MAX;
+            for (int k = 0; t >= sw->min_due && k < SIM_CONCURRENCY; k++) {
                 struct sim_call *c = &sw->calls[k];
+                if (c->used && c->due > t && c->due < min_due)
+                    min_due = c->due;
                 if (!c->used || c->due > t)
                     continue;
                 struct ratelimit_hints h;
@@ -538,21 +548,19 @@ static struct sim_result sim_run(double n, enum sim_kind kind, enum sim_headers 
                                               .hints = &h};
                 ratelimit_end(&sw->r, &o, t);
                 c->used = 0;
+                sw->free_slot[sw->nfree++] = k;
             }
+            if (t >= sw->min_due)
+                sw->min_due = min_due;
             /* as many calls as it lets go */
-            for (;;) {
-                int k = 0;
-                while (k < SIM_CONCURRENCY && sw->calls[k].used)
-                    k++;
-                if (k == SIM_CONCURRENCY)
-                    break;
+            while (sw->nfree > 0) {
                 int64_t wait = ratelimit_wait(&sw->r, &cost, t);
                 if (wait > 0) {
                     if (wait != RATELIMIT_WAIT_CALL && t + wait < next)
                         next = t + wait;
                     break;
                 }
-                struct sim_call *c = &sw->calls[k];
+                struct sim_call *c = &sw->calls[sw->free_slot[--sw->nfree]];
                 ratelimit_start(&sw->r, &cost, t);
                 int64_t arrive = t + 20 + (int64_t)(sim_random(&seed) % 60);
                 c->used = 1;
@@ -561,14 +569,15 @@ static struct sim_result sim_run(double n, enum sim_kind kind, enum sim_headers 
                 /* an answer takes 0.3-1.5 s; a 429 comes back at once */
                 c->due =
                     c->accepted ? arrive + 300 + (int64_t)(sim_random(&seed) % 1200) : arrive + 20;
+                if (c->due < sw->min_due)
+                    sw->min_due = c->due;
                 if (arrive >= from && arrive < to) {
                     accepted += (uint64_t)c->accepted;
                     rejected += (uint64_t)!c->accepted;
                 }
             }
-            for (int k = 0; k < SIM_CONCURRENCY; k++)
-                if (sw->calls[k].used && sw->calls[k].due < next)
-                    next = sw->calls[k].due;
+            if (sw->min_due < next)
+                next = sw->min_due;
         }
         t = next > t ? next : t + 1;
     }
