@@ -761,8 +761,8 @@ void ratelimit_end(struct ratelimit *r, const struct ratelimit_outcome *o, int64
                  * accepted no more, so a rate far above it (a first blast)
                  * comes down in one storm, not in one per minute. */
                 if (rl_sub_sat(now_ms, r->first_sent_ms) >= 10000) {
-                    double ok = rl_ring_rate(r->ok_ring, r->ok_ring_sec, now_ms, 60,
-                                             r->first_sent_ms);
+                    double ok =
+                        rl_ring_rate(r->ok_ring, r->ok_ring_sec, now_ms, 60, r->first_sent_ms);
                     if (ok > 0 && cut > ok)
                         cut = ok;
                     if (cut < RATELIMIT_AIMD_BETA * ok)
