@@ -591,7 +591,8 @@ int64_t ratelimit_wait(const struct ratelimit *r, const struct ratelimit_cost *c
         if (ms > wait)
             wait = ms;
     }
-    return wait;
+    /* only max_concurrent may say "a call must end" */
+    return wait < RATELIMIT_WAIT_CALL ? wait : RATELIMIT_WAIT_CALL - 1;
 }
 
 #define RL_RING_SLOTS ((int64_t)(sizeof((struct ratelimit *)0)->sent_ring / sizeof(uint32_t)))
@@ -690,6 +691,8 @@ static void rl_sync_remaining(struct ratelimit *r, enum ratelimit_dim d,
         if ((double)hint->reset_ms + unit_ms >= 0.9 * full_ms)
             block = rl_ceil_ms(unit_ms) < hint->reset_ms ? rl_ceil_ms(unit_ms) : hint->reset_ms;
     }
+    if (block > RATELIMIT_MAX_BLOCK_MS)
+        block = RATELIMIT_MAX_BLOCK_MS;
     int64_t until = rl_add_sat(now_ms, block);
     if (until > r->blocked_until_ms[d])
         r->blocked_until_ms[d] = until;
@@ -730,7 +733,9 @@ void ratelimit_end(struct ratelimit *r, const struct ratelimit_outcome *o, int64
                 if (h->dim[d].remaining >= 0)
                     rl_sync_remaining(r, (enum ratelimit_dim)d, &h->dim[d], now_ms);
             if (o->rate_limited && h->retry_after_ms >= 0) {
-                int64_t until = rl_add_sat(now_ms, h->retry_after_ms);
+                int64_t after = h->retry_after_ms < RATELIMIT_MAX_BLOCK_MS ? h->retry_after_ms
+                                                                           : RATELIMIT_MAX_BLOCK_MS;
+                int64_t until = rl_add_sat(now_ms, after);
                 if (until > r->retry_until_ms)
                     r->retry_until_ms = until;
             }
@@ -740,18 +745,29 @@ void ratelimit_end(struct ratelimit *r, const struct ratelimit_outcome *o, int64
             if (r->level[RATELIMIT_REQUESTS] > 0)
                 r->level[RATELIMIT_REQUESTS] = 0;
             if (o->sent_ms > r->last_cut_ms) {
+                /* the rate in force, or the rate being sent when that is
+                 * lower (nothing in force, or calls held back by a
+                 * Retry-After): a limit nobody reached proves nothing */
                 double base = ratelimit_rate(r, RATELIMIT_REQUESTS);
-                if (base <= 0)
-                    base =
-                        rl_ring_rate(r->sent_ring, r->sent_ring_sec, now_ms, 10, r->first_sent_ms);
-                /* what the provider accepted over the last minute it will
-                 * accept again: a window that answers 429 until it turns
-                 * over must not cut the rate once per call */
-                double floor =
-                    rl_ring_rate(r->ok_ring, r->ok_ring_sec, now_ms, 60, r->first_sent_ms);
-                if (base < floor)
-                    base = floor;
+                double sent =
+                    rl_ring_rate(r->sent_ring, r->sent_ring_sec, now_ms, 10, r->first_sent_ms);
+                if (base <= 0 || (sent > 0 && sent < base))
+                    base = sent;
                 double cut = RATELIMIT_AIMD_BETA * base;
+                /* Once there are 10 s of history, what the provider
+                 * accepted over the last minute bounds the cut both ways:
+                 * it will accept that again, so a window that answers 429
+                 * until it turns over does not cut once per call; and it
+                 * accepted no more, so a rate far above it (a first blast)
+                 * comes down in one storm, not in one per minute. */
+                if (rl_sub_sat(now_ms, r->first_sent_ms) >= 10000) {
+                    double ok =
+                        rl_ring_rate(r->ok_ring, r->ok_ring_sec, now_ms, 60, r->first_sent_ms);
+                    if (ok > 0 && cut > ok)
+                        cut = ok;
+                    if (cut < RATELIMIT_AIMD_BETA * ok)
+                        cut = RATELIMIT_AIMD_BETA * ok;
+                }
                 r->aimd_rpm = cut < 1 ? 1 : cut;
                 r->last_cut_ms = now_ms;
                 if (r->cuts < UINT64_MAX)

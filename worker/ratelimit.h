@@ -112,11 +112,19 @@ struct ratelimit {
     int64_t ok_ring_sec;
 };
 
-/* AIMD: a 429 cuts the requests rate to BETA times what was in force (or
- * being sent); each success while the rate holds calls back adds STEP
- * requests/min. Chosen by the simulation in tests/unit/test_ratelimit.c. */
+/* AIMD: a 429 of a call sent after the last cut cuts the requests rate to
+ * BETA times the rate in force, or the rate being sent over the last 10 s
+ * when that is lower or nothing is in force; from 10 s of history on, the
+ * cut lands between BETA and 1 times what was answered over the last
+ * minute. Each success while the requests bucket is below half full (the
+ * rate is what holds calls back) adds STEP requests/min, up to the
+ * configured or learned ceiling, where AIMD is cleared. Chosen by the
+ * simulation in tests/unit/test_ratelimit.c (its output prints the figures). */
 #define RATELIMIT_AIMD_BETA 0.8
 #define RATELIMIT_AIMD_STEP_RPM 0.25
+/* The longest a reply's Retry-After or reset blocks a lane: a provider's
+ * (or a hostile) "come back tomorrow" stalls it for an hour at most. */
+#define RATELIMIT_MAX_BLOCK_MS 3600000
 
 void ratelimit_init(struct ratelimit *r, const struct ratelimit_limits *configured, int learn,
                     int64_t now_ms);
@@ -140,6 +148,13 @@ struct ratelimit_outcome {
     int64_t sent_ms;                       /* when the call started */
     const struct ratelimit_hints *hints;   /* from its headers; NULL for none */
 };
+/* The call ended: frees its slot; corrects its tokens (used - reserved, or
+ * all back when used is NULL). With learn: a reported limit becomes the
+ * learned one; a reported remaining R lowers the level to R less what is
+ * still in flight; R = 0 blocks the dimension until its reset when that is
+ * a fixed window's (sooner than an empty continuous bucket refills),
+ * else for one unit's time; a 429 empties the requests bucket, applies
+ * Retry-After (RATELIMIT_MAX_BLOCK_MS at most) and cuts AIMD. Borrows o. */
 void ratelimit_end(struct ratelimit *r, const struct ratelimit_outcome *o, int64_t now_ms);
 /* The rate in force in dimension d (per minute; 0 = no limit known). */
 double ratelimit_rate(const struct ratelimit *r, enum ratelimit_dim d);
