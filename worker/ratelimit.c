@@ -674,6 +674,11 @@ static void rl_sync_remaining(struct ratelimit *r, enum ratelimit_dim d,
 {
     double rate = ratelimit_rate(r, d);
     double left = (double)hint->remaining - r->pending[d];
+    /* but not by more than a burst: after a burst sent before any limit
+     * was known, most of those in flight were already in R, and counting
+     * them twice would idle the lane for up to a minute */
+    if (rate > 0 && left < -rl_capacity(rate))
+        left = -rl_capacity(rate);
     if (rate > 0 && r->level[d] > left)
         r->level[d] = left;
     if (hint->remaining > 0 || hint->reset_ms < 0)

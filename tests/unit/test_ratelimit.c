@@ -194,7 +194,7 @@ static void durations_case(char *line, int lineno)
 
 /* ---- limiter.txt: scripts of events on one limiter ---- */
 
-#define SCRIPT_CALLS 64
+#define SCRIPT_CALLS 256
 
 struct script {
     struct ratelimit r;
