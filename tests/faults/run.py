@@ -343,7 +343,10 @@ class Scenario:
         per_model = {}
         for r in self.sent.values():
             per_model[ROUTES[r][0]] = per_model.get(ROUTES[r][0], 0) + 1
-        min_s = max(per_model.values()) / self.rpm * 60 if self.rpm else None
+        # the provider's bucket starts full (rpm calls at once), then refills
+        # at rpm a minute: the least time the batch can take
+        min_s = (max(0, max(per_model.values()) - self.rpm) / self.rpm * 60
+                 if self.rpm else None)
         row = {"scenario": self.name, "sent": len(self.sent), "results": len(res),
                "errors": len(errors), "lost": lost, "duplicates": dups, "dead_letters": len(dlq),
                "billed": len(billed), "costs": len(cost_ids), "429s": n429,
