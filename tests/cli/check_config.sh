@@ -125,7 +125,7 @@ check "--plan: planning goes to opus first" \
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert lines[0]["outcome"] == "ok" and lines[0]["route"][0]["model"] == "opus", lines[0]
-assert lines[0]["route"][0]["decision"] == "taken"
+assert lines[0]["route"][0]["decision"] == "taken" and lines[0]["on_rate_limit"] == "wait"
 assert lines[0]["route"][0]["worst_case_nusd"] <= lines[0]["budget_nusd"] == 50000000
 assert lines[1]["route"][0]["model"] == "mini", lines[1]
 assert lines[2]["error"]["code"] == "invalid_json" and lines[2]["line"] == 3, lines[2]
