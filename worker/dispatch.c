@@ -457,7 +457,7 @@ static struct dispatch_lane *dispatch_lane_for(struct dispatch *d, struct dispat
             return d->lanes[i];
     if (d->nlanes == d->lanes_cap) {
         size_t cap = d->lanes_cap ? d->lanes_cap * 2 : 8;
-        struct dispatch_lane **grown = realloc(d->lanes, cap * sizeof *grown);
+        struct dispatch_lane **grown = realloc(d->lanes, cap * sizeof(struct dispatch_lane *));
         if (!grown)
             abort(); /* out of memory: better to die and be redone than to lose */
         d->lanes = grown;

@@ -184,7 +184,7 @@ static void policy_bind_route(struct ydoc *doc, const struct ydoc_node *k,
     }
     char seq_what[112];
     snprintf(seq_what, sizeof seq_what, "%s%s", what, seq == value ? "" : ".candidates");
-    if (ydoc_expect_seq(doc, seq, seq_what) < 0)
+    if (!seq || ydoc_expect_seq(doc, seq, seq_what) < 0)
         return;
     if (seq->count == 0)
         ydoc_error(doc, seq, "%s: expected at least one model", what);

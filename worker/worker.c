@@ -227,7 +227,9 @@ static void worker_render(void *ctx, struct metrics_buf *out)
                                                                      : 0,
             .transitions = l->breaker.transitions,
         };
-        for (int k = 0; k < RATELIMIT_NDIMS && k < 4; k++)
+        _Static_assert(RATELIMIT_NDIMS == sizeof lanes[i].rate / sizeof lanes[i].rate[0],
+                       "a rate per dimension");
+        for (int k = 0; k < RATELIMIT_NDIMS; k++)
             lanes[i].rate[k] = ratelimit_rate(&l->limiter, (enum ratelimit_dim)k);
     }
     const char *why;
