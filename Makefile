@@ -3,7 +3,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := rdkafka libcurl jansson yaml-0.1
+PKGS     := rdkafka libcurl jansson yaml-0.1 libsystemd
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wundef -Werror
