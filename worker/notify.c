@@ -32,16 +32,17 @@ struct notify {
 
 /* kind: "READY", "WATCHDOG", ... (the log's key). fields: the assignments
  * before STATUS=; status may be NULL. */
-static void notify_send(struct notify *n, const char *kind, const char *fields,
-                        const char *status)
+static void notify_send(struct notify *n, const char *kind, const char *fields, const char *status)
 {
-    char text[NOTIFY_STATUS_MAX + 4]; /* room for "..." and the NUL */
+    char text[NOTIFY_STATUS_MAX + 1]; /* "..." fits within the max */
     if (status) {
         size_t len = strlen(status);
         size_t take = len > NOTIFY_STATUS_MAX ? NOTIFY_STATUS_MAX - 3 : len;
         for (size_t i = 0; i < take; i++) {
             unsigned char ch = (unsigned char)status[i];
-            text[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+            text[i] = status[i];
+            if (ch < 0x20 || ch == 0x7f)
+                text[i] = ' ';
         }
         if (take < len) {
             memcpy(text + take, "...", 3);
@@ -49,14 +50,15 @@ static void notify_send(struct notify *n, const char *kind, const char *fields,
         }
         text[take] = '\0';
     }
-    int rc = status ? sd_notifyf(0, "%s%sSTATUS=%s", fields, *fields ? "\n" : "", text) : sd_notify(0, fields);
+    int rc = status ? sd_notifyf(0, "%s%sSTATUS=%s", fields, *fields ? "\n" : "", text)
+                    : sd_notify(0, fields);
     if (rc >= 0)
         return;
     uint64_t suppressed;
     if (ratelog_allow_key(&n->failures, kind, loop_clock_ms(), &suppressed))
         log_warn("notify_failed",
-                 "cannot send %s to systemd's NOTIFY_SOCKET: %s (%llu more failures not "
-                 "logged); the worker goes on",
+                 "cannot send %s to systemd's NOTIFY_SOCKET: %s (%llu failures since the "
+                 "last such line not logged); the worker goes on",
                  kind, strerror(-rc), (unsigned long long)suppressed);
 }
 

@@ -265,8 +265,11 @@ def check_man(binary):
 def check_install(binary, tmp):
     dest = os.path.join(tmp, "dest")
     build = os.path.relpath(os.path.dirname(os.path.abspath(binary)), ROOT)
+    # a make of our own, not a sub-make of `make check` (its jobserver and flags)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     r = subprocess.run(["make", "--no-print-directory", "-s", "install", f"DESTDIR={dest}",
-                        f"BUILD={build}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        f"BUILD={build}"], cwd=ROOT, capture_output=True, text=True, env=env,
+                       timeout=600)
     ok(r.returncode == 0, f"make install DESTDIR=... exits 0: {r.stderr.strip()}")
     prefix = os.path.join(dest, "usr", "local")
     expect = {
@@ -290,7 +293,7 @@ def check_install(binary, tmp):
        f"make install: the installed binary runs ({v.stdout.strip()})")
     r = subprocess.run(["make", "--no-print-directory", "-s", "install", f"DESTDIR={dest}",
                         "PREFIX=/opt/sy", f"BUILD={build}"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+                       text=True, env=env, timeout=600)
     ok(r.returncode == 0 and os.path.isfile(os.path.join(dest, "opt", "sy", "bin", "switchyard")),
        "make install: PREFIX=/opt/sy installs under it")
 
