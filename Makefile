@@ -3,7 +3,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := rdkafka libcurl jansson yaml-0.1
+PKGS     := rdkafka libcurl jansson yaml-0.1 libsystemd
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wundef -Werror
@@ -20,7 +20,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 SUPPORT    := $(patsubst tests/support/%.c,$(BUILD)/%,$(wildcard tests/support/*.c))
 
-.PHONY: all deps test test-faults check asan valgrind fuzz demo fmt fmt-check lint bench clean
+.PHONY: all deps test test-faults check asan valgrind fuzz demo fmt fmt-check lint bench clean install
 
 all: $(BUILD)/switchyard
 
@@ -44,6 +44,20 @@ $(BUILD)/%: tests/support/%.c
 
 deps:
 	@bash scripts/install-deps.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man page,
+# the example configuration (copy it to /etc/switchyard) and the systemd
+# unit (its ExecStart names /usr/local/bin: edit it for another PREFIX)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/switchyard
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(BUILD)/switchyard $(DESTDIR)$(PREFIX)/bin/switchyard
+	install -m 644 config/deploy/switchyard.1 $(DESTDIR)$(PREFIX)/share/man/man1/switchyard.1
+	install -m 644 config/worker.yaml config/policy.yaml $(DESTDIR)$(PREFIX)/share/switchyard/
+	install -m 644 config/deploy/switchyard.service \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 
 # deps runs first, alone: pkg-config flags are read when a recipe runs
 test: deps

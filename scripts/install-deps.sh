@@ -11,6 +11,7 @@ packages=(
     python3-prometheus-client
     clang libclang-rt-14-dev valgrind curl
     clang-format clang-tidy cppcheck bc
+    libsystemd-dev systemd groff-base man-db
 )
 
 missing=()

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "notify.h"
 #include "probe.h"
 #include "producer.h"
 #include "redact.h"
@@ -45,6 +46,7 @@ struct worker {
     struct metrics *metrics;   /* NULL without metrics.listen */
     struct reload *reload;     /* SIGHUP: the policy parsed off the loop */
     struct kafka_probe *probe; /* the start-up check; the consumer comes after it */
+    struct notify *notify;     /* systemd: READY, WATCHDOG, STOPPING */
     int start_failed;
     /* parallel to cfg->providers: the environment's own strings (NULL when
      * unset); dispatch keeps the only copy */
@@ -135,6 +137,7 @@ static void worker_begin_stop(struct worker *w, const char *why)
              "then the flush up to %lld ms",
              why, w->dispatch ? w->dispatch->njobs : 0, (long long)w->cfg->limits.shutdown_grace_ms,
              (long long)w->cfg->limits.flush_timeout_ms);
+    notify_stopping(w->notify, "draining in-flight work");
     if (w->consumer)
         consumer_stop_fetching(w->consumer);
     if (w->dispatch)
@@ -161,6 +164,8 @@ static void worker_tick(struct loop_timer *t)
 {
     struct worker *w = t->data;
     uint64_t now = loop_now_ms(w->loop);
+    if (!w->stopping && consumer_in_group(w->consumer))
+        notify_ready(w->notify, "in the consumer group, consuming"); /* once */
     if (w->stopping) {
         if (w->dispatch->njobs == 0 || now >= w->stop_deadline_ms) {
             loop_stop(w->loop);
@@ -485,6 +490,7 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
         log_error("start_failed", "cannot set up the event loop: %s", strerror(errno));
         goto out;
     }
+    w.notify = notify_new(w.loop);
     w.signals = (struct loop_io){.fd = w.signal_fd, .cb = worker_signal, .data = &w};
     loop_io_set(w.loop, &w.signals, LOOP_READ);
     w.http = http_new(w.loop, NULL);
@@ -572,6 +578,7 @@ out:
         close(w.signal_fd);
     free(w.api_keys);
     policy_release(w.policy);
+    notify_free(w.notify);
     loop_free(w.loop);
     return rc;
 }
