@@ -40,5 +40,6 @@ void test_commit(void);
 void test_kafka(void);
 void test_breaker(void);
 void test_ratelimit(void);
+void test_reply(void);
 
 #endif
