@@ -616,8 +616,7 @@ static void config_bind_reply(struct ydoc *doc, const struct ydoc_node *map, str
         topics = ydoc_get(map, "reply_topics");
     }
     if (copy) {
-        config_bind_names(doc, copy, "copy_headers", CONFIG_COPY_HEADERS_MAX,
-                          config_header_name_ok,
+        config_bind_names(doc, copy, "copy_headers", CONFIG_COPY_HEADERS_MAX, config_header_name_ok,
                           "a header name (1 to 255 printable ASCII characters, no spaces)",
                           &r->copy_headers, &r->ncopy_headers);
     } else if ((r->copy_headers = calloc(CONFIG_COPY_HEADERS_MAX, sizeof *r->copy_headers))) {

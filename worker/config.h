@@ -100,7 +100,7 @@ struct config {
     struct config_provider *providers;
     size_t nproviders;
     struct config_limits limits;
-    char *metrics_listen;              /* "host:port", NULL = no metrics endpoint */
+    char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
     struct config_reply reply;
     struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };

@@ -138,8 +138,8 @@ static void case_run(struct reply_case *c)
     int refused = -1;
     char named[256];
     const char *topic = output_result_topic(&cfg, c->in, &refused, named, sizeof named);
-    ok(topic && strcmp(topic, c->topic) == 0, "%s: the result goes to %s (%s)", c->title,
-       c->topic, topic ? topic : "NULL");
+    ok(topic && strcmp(topic, c->topic) == 0, "%s: the result goes to %s (%s)", c->title, c->topic,
+       topic ? topic : "NULL");
     /* an allowed topic is the allow-list's own copy, which lives as long as
      * the config (the producer borrows it) */
     int from_list = topic == results;
