@@ -561,10 +561,102 @@ static void config_bind_metrics(struct ydoc *doc, const struct ydoc_node *map, s
         cfg->metrics_listen = xstrdup(s);
 }
 
+/* A list of 0..max distinct strings, each checked by ok(); every bad item
+ * reported at its node. The list is allocated even when empty. */
+static void config_bind_names(struct ydoc *doc, const struct ydoc_node *seq, const char *what,
+                              size_t max, int (*name_ok)(const char *), const char *expected,
+                              char ***out, size_t *n)
+{
+    *out = calloc(max, sizeof **out);
+    *n = 0;
+    if (!*out || ydoc_expect_seq(doc, seq, what) < 0)
+        return;
+    if (seq->count > max) {
+        ydoc_error(doc, seq, "%s: expected at most %zu names, got %zu", what, max, seq->count);
+        return;
+    }
+    for (size_t i = 0; i < seq->count; i++) {
+        const struct ydoc_node *v = seq->items[i];
+        const char *s;
+        if (ydoc_string(doc, v, what, &s) < 0)
+            continue;
+        if (!name_ok(s)) {
+            ydoc_error(doc, v, "%s: expected %s", what, expected);
+            continue;
+        }
+        size_t j = 0;
+        while (j < *n && strcmp((*out)[j], s) != 0)
+            j++;
+        if (j < *n) {
+            ydoc_error(doc, v, "%s: \"%s\" is listed twice", what, s);
+            continue;
+        }
+        if (!((*out)[*n] = xstrdup(s)))
+            return;
+        (*n)++;
+    }
+}
+
+static int config_header_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= CONFIG_HEADER_NAME_MAX && text_is_visible_ascii(s, n);
+}
+
+static void config_bind_reply(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
+{
+    static const char *const keys[] = {"copy_headers", "reply_topics", NULL};
+    static const char *const default_headers[] = {"traceparent", "tracestate",
+                                                  "kafka_correlationId", NULL};
+    struct config_reply *r = &cfg->reply;
+    const struct ydoc_node *copy = NULL, *topics = NULL;
+    if (map && ydoc_expect_map(doc, map, "reply") == 0) {
+        ydoc_check_keys(doc, map, keys, "reply");
+        copy = ydoc_get(map, "copy_headers");
+        topics = ydoc_get(map, "reply_topics");
+    }
+    if (copy) {
+        config_bind_names(doc, copy, "copy_headers", CONFIG_COPY_HEADERS_MAX, config_header_name_ok,
+                          "a header name (1 to 255 printable ASCII characters, no spaces)",
+                          &r->copy_headers, &r->ncopy_headers);
+    } else if ((r->copy_headers = calloc(CONFIG_COPY_HEADERS_MAX, sizeof *r->copy_headers))) {
+        for (size_t i = 0; default_headers[i]; i++)
+            if ((r->copy_headers[i] = xstrdup(default_headers[i])))
+                r->ncopy_headers++;
+    }
+    if (topics)
+        config_bind_names(doc, topics, "reply_topics", CONFIG_REPLY_TOPICS_MAX, config_topic_ok,
+                          "a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)", &r->topics,
+                          &r->ntopics);
+    /* a reply topic is the requester's own: one of ours there would mix
+     * results into requests (a loop), cost records or dead letters */
+    const char *const mine[] = {cfg->topic_requests, cfg->topic_costs, cfg->topic_dead_letter};
+    const char *const mine_keys[] = {"requests", "costs", "dead_letter"};
+    for (size_t i = 0; topics && topics->type == YDOC_SEQ && i < topics->count; i++) {
+        const struct ydoc_node *v = topics->items[i];
+        for (size_t j = 0; v->type == YDOC_SCALAR && j < 3; j++)
+            if (mine[j] && strcmp(v->value, mine[j]) == 0)
+                ydoc_error(doc, v,
+                           "reply_topics: \"%s\" is the %s topic (topics.%s); a reply topic "
+                           "is one the requester reads replies from",
+                           v->value, mine_keys[j], mine_keys[j]);
+    }
+}
+
+const char *config_reply_topic_find(const struct config *cfg, const void *name, size_t len)
+{
+    for (size_t i = 0; cfg && name && i < cfg->reply.ntopics; i++) {
+        const char *t = cfg->reply.topics[i];
+        if (strlen(t) == len && memcmp(t, name, len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
 struct config *config_load(const char *path, struct ydoc_errors *errs)
 {
     static const char *const top_keys[] = {"worker_id", "kafka",   "topics", "providers",
-                                           "limits",    "metrics", NULL};
+                                           "limits",    "metrics", "reply",  NULL};
     struct ydoc *doc = ydoc_load(path);
     if (!doc)
         return NULL;
@@ -600,6 +692,7 @@ struct config *config_load(const char *path, struct ydoc_errors *errs)
     config_bind_limits(doc, ydoc_get(root, "limits"), cfg);
     if ((v = ydoc_get(root, "metrics")))
         config_bind_metrics(doc, v, cfg);
+    config_bind_reply(doc, ydoc_get(root, "reply"), cfg);
 out:
     if (doc->errs.count > 0 || !doc->root) {
         config_free(cfg);
@@ -635,6 +728,12 @@ void config_free(struct config *cfg)
     free(cfg->providers);
     text_index_free(cfg->provider_index);
     free(cfg->metrics_listen);
+    for (size_t i = 0; i < cfg->reply.ncopy_headers; i++)
+        free(cfg->reply.copy_headers[i]);
+    free(cfg->reply.copy_headers);
+    for (size_t i = 0; i < cfg->reply.ntopics; i++)
+        free(cfg->reply.topics[i]);
+    free(cfg->reply.topics);
     free(cfg);
 }
 

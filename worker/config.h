@@ -76,6 +76,21 @@ struct config_limits {
                                        rate limits, then falls back (600000) */
 };
 
+/* reply: the Kafka ecosystem's request-reply conventions (README,
+ * "Request-reply"). */
+#define CONFIG_COPY_HEADERS_MAX 16  /* names in copy_headers */
+#define CONFIG_HEADER_NAME_MAX 255  /* bytes of one header name */
+#define CONFIG_REPLY_TOPICS_MAX 256 /* topics in reply_topics */
+struct config_reply {
+    /* headers copied from a request onto its result and cost records;
+     * default traceparent, tracestate, kafka_correlationId */
+    char **copy_headers;
+    size_t ncopy_headers;
+    /* topics a request's kafka_replyTopic may name; default none */
+    char **topics;
+    size_t ntopics;
+};
+
 struct config {
     char *worker_id; /* NULL: hostname-pid at start */
     struct config_kafka_property *kafka;
@@ -85,7 +100,8 @@ struct config {
     struct config_provider *providers;
     size_t nproviders;
     struct config_limits limits;
-    char *metrics_listen;              /* "host:port", NULL = no metrics endpoint */
+    char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
+    struct config_reply reply;
     struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };
 
@@ -99,6 +115,11 @@ void config_free(struct config *cfg);
 const struct config_provider *config_provider_find(const struct config *cfg, const char *name);
 
 const char *provider_type_name(enum provider_type t);
+
+/* Borrowed: the allow-list's own copy of the topic named by the len bytes
+ * at name (not NUL-terminated, may hold anything), or NULL when it is not
+ * on reply.topics. The copy lives as long as cfg. Pure. */
+const char *config_reply_topic_find(const struct config *cfg, const void *name, size_t len);
 
 /* 1 when `name` (a variable name, or anything about to be printed as one)
  * has the shape of an API key or token: a provider's key prefix (gsk_, hf_,

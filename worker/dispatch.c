@@ -222,6 +222,61 @@ static void job_send_dead_letter(struct job *job, struct job_output *out, const 
              m->payload ? keep : 0, h);
 }
 
+/* The headers copied from the request onto its result or a cost record
+ * (output.h says which); one too long to copy is dropped with a warning. */
+static rd_kafka_headers_t *job_reply_headers(struct job *job)
+{
+    struct dispatch *d = job->dispatch;
+    rd_kafka_headers_t *in = NULL;
+    if (rd_kafka_message_headers(job->msg, &in) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    size_t skipped;
+    const char *name;
+    rd_kafka_headers_t *h = output_reply_headers(d->cfg, in, &skipped, &name);
+    uint64_t suppressed;
+    if (skipped) {
+        d->counters.reply_headers_skipped += skipped;
+        if (ratelog_allow_key(&d->trouble, "reply_header_skipped", loop_now_ms(d->loop),
+                              &suppressed))
+            log_warn("reply_header_skipped",
+                     "%s: header %s is longer than %u bytes: not copied onto its outputs "
+                     "(%" PRIu64 " more since the last report)",
+                     job_id(job), name, OUTPUT_COPY_HEADER_MAX, suppressed);
+    }
+    return h;
+}
+
+/* Where the job's result goes, decided once: a reply topic the request
+ * names is used when the allow-list has it, else the results topic, with
+ * a warning (the requester waits on a topic it will never hear from). */
+static const char *job_result_topic(struct job *job)
+{
+    struct dispatch *d = job->dispatch;
+    if (job->result_topic)
+        return job->result_topic;
+    rd_kafka_headers_t *in = NULL;
+    if (rd_kafka_message_headers(job->msg, &in) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        in = NULL;
+    int refused;
+    char named[320];
+    job->result_topic = output_result_topic(d->cfg, in, &refused, named, sizeof named);
+    uint64_t suppressed;
+    if (refused) {
+        d->counters.reply_topics_refused++;
+        if (ratelog_allow_key(&d->trouble, "reply_topic_refused", loop_now_ms(d->loop),
+                              &suppressed))
+            log_warn("reply_topic_refused",
+                     "%s (partition %d offset %lld): kafka_replyTopic names %s, which is not on "
+                     "reply.reply_topics: its result goes to %s (%" PRIu64
+                     " more since the last report)",
+                     job_id(job), (int)job->msg->partition, (long long)job->msg->offset, named,
+                     job->result_topic, suppressed);
+    } else if (job->result_topic != d->cfg->topic_results) {
+        d->counters.reply_topic_results++;
+    }
+    return job->result_topic;
+}
+
 /* The bytes of a result; a replacement (result_too_large) when code is
  * set. */
 static void job_send_result(struct job *job, struct job_output *out, const char *code,
@@ -248,7 +303,7 @@ static void job_send_result(struct job *job, struct job_output *out, const char 
             abort();
     }
     const char *id = job->req->id;
-    job_send(job, out, d->cfg->topic_results, id, strlen(id), result, len, NULL);
+    job_send(job, out, job_result_topic(job), id, strlen(id), result, len, job_reply_headers(job));
 }
 
 static void job_send_cost(struct job *job, struct job_output *out)
@@ -260,7 +315,7 @@ static void job_send_cost(struct job *job, struct job_output *out)
     if (!cost)
         abort();
     const char *id = job->req->id;
-    job_send(job, out, d->cfg->topic_costs, id, strlen(id), cost, len, NULL);
+    job_send(job, out, d->cfg->topic_costs, id, strlen(id), cost, len, job_reply_headers(job));
 }
 
 /* The producer's report on one output: acknowledged, or refused for a
@@ -784,7 +839,7 @@ static void dispatch_trouble(struct dispatch *d, const struct dispatch_provider 
     char key[96];
     snprintf(key, sizeof key, "%.30s/%.30s/%.30s", kind, p->cfg->name, m->name);
     uint64_t suppressed;
-    if (!ratelog_allow_key(&d->trouble, key, (uint64_t)loop_now_ms(d->loop), &suppressed))
+    if (!ratelog_allow_key(&d->trouble, key, loop_now_ms(d->loop), &suppressed))
         return;
     log_error(kind,
               "provider %s, model %s (%s) at %s: %s%s%ld%s: %s; %s (%llu more since the "

@@ -85,6 +85,9 @@ struct dispatch_counters {
     uint64_t abandoned;        /* jobs dropped unfinished while stopping */
     uint64_t outputs_replaced; /* refused outputs replaced by deliverable ones */
     uint64_t outputs_undeliverable;
+    uint64_t reply_topic_results;   /* results sent to a request's allowed kafka_replyTopic */
+    uint64_t reply_topics_refused;  /* requests whose kafka_replyTopic is not on the list */
+    uint64_t reply_headers_skipped; /* headers too long to copy onto a result or cost record */
 };
 
 struct dispatch {

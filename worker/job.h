@@ -111,7 +111,10 @@ struct job {
     int call_started;               /* the current call holds its reservation */
     int probe;                      /* the current call is a half-open circuit's probe */
     int64_t sent_ms;                /* loop ms when the current call left the lane */
-    struct job_output *outputs;     /* once finished: result + cost records, or the dead letter */
+    /* where its result goes (the results topic, or an allowed reply topic:
+     * borrowed from the config); NULL until the first result is sent */
+    const char *result_topic;
+    struct job_output *outputs; /* once finished: result + cost records, or the dead letter */
     size_t noutputs;
     unsigned outputs_pending; /* sent and not yet settled */
     int64_t completed_ms;

@@ -199,6 +199,70 @@ rd_kafka_headers_t *output_dead_letter_headers(const struct job *job, const char
     return h;
 }
 
+rd_kafka_headers_t *output_reply_headers(const struct config *cfg, const rd_kafka_headers_t *in,
+                                         size_t *skipped, const char **skipped_name)
+{
+    rd_kafka_headers_t *out = NULL;
+    *skipped = 0;
+    *skipped_name = NULL;
+    for (size_t i = 0; in && i < cfg->reply.ncopy_headers; i++) {
+        const char *name = cfg->reply.copy_headers[i];
+        const void *value;
+        size_t size;
+        if (rd_kafka_header_get_last(in, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        if (size > OUTPUT_COPY_HEADER_MAX) {
+            if ((*skipped)++ == 0)
+                *skipped_name = name;
+            continue;
+        }
+        if (!out && !(out = rd_kafka_headers_new(cfg->reply.ncopy_headers)))
+            return NULL;
+        /* a null value is added as null: value NULL, size 0 */
+        rd_kafka_header_add(out, name, -1, value, value ? (ssize_t)size : 0);
+    }
+    return out;
+}
+
+/* Kafka's topic alphabet; the allow-list holds only such names. */
+static int output_topic_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 249)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+const char *output_result_topic(const struct config *cfg, const rd_kafka_headers_t *in,
+                                int *refused, char *named, size_t cap)
+{
+    const void *value;
+    size_t size;
+    *refused = 0;
+    if (cap)
+        named[0] = '\0';
+    if (!in || rd_kafka_header_get_last(in, OUTPUT_REPLY_TOPIC_HEADER, &value, &size) !=
+                   RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cfg->topic_results;
+    const char *topic = value ? config_reply_topic_find(cfg, value, size) : NULL;
+    if (topic)
+        return topic;
+    *refused = 1;
+    /* only a topic name is echoed: the value is the requester's bytes */
+    if (value && output_topic_name_ok(value, size))
+        snprintf(named, cap, "%.*s", (int)size, (const char *)value);
+    else if (value)
+        snprintf(named, cap, "%zu bytes that are no topic name", size);
+    else
+        snprintf(named, cap, "a null value");
+    return cfg->topic_results;
+}
+
 static int output_too_large_error(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||

@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "job.h"
 
 /* A dead letter too large for its topic keeps this much of the input. */
@@ -35,6 +36,37 @@ struct output_dead_letter {
 /* New headers: the input's own, then the error's. */
 rd_kafka_headers_t *output_dead_letter_headers(const struct job *job, const char *worker_id,
                                                const struct output_dead_letter *dl);
+
+/* Request-reply (README, "Request-reply"). Spring Kafka's
+ * ReplyingKafkaTemplate names its reply topic in kafka_replyTopic (the
+ * topic's UTF-8 bytes) and correlates on kafka_correlationId (16 raw bytes
+ * of a UUID); Kafka's Java clients read a repeated header's last value
+ * (Headers.lastHeader), and so do these. */
+#define OUTPUT_REPLY_TOPIC_HEADER "kafka_replyTopic"
+/* A header value longer than this is not copied onto results and cost
+ * records: a trace context or correlation id is far shorter. */
+#define OUTPUT_COPY_HEADER_MAX 1024u
+
+/* New headers for a result or a cost record of the request whose headers
+ * are `in` (borrowed; NULL: none): for each name of cfg->reply.copy_headers,
+ * in that order, the request's last header of that name, its value byte
+ * for byte (a null value stays null, an empty one empty). A value longer
+ * than OUTPUT_COPY_HEADER_MAX is not copied: *skipped counts such headers
+ * and *skipped_name names the first (borrowed from cfg). NULL when nothing
+ * is copied (or out of memory). Pure. */
+rd_kafka_headers_t *output_reply_headers(const struct config *cfg, const rd_kafka_headers_t *in,
+                                         size_t *skipped, const char **skipped_name);
+
+/* Where the result of the request whose headers are `in` goes. Borrowed
+ * (lives as long as cfg): the allow-list's own copy of the topic the
+ * request's last kafka_replyTopic names, when that topic is on
+ * cfg->reply.topics; otherwise cfg->topic_results. *refused is 1 when the
+ * request named a reply topic that is not on the list (or no topic at
+ * all: an empty or null value); then `named` (cap bytes, 256 hold any)
+ * says what it named: the topic, or how many bytes that are no topic
+ * name. Pure. */
+const char *output_result_topic(const struct config *cfg, const rd_kafka_headers_t *in,
+                                int *refused, char *named, size_t cap);
 
 /* What replaces an output of `kind` refused for good, after it was
  * replaced `replaced` times already:

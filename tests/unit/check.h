@@ -41,5 +41,6 @@ void test_kafka(void);
 void test_breaker(void);
 void test_ratelimit(void);
 void test_notify(void);
+void test_reply(void);
 
 #endif
