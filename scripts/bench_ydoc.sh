@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 n=${1:-40000}
 runs=${2:-5}
 bin=${BUILD:-build}/switchyard
+# the generated policies use the openai provider: --check-config wants its key
+export OPENAI_API_KEY=${OPENAI_API_KEY:-bench-not-used}
 [ -x "$bin" ] || { echo "bench_ydoc: $bin not built (make)" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

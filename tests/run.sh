@@ -36,6 +36,7 @@ stage() {
 
 stage unit "$BUILD/unit_tests"
 stage schema "$PY" tests/schema/check_examples.py .
+stage schema-offline "$PY" tests/schema/test_offline.py
 stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 stage layers "$PY" tests/cli/check_layers.py .
 stage deploy "$PY" tests/cli/check_deploy.py "$BUILD/switchyard"

@@ -141,29 +141,99 @@ void kafka_error_warn(const struct config *cfg, const char *client, int err, con
              client, servers ? servers : "(not set)", ename, reason, kafka_error_advice(err), more);
 }
 
+/* The value of one property, "${ENV}" expanded: borrowed, NULL when the
+ * variable is unset; *var as kafka_config_value says. */
+static const char *kafka_property_value(const struct config_kafka_property *p, char **var)
+{
+    if (var)
+        *var = NULL;
+    const char *value = p->value;
+    size_t n = strlen(value);
+    if (n > 3 && value[0] == '$' && value[1] == '{' && value[n - 1] == '}') {
+        /* no copy of the value: a PEM certificate or a long secret is
+         * passed to librdkafka whole */
+        char *v = strndup(value + 2, n - 3);
+        const char *env = v ? getenv(v) : NULL;
+        if (var)
+            *var = v;
+        else
+            free(v);
+        return env;
+    }
+    return value;
+}
+
 const char *kafka_config_value(const struct config *cfg, const char *name, char **var)
 {
     if (var)
         *var = NULL;
-    for (size_t i = 0; i < cfg->nkafka; i++) {
-        if (strcmp(cfg->kafka[i].name, name) != 0)
-            continue;
-        const char *value = cfg->kafka[i].value;
-        size_t n = strlen(value);
-        if (n > 3 && value[0] == '$' && value[1] == '{' && value[n - 1] == '}') {
-            /* no copy of the value: a PEM certificate or a long secret is
-             * passed to librdkafka whole */
-            char *v = strndup(value + 2, n - 3);
-            const char *env = v ? getenv(v) : NULL;
-            if (var)
-                *var = v;
-            else
-                free(v);
-            return env;
-        }
-        return value;
-    }
+    for (size_t i = 0; i < cfg->nkafka; i++)
+        if (strcmp(cfg->kafka[i].name, name) == 0)
+            return kafka_property_value(&cfg->kafka[i], var);
     return NULL;
+}
+
+/* librdkafka's text without its trailing line break, and with `value`
+ * (from the environment: it may be a secret put under the wrong property)
+ * never quoted: each "value" becomes "${VAR}". New string, NULL when out
+ * of memory. */
+static char *kafka_refusal_text(const char *errstr, const char *value, const char *var)
+{
+    size_t n = strlen(errstr);
+    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == '\r' || errstr[n - 1] == ' '))
+        n--;
+    size_t vlen = value ? strlen(value) : 0;
+    /* each replacement is at most strlen(var) + 5 bytes ("${VAR}" quoted) */
+    size_t cap = n + 1 + (var ? (strlen(var) + 5) * (n / 3 + 1) : 0);
+    char *out = malloc(cap), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        if (var && vlen && errstr[i] == '"' && i + vlen + 2 <= n &&
+            memcmp(errstr + i + 1, value, vlen) == 0 && errstr[i + vlen + 1] == '"') {
+            size_t vn = strlen(var);
+            memcpy(o, "\"${", 3);
+            memcpy(o + 3, var, vn);
+            memcpy(o + 3 + vn, "}\"", 2);
+            o += vn + 5;
+            i += vlen + 2;
+            continue;
+        }
+        *o++ = errstr[i++];
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Sets cfg->kafka[i] on conf, "${ENV}" expanded: 0, or -1 with e set to
+ * "kafka: \"NAME\": why". The one place a configured property reaches a
+ * conf: the worker's start and --check-config both come through here. */
+static int kafka_conf_put(rd_kafka_conf_t *conf, const struct config *cfg, size_t i, struct err *e)
+{
+    const char *name = cfg->kafka[i].name;
+    char *var = NULL;
+    const char *value = kafka_property_value(&cfg->kafka[i], &var);
+    int rc = 0;
+    char errstr[512];
+    if (!value) {
+        rc = err_set(e, ERR_CONFIG, "kafka_config",
+                     "kafka: \"%.64s\": environment variable %s is not set", name,
+                     var ? var : "(name unreadable)");
+    } else if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        char *why = kafka_refusal_text(errstr, value, var);
+        rc = err_set(e, ERR_CONFIG, "kafka_config", "kafka: \"%.64s\": librdkafka refuses %s: %s",
+                     name, var ? "the value of its variable" : "the value",
+                     why ? why : "(out of memory)");
+        free(why);
+    }
+    free(var);
+    return rc;
+}
+
+/* Whether property `name` goes into the conf of `role`. */
+static int kafka_for_role(const char *name, enum kafka_role role)
+{
+    return !kafka_in(name, role == KAFKA_CONSUMER ? producer_only : consumer_only);
 }
 
 rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, struct err *e)
@@ -171,25 +241,57 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     for (size_t i = 0; i < cfg->nkafka; i++) {
-        const char *name = cfg->kafka[i].name;
-        if (kafka_in(name, role == KAFKA_CONSUMER ? producer_only : consumer_only))
+        if (!kafka_for_role(cfg->kafka[i].name, role))
             continue;
-        char *var = NULL;
-        const char *value = kafka_config_value(cfg, name, &var);
-        int rc = 0;
-        if (!value)
-            rc = err_set(e, ERR_CONFIG, "kafka_config",
-                         "kafka %s: environment variable %s is not set", name,
-                         var ? var : "(name unreadable)");
-        else
-            rc = kafka_conf_set(conf, name, value, e);
-        free(var);
-        if (rc < 0) {
+        if (kafka_conf_put(conf, cfg, i, e) < 0) {
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
     }
     return conf;
+}
+
+/* Switchyard's own settings that hold whatever worker.yaml says, as
+ * producer_new and consumer_new set them over kafka_conf_new's conf (the
+ * ones they set only when worker.yaml does not are left out: worker.yaml's
+ * value is then the one checked). */
+static const char *const producer_own[][2] = {
+    {"enable.idempotence", "true"}, {"acks", "all"}, {NULL, NULL}};
+static const char *const consumer_own[][2] = {{"enable.auto.commit", "false"},
+                                              {"enable.auto.offset.store", "false"},
+                                              {"enable.partition.eof", "false"},
+                                              {NULL, NULL}};
+
+size_t kafka_conf_check(const struct config *cfg,
+                        void (*bad)(void *ctx, size_t property, const char *msg), void *ctx)
+{
+    static const enum kafka_role roles[] = {KAFKA_PRODUCER, KAFKA_CONSUMER};
+    rd_kafka_conf_t *confs[2] = {rd_kafka_conf_new(), rd_kafka_conf_new()};
+    size_t nbad = 0;
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        /* a property both roles refuse is reported once */
+        for (size_t r = 0; r < 2; r++) {
+            struct err e = {0};
+            if (!kafka_for_role(cfg->kafka[i].name, roles[r]) ||
+                kafka_conf_put(confs[r], cfg, i, &e) == 0)
+                continue;
+            bad(ctx, i, e.msg);
+            nbad++;
+            break;
+        }
+    }
+    for (size_t r = 0; r < 2; r++) {
+        const char *const(*own)[2] = roles[r] == KAFKA_PRODUCER ? producer_own : consumer_own;
+        for (size_t j = 0; own[j][0]; j++) {
+            struct err e = {0};
+            if (kafka_conf_set(confs[r], own[j][0], own[j][1], &e) < 0) {
+                bad(ctx, cfg->nkafka, e.msg);
+                nbad++;
+            }
+        }
+        rd_kafka_conf_destroy(confs[r]);
+    }
+    return nbad;
 }
 
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct err *e)

@@ -23,6 +23,18 @@ enum kafka_role { KAFKA_CONSUMER, KAFKA_PRODUCER };
  * object, or NULL with e set. */
 rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, struct err *e);
 
+/* --check-config's and the start's check of the kafka section, offline:
+ * builds the conf objects the producer and the consumer start from (each
+ * property their role keeps, "${ENV}" expanded, set on a fresh conf exactly
+ * as kafka_conf_new sets it; then switchyard's own fixed settings) and
+ * destroys them. Calls bad(ctx, i, msg) once for each property i of
+ * cfg->kafka that either conf refuses, msg being "kafka: \"NAME\": ..."
+ * (the variable that is not set, or librdkafka's own text, which never
+ * quotes a value that came from the environment); i = cfg->nkafka for one
+ * of switchyard's own settings. Returns how many. Connects to nothing. */
+size_t kafka_conf_check(const struct config *cfg,
+                        void (*bad)(void *ctx, size_t property, const char *msg), void *ctx);
+
 /* rd_kafka_conf_set with our error value: 0, or -1 with e set. */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct err *e);
 

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "policy.h"
+#include "preflight.h"
 #include "request.h"
 #include "router.h"
 #include "worker.h"
@@ -79,6 +80,24 @@ static int load_all(const char *config_path, const char *policy_path, struct con
     int bad = errs.count > 0 || !*cfg || !*policy;
     ydoc_errors_release(&errs);
     return bad ? -1 : 0;
+}
+
+/* What start would refuse, for --check-config (located lines on stderr)
+ * and for the start itself (the same lines as error events): one function,
+ * so the two cannot drift. -1 when anything was found. */
+static int preflight(int check, const struct config *cfg, const struct policy *policy,
+                     const char *config_path, const char *policy_path)
+{
+    struct preflight_report report = {0};
+    size_t n = preflight_run(cfg, policy, config_path, policy_path, &report);
+    for (size_t i = 0; i < report.count; i++) {
+        if (check)
+            fprintf(stderr, "%s\n", report.items[i].line);
+        else
+            log_error(report.items[i].event, "%s", report.items[i].line);
+    }
+    preflight_report_release(&report);
+    return n ? -1 : 0;
 }
 
 static json_t *plan_to_json(const struct policy *policy, const struct request *req,
@@ -204,6 +223,9 @@ int main(int argc, char **argv)
     struct policy *policy;
     int rc = 1;
     if (load_all(config_path, policy_path, &cfg, &policy) < 0)
+        goto out;
+    if (mode != MODE_PLAN &&
+        preflight(mode == MODE_CHECK, cfg, policy, config_path, policy_path) < 0)
         goto out;
     if (mode == MODE_CHECK) {
         printf("%s: ok\n%s: ok (%zu models, %zu routes)\n", config_path, policy_path,

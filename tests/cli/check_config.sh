@@ -19,6 +19,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 bad=tests/data/bad-config
 
+# --check-config reads the environment as the start does: the shipped
+# policy's two providers need their keys (placeholders: nothing connects)
+export ANTHROPIC_API_KEY=sk-test-anthropic-not-real OPENAI_API_KEY=sk-test-openai-not-real
 "$bin" --check-config --config config/worker.yaml --policy config/policy.yaml >"$tmp/out" 2>"$tmp/err"
 check "shipped config: exit 0" test $? -eq 0
 check "shipped config: nothing on stderr" test ! -s "$tmp/err"
@@ -45,6 +48,66 @@ for f in worker-api-key-in-file worker-api-key-env-is-a-key worker-kafka-propert
 done
 check "key-shaped api_key_env: each refused, located" \
     test "$(grep -c "^$bad/worker-api-key-env-key-shaped.yaml:[0-9]*:18: api_key_env: this looks like an API key" "$tmp/err")" -eq 5
+
+# librdkafka's verdict on values written in the file, at each value
+"$bin" --check-config --config $bad/worker-kafka-bad-values.yaml >"$tmp/out" 2>"$tmp/err"
+check "socket.timeout.ms: abc, compression.codec: zzz: exit 1" test $? -eq 1
+check "socket.timeout.ms: abc, compression.codec: zzz: the exact located lines" \
+    diff <(sed "s|^|$bad/|" $bad/worker-kafka-bad-values.expected) "$tmp/err"
+
+# What only the environment or the built librdkafka conf objects show:
+# --check-config finds, without connecting, what start would refuse, and
+# the start refuses with the same lines (as error events) before it
+# connects. tests/data/bad-config/preflight/NAME.yaml: worker-* is checked
+# with config/policy.yaml, policy-* with config/worker.yaml; NAME.expected
+# holds the exact lines (empty: accepted).
+pre=$bad/preflight
+pre_env=(env -u SWITCHYARD_TEST_UNSET_KEY -u SWITCHYARD_TEST_UNSET_KEY_TOO
+    -u SWITCHYARD_TEST_UNSET_SECRET SWITCHYARD_TEST_EMPTY_KEY= SWITCHYARD_TEST_TIMEOUT=abc
+    SWITCHYARD_TEST_SMALL=1 SWITCHYARD_TEST_PROTOCOL=hunter2-DONOTECHO)
+npre=0
+for yaml in $pre/*.yaml; do
+    name=$(basename "$yaml" .yaml)
+    npre=$((npre + 1))
+    case $name in
+    worker-*) files=(--config "$yaml" --policy config/policy.yaml) ;;
+    *) files=(--config config/worker.yaml --policy "$yaml") ;;
+    esac
+    want=0
+    [ -s $pre/$name.expected ] && want=1
+    "${pre_env[@]}" "$bin" --check-config "${files[@]}" >"$tmp/out" 2>"$tmp/err"
+    check "preflight $name: --check-config exits $want" test $? -eq $want
+    check "preflight $name: --check-config prints exactly $name.expected" \
+        diff $pre/$name.expected "$tmp/err"
+    check "preflight $name: no value from the environment printed" \
+        bash -c "! grep -q DONOTECHO '$tmp/out' '$tmp/err'"
+    [ $want -eq 1 ] || continue
+    # the start: no Kafka listens on 127.0.0.1:9092 here, and none is needed
+    "${pre_env[@]}" timeout 20 "$bin" "${files[@]}" >"$tmp/out" 2>"$tmp/err"
+    check "preflight $name: the start exits 1" test $? -eq 1
+    check "preflight $name: the start logs the same lines as error events, and nothing else" \
+        /usr/bin/python3 -c '
+import json, sys
+want = open(sys.argv[1]).read().splitlines()
+events = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+got = [e["msg"] for e in events if e["level"] == "error"]
+assert got == want and len(events) == len(want), (got, want)
+' $pre/$name.expected "$tmp/err"
+    check "preflight $name: the start prints no value from the environment" \
+        bash -c "! grep -q DONOTECHO '$tmp/err'"
+done
+check "preflight: at least 5 cases" test $npre -ge 5
+check "preflight: the budget is named as the router sees it" \
+    grep -q ':12:16: budget.default_usd: 0.000001 USD affords no route.* the cheapest is route "classification" (nano), which needs 0.0000071 USD$' \
+    $pre/policy-budget-unaffordable.expected
+# without the keys the shipped files are refused, each variable located
+env -u ANTHROPIC_API_KEY OPENAI_API_KEY= "$bin" --check-config --config config/worker.yaml \
+    --policy config/policy.yaml >"$tmp/out" 2>"$tmp/err"
+check "shipped config without keys: exit 1" test $? -eq 1
+check "shipped config without keys: both variables, located" diff - "$tmp/err" <<EOF
+config/worker.yaml:24:18: provider anthropic: the environment variable that api_key_env names (ANTHROPIC_API_KEY) is not set or empty
+config/worker.yaml:49:18: provider openai: the environment variable that api_key_env names (OPENAI_API_KEY) is not set or empty
+EOF
 
 "$bin" --check-config --config /nonexistent/worker.yaml >"$tmp/out" 2>"$tmp/err"
 check "missing file: exit 1" test $? -eq 1
