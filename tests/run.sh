@@ -38,6 +38,7 @@ stage unit "$BUILD/unit_tests"
 stage schema "$PY" tests/schema/check_examples.py .
 stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 stage layers "$PY" tests/cli/check_layers.py .
+stage readme "$PY" tests/cli/check_readme.py
 [ -f tests/support/mock_kafka_selftest.sh ] &&
     stage mock-kafka bash tests/support/mock_kafka_selftest.sh "$BUILD/mock_kafka"
 [ -f tests/support/fake_provider_selftest.sh ] &&
