@@ -40,6 +40,7 @@ stage schema-offline "$PY" tests/schema/test_offline.py
 stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 stage layers "$PY" tests/cli/check_layers.py .
 stage deploy "$PY" tests/cli/check_deploy.py "$BUILD/switchyard"
+stage readme "$PY" tests/cli/check_readme.py
 [ -f tests/support/mock_kafka_selftest.sh ] &&
     stage mock-kafka bash tests/support/mock_kafka_selftest.sh "$BUILD/mock_kafka"
 [ -f tests/support/fake_provider_selftest.sh ] &&

@@ -1,0 +1,268 @@
+"""README's runnable blocks, run for real (issue 9: the manual cannot drift
+from the program).
+
+A fenced block preceded, on the line just above its opening fence, by
+    <!-- runnable: KIND [; or-error: TEXT] -->
+is extracted from README.md and run:
+- shell         bash -e -o pipefail, from the repository root, against a
+                mock cluster (build/mock_kafka) with the README's topics, a
+                switchyard worker (config/policy.yaml) and the fake provider
+                (build/fake_provider), all on 127.0.0.1;
+- shell-syntax  bash -n only (set-up commands: make demo, make test);
+- python        /usr/bin/python3, same environment as shell;
+- worker-yaml   a whole worker.yaml: switchyard --check-config with
+                config/policy.yaml;
+- worker-yaml-part  top-level sections (e.g. a kafka: block) that replace
+                the same sections of config/worker.yaml, then --check-config;
+- policy-yaml   a whole policy: --check-config with config/worker.yaml.
+`or-error: TEXT` also accepts a --check-config that fails with TEXT on
+every error line (a block that needs a librdkafka feature Debian's build
+lacks, as README says).
+A block preceded by <!-- checked: java --> is not run (no JDK here): the
+topic names it quotes must be README's topics and the JSON fields it reads
+must exist in schemas/.
+
+The blocks see, in their environment, the placeholders README documents:
+BOOTSTRAP (the cluster's bootstrap list), METRICS (the worker's metrics
+HOST:PORT), SWITCHYARD_PID (the worker's process id), PATH with build/
+first; every ${NAME} a YAML block names, and the API key variables of
+config/worker.yaml, are set to placeholder values for --check-config.
+
+A failing block fails the test with its README line number (README_VERBOSE=1
+prints every block's output). The last line is "N passed, N failed"."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from harness import BUILD, Checks, Harness, http_status  # noqa: E402
+
+MARK = re.compile(r"^<!--\s*(runnable|checked):\s*([a-z-]+)\s*(?:;\s*or-error:\s*(.*?))?\s*-->\s*$")
+KINDS = {"shell", "shell-syntax", "python", "worker-yaml", "worker-yaml-part", "policy-yaml", "java"}
+BLOCK_TIMEOUT = 90
+
+
+def blocks(path):
+    """(line of the opening fence, kind, or_error, text) of every marked block;
+    a mark not followed by a fence is reported as kind None."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    out = []
+    i = 0
+    while i < len(lines):
+        m = MARK.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        kind, or_error = m.group(2), m.group(3)
+        if i + 1 >= len(lines) or not lines[i + 1].startswith("```"):
+            out.append((i + 1, None, None, f"mark '{lines[i]}' is not followed by a fence"))
+            i += 1
+            continue
+        start = i + 2
+        j = start
+        while j < len(lines) and not lines[j].startswith("```"):
+            j += 1
+        out.append((i + 2, kind, or_error, "\n".join(lines[start:j]) + "\n"))
+        i = j + 1
+    return out
+
+
+def readme_topics():
+    """The topic names of config/worker.yaml, the ones README uses."""
+    text = open(os.path.join(ROOT, "config", "worker.yaml")).read()
+    section = re.search(r"^topics:\n((?:[ #].*\n|\n)*)", text, re.M).group(1)
+    return dict(re.findall(r"^\s+(requests|results|costs|dead_letter):\s*(\S+)", section, re.M))
+
+
+def schema_fields():
+    names = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "properties" and isinstance(v, dict):
+                    names.update(v.keys())
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for f in os.listdir(os.path.join(ROOT, "schemas")):
+        if f.endswith(".schema.json"):
+            walk(json.load(open(os.path.join(ROOT, "schemas", f))))
+    return names
+
+
+def sections(text):
+    """Top-level YAML sections of a block-style document, in order: (key, text)."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):", line)
+        if m:
+            out.append([m.group(1), line])
+        elif out:
+            out[-1][1] += line
+        # lines before the first key (comments) are dropped
+    return out
+
+
+def splice(base, part):
+    """base with each top-level section that part has replaced by part's."""
+    new = dict(sections(part))
+    merged = [(k, new.pop(k, t)) for k, t in sections(base)]
+    merged += list(new.items())
+    return "".join(t if t.endswith("\n") else t + "\n" for _, t in merged)
+
+
+def yaml_env(text):
+    """Values for every ${NAME} and api_key_env a YAML text names."""
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
+    names |= set(re.findall(r"api_key_env:\s*([A-Za-z_][A-Za-z0-9_]*)", text))
+    return {n: "placeholder-not-a-secret" for n in names}
+
+
+def check_config(tmp, config_text, policy_path, or_error):
+    cfg = os.path.join(tmp, "readme-worker.yaml")
+    with open(cfg, "w") as f:
+        f.write(config_text)
+    env = dict(os.environ)
+    env.update(yaml_env(config_text))
+    env.update(yaml_env(open(os.path.join(ROOT, "config", "worker.yaml")).read()))
+    r = subprocess.run([os.path.join(BUILD, "switchyard"), "--check-config", "--config", cfg,
+                        "--policy", policy_path], env=env, capture_output=True, text=True,
+                       timeout=30)
+    out = (r.stdout + r.stderr).strip()
+    if r.returncode == 0:
+        return True, out
+    if or_error:
+        lines = [l for l in out.splitlines() if l.strip()]
+        if lines and all(or_error in l for l in lines):
+            return True, f"refused as README says ({or_error}): {len(lines)} lines"
+    return False, out
+
+
+def run_block(kind, text, env, tmp):
+    if kind == "shell-syntax":
+        r = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True, timeout=10)
+    elif kind == "shell":
+        r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+    elif kind == "python":
+        path = os.path.join(tmp, "block.py")
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run(["/usr/bin/python3", path], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=BLOCK_TIMEOUT)
+    else:
+        raise ValueError(kind)
+    return r.returncode == 0, (r.stdout + r.stderr).strip()
+
+
+def check_java(text, topics, fields):
+    """(ok, why): the topics it quotes are README's, it reads only schema fields."""
+    quoted = set(re.findall(r'"([A-Za-z0-9._-]+)"', text))
+    named = quoted & set(topics.values())
+    bad_topics = {q for q in quoted if q.startswith("llm.")} - set(topics.values())
+    read = set(re.findall(r'\.(?:get|path|has)\("([A-Za-z_]+)"\)', text))
+    unknown = read - fields
+    why = []
+    if not named:
+        why.append("names none of the topics " + ", ".join(sorted(topics.values())))
+    if bad_topics:
+        why.append("names topics that are not README's: " + ", ".join(sorted(bad_topics)))
+    if unknown:
+        why.append("reads fields the schemas do not have: " + ", ".join(sorted(unknown)))
+    return not why, "; ".join(why) or f"topics {sorted(named)}, fields {sorted(read)}"
+
+
+def start_cluster(topics, tmp):
+    """The mock cluster with README's topics, the fake provider and a
+    worker on config/policy.yaml; returns (harness, env for the blocks)."""
+    h = Harness({topics["requests"]: 4, topics["results"]: 4, topics["costs"]: 4,
+                 topics["dead_letter"]: 1}, fake_args=["--latency-ms", "20"])
+    base = f"http://{h.provider_addr}"
+    path = h.write_config("switchyard", topics, providers={
+        "anthropic": {"type": "anthropic", "base_url": base, "api_key_env": "ANTHROPIC_API_KEY"},
+        "openai": {"type": "openai", "base_url": base + "/v1", "api_key_env": "OPENAI_API_KEY"}})
+    cfg = json.load(open(path))
+    cfg["metrics"] = {"listen": "127.0.0.1:0"}
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+    keys = {"ANTHROPIC_API_KEY": "readme-test-key-a", "OPENAI_API_KEY": "readme-test-key-o"}
+    w = h.start_worker(path, os.path.join(ROOT, "config", "policy.yaml"), env=keys)
+    addr = h.metrics_address()
+    if addr is None:
+        raise RuntimeError("the worker did not start: " + open(h.worker_log).read()[-2000:])
+    deadline = time.time() + 30
+    while time.time() < deadline and http_status(addr, "/readyz") != 200:
+        time.sleep(0.1)
+    env = dict(os.environ)
+    env.update(keys)
+    env.update({"BOOTSTRAP": h.bootstrap, "METRICS": addr, "SWITCHYARD_PID": str(w.pid),
+                "PATH": os.path.join(BUILD) + os.pathsep + env.get("PATH", ""),
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    return h, env
+
+
+def main():
+    readme = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "README.md")
+    found = blocks(readme)
+    topics = readme_topics()
+    fields = schema_fields()
+    c = Checks()
+    kinds = {k for _, k, _, _ in found}
+    for need in ("shell", "python", "worker-yaml-part", "policy-yaml", "java"):
+        c.ok(need in kinds, f"README has at least one '{need}' block")
+    tmp = tempfile.mkdtemp(prefix="switchyard-readme-")
+    h = env = None
+    try:
+        if any(k in ("shell", "python") for _, k, _, _ in found):
+            h, env = start_cluster(topics, tmp)
+        for line, kind, or_error, text in found:
+            where = f"{os.path.basename(readme)}:{line}"
+            if kind not in KINDS:
+                c.ok(False, f"{where}: unknown or malformed mark ({kind}): {text[:80]}")
+                continue
+            t0 = time.time()
+            try:
+                if kind == "java":
+                    good, out = check_java(text, topics, fields)
+                elif kind == "worker-yaml":
+                    good, out = check_config(tmp, text, os.path.join(ROOT, "config", "policy.yaml"),
+                                             or_error)
+                elif kind == "worker-yaml-part":
+                    base = open(os.path.join(ROOT, "config", "worker.yaml")).read()
+                    good, out = check_config(tmp, splice(base, text),
+                                             os.path.join(ROOT, "config", "policy.yaml"), or_error)
+                elif kind == "policy-yaml":
+                    pol = os.path.join(tmp, "readme-policy.yaml")
+                    with open(pol, "w") as f:
+                        f.write(text)
+                    good, out = check_config(tmp, open(os.path.join(ROOT, "config",
+                                                                    "worker.yaml")).read(),
+                                             pol, or_error)
+                else:
+                    good, out = run_block(kind, text, env, tmp)
+            except subprocess.TimeoutExpired:
+                good, out = False, f"timed out after {BLOCK_TIMEOUT} s"
+            took = time.time() - t0
+            if c.ok(good, f"{where}: {kind} block failed:\n{out[-3000:]}"):
+                print(f"ok {where} {kind} ({took:.1f} s)")
+                if os.environ.get("README_VERBOSE"):
+                    print("    " + out.replace("\n", "\n    "))
+        if h is not None:
+            c.ok(h.worker.poll() is None, "the worker is still running after every block")
+    finally:
+        if h is not None:
+            h.close()
+    return c.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
