@@ -55,7 +55,10 @@ struct consumer {
     struct partition *parts; /* indexed by partition id */
     size_t nparts;
     size_t in_flight;
-    uint64_t skipped; /* messages finished by a previous owner */
+    int fatal_reported; /* handlers.fatal was called */
+    long fatal_after;   /* tests: SWITCHYARD_FAULT_CONSUMER_FATAL_AFTER messages, then a
+                           fatal error raised by librdkafka's own test hook */
+    uint64_t skipped;   /* messages finished by a previous owner */
     /* a commit failed because the group is rebalancing: librdkafka 2.0.2
      * loses the assignment when commits keep landing in a rebalance
      * (librdkafka#4059), so periodic commits wait for the next assignment */
@@ -409,6 +412,25 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     consumer_maybe_release(c);
 }
 
+/* librdkafka says the consumer is dead for good (it may say so in a
+ * consumed message or through the error callback): said once, and the
+ * owner stops the worker. */
+static void consumer_fatal(struct consumer *c)
+{
+    if (c->fatal_reported)
+        return;
+    c->fatal_reported = 1;
+    char why[512];
+    if (rd_kafka_fatal_error(c->rk, why, sizeof why) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        snprintf(why, sizeof why, "a fatal consumer error");
+    log_error("consumer_fatal",
+              "%s; the consumer cannot go on: the worker stops (exit 1) so that its "
+              "supervisor restarts it",
+              why);
+    if (c->handlers.fatal)
+        c->handlers.fatal(c->ctx, why);
+}
+
 static void consumer_drain(struct consumer *c)
 {
     for (int n = 0; n < CONSUMER_BATCH; n++) {
@@ -416,7 +438,9 @@ static void consumer_drain(struct consumer *c)
         if (!msg)
             return;
         if (msg->err) {
-            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
+                consumer_fatal(c);
+            else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_warn("consume_error", "%s", rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             continue;
@@ -455,6 +479,9 @@ static void consumer_drain(struct consumer *c)
         }
         p->in_flight++;
         c->in_flight++;
+        if (c->fatal_after > 0 && --c->fatal_after == 0)
+            rd_kafka_test_fatal_error(c->rk, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+                                      "injected by SWITCHYARD_FAULT_CONSUMER_FATAL_AFTER");
         if (p->in_flight >= (size_t)c->cfg->limits.max_in_flight_per_partition ||
             c->in_flight >= (size_t)c->cfg->limits.max_in_flight)
             consumer_apply_caps(c);
@@ -487,13 +514,12 @@ static void consumer_commit_tick(struct loop_timer *t)
 /* Served by the consumer poll, on the loop's thread. */
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+    (void)rk;
     struct consumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         c->brokers_down = 1;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        log_error("consumer_fatal", "%s", why);
+        consumer_fatal(c);
         return;
     }
     kafka_error_warn(c->cfg, "consumer", err, reason);
@@ -602,6 +628,8 @@ struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
     c->commit_timer = (struct loop_timer){.cb = consumer_commit_tick, .data = c};
     c->revoke_timer = (struct loop_timer){.cb = consumer_revoke_grace, .data = c};
     c->stall_timer = (struct loop_timer){.cb = consumer_stall_tick, .data = c};
+    if (kafka_fault_env("SWITCHYARD_FAULT_CONSUMER_FATAL_AFTER", &c->fatal_after, e) < 0)
+        goto fail;
 
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, KAFKA_CONSUMER, e);
     if (!conf)

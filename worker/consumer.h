@@ -21,6 +21,11 @@ struct consumer_handlers {
      * rd_kafka_message_destroy) and must call consumer_finished exactly
      * once for it, with this generation, when its outputs are acked. */
     void (*message)(void *ctx, rd_kafka_message_t *msg, uint32_t generation);
+    /* librdkafka raised a fatal error (e.g. a static member fenced by
+     * another with the same group.instance.id): the consumer is dead and
+     * the worker must stop. Called once; why is librdkafka's text. May be
+     * NULL. */
+    void (*fatal)(void *ctx, const char *why);
 };
 
 struct consumer *consumer_new(struct loop *loop, const struct config *cfg,

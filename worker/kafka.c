@@ -385,3 +385,18 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int flags, int timeout_ms)
     pthread_detach(th);
     return -1;
 }
+
+int kafka_fault_env(const char *name, long *out, struct err *e)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > 1000000000 || v[0] < '0' || v[0] > '9')
+        return err_set(e, ERR_CONFIG, "environment", "%s: expected a number of times (0 to 1e9)",
+                       name);
+    *out = n;
+    return 0;
+}

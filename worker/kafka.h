@@ -81,4 +81,9 @@ void kafka_wake_stop(struct kafka_wake *w);
  * for a process about to exit). 0 when it finished in time. */
 int kafka_destroy_bounded(rd_kafka_t *rk, int flags, int timeout_ms);
 
+/* A fault-injection count for tests from the environment variable name
+ * (SWITCHYARD_FAULT_*): *out = 0 when unset; -1 with e set when it is not
+ * a number from 0 to 1e9 (a typo must not silently test nothing). */
+int kafka_fault_env(const char *name, long *out, struct err *e);
+
 #endif

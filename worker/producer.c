@@ -102,21 +102,6 @@ struct producer {
 
 /* A test fault's count from the environment: unset is 0; anything but a
  * decimal number up to 1e9 is refused, never taken as 0. */
-static int producer_fault_env(const char *name, long *out, struct err *e)
-{
-    const char *v = getenv(name);
-    *out = 0;
-    if (!v || !*v)
-        return 0;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 0 || n > 1000000000 || v[0] < '0' || v[0] > '9')
-        return err_set(e, ERR_CONFIG, "environment", "%s: expected a number of times (0 to 1e9)",
-                       name);
-    *out = n;
-    return 0;
-}
-
 /* Logs a warning for one occurrence of (event, err), if the rate bound
  * allows; the line says how many were not logged since the last one. */
 static void producer_log(struct producer *p, const char *event, rd_kafka_resp_err_t err,
@@ -461,8 +446,8 @@ struct producer *producer_new(struct loop *loop, const struct config *cfg, struc
     p->poll_timer = (struct loop_timer){.cb = producer_tick, .data = p};
     p->report_timer = (struct loop_timer){.cb = producer_report_fired, .data = p};
     p->restart_timer = (struct loop_timer){.cb = producer_restart_fired, .data = p};
-    if (producer_fault_env("SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER", &p->fatal_after, e) < 0 ||
-        producer_fault_env("SWITCHYARD_FAULT_PRODUCER_RESTART_FAILS", &p->restart_fails, e) < 0)
+    if (kafka_fault_env("SWITCHYARD_FAULT_PRODUCER_FATAL_AFTER", &p->fatal_after, e) < 0 ||
+        kafka_fault_env("SWITCHYARD_FAULT_PRODUCER_RESTART_FAILS", &p->restart_fails, e) < 0)
         goto fail;
     p->conf = kafka_conf_new(cfg, KAFKA_PRODUCER, e);
     if (!p->conf)

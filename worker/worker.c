@@ -295,6 +295,14 @@ static void worker_undeliverable(void *ctx, const char *why)
     worker_begin_stop(w, "an output cannot be delivered");
 }
 
+static void worker_consumer_fatal(void *ctx, const char *why)
+{
+    struct worker *w = ctx;
+    (void)why; /* the consumer has logged it */
+    w->exit_code = 1;
+    worker_begin_stop(w, "the consumer failed fatally");
+}
+
 /* The start-up check's outcome: consume, or exit 1 saying why. */
 static void worker_probe_done(void *data, const struct kafka_probe_result *r)
 {
@@ -327,7 +335,7 @@ static void worker_probe_done(void *data, const struct kafka_probe_result *r)
     }
     if (r->nmissing && !w->cfg->topics_create_missing)
         goto fail;
-    struct consumer_handlers handlers = {.message = worker_message};
+    struct consumer_handlers handlers = {.message = worker_message, .fatal = worker_consumer_fatal};
     w->consumer = consumer_new(w->loop, w->cfg, &handlers, w, &e);
     if (!w->consumer) {
         log_error("start_failed", "%s", e.msg);
