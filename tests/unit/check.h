@@ -40,5 +40,7 @@ void test_commit(void);
 void test_kafka(void);
 void test_breaker(void);
 void test_ratelimit(void);
+void test_log(void);
+void test_stats(void);
 
 #endif
