@@ -124,16 +124,16 @@ static int log_put_str(json_t *o, const char *key, const char *s, size_t max, si
 static int log_put_fields(json_t *o, const struct log_fields *f)
 {
     int rc = 0;
-    const struct {
-        const char *key, *value;
-    } strs[] = {{"request_id", f->request_id}, {"model", f->model}, {"provider", f->provider}};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strs[i].value)
-            rc |= log_put_str(o, strs[i].key, strs[i].value, LOG_MSG_MAX, NULL);
+    if (f->request_id)
+        rc |= log_put_str(o, "request_id", f->request_id, LOG_MSG_MAX, NULL);
     if (f->set & LOG_F_PARTITION)
         rc |= json_object_set_new(o, "partition", json_integer(f->partition));
     if (f->set & LOG_F_OFFSET)
         rc |= json_object_set_new(o, "offset", json_integer(f->offset));
+    if (f->model)
+        rc |= log_put_str(o, "model", f->model, LOG_MSG_MAX, NULL);
+    if (f->provider)
+        rc |= log_put_str(o, "provider", f->provider, LOG_MSG_MAX, NULL);
     if (f->attempt)
         rc |= json_object_set_new(o, "attempt", json_integer(f->attempt));
     if (f->set & LOG_F_HTTP_STATUS)
