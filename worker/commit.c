@@ -15,8 +15,8 @@
 
 void commit_part_init(struct commit_part *cp)
 {
-    *cp = (struct commit_part){
-        .committed = -1, .group_committed = -1, .progress_offset = INT64_MIN};
+    *cp =
+        (struct commit_part){.committed = -1, .group_committed = -1, .progress_offset = INT64_MIN};
 }
 
 void commit_part_reset(struct commit_part *cp)

@@ -581,7 +581,7 @@ static void config_bind_logging(struct ydoc *doc, const struct ydoc_node *map, s
 
 struct config *config_load(const char *path, struct ydoc_errors *errs)
 {
-    static const char *const top_keys[] = {"worker_id", "kafka",   "topics", "providers",
+    static const char *const top_keys[] = {"worker_id", "kafka",   "topics",  "providers",
                                            "limits",    "metrics", "logging", NULL};
     struct ydoc *doc = ydoc_load(path);
     if (!doc)

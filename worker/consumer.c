@@ -734,8 +734,7 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
             .paused = p->paused,
             .pressed = p->pressure > 0,
             .in_flight = p->in_flight,
-            .committed = p->commit.committed >= 0 ? p->commit.committed
-                                                  : p->commit.group_committed,
+            .committed = p->commit.committed >= 0 ? p->commit.committed : p->commit.group_committed,
             .last_commit_ms = p->commit.acked_ms,
             .position = position,
             .high_watermark = hi,

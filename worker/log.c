@@ -156,8 +156,8 @@ static int log_put_body(json_t *o, const char *key, const char *len_key, const c
     return rc;
 }
 
-char *log_line(enum log_level level, const char *event, const struct log_fields *f,
-               const char *msg, int64_t ts_ms)
+char *log_line(enum log_level level, const char *event, const struct log_fields *f, const char *msg,
+               int64_t ts_ms)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     char *line = NULL;

@@ -78,8 +78,8 @@ void log_request(const char *event, const struct log_fields *f, const char *fmt,
  * given timestamp: redacted, JSON, NUL-terminated. New string (free it);
  * NULL when out of memory. Pure but for the redaction registry and the
  * options above (tests). */
-char *log_line(enum log_level level, const char *event, const struct log_fields *f,
-               const char *msg, int64_t ts_ms);
+char *log_line(enum log_level level, const char *event, const struct log_fields *f, const char *msg,
+               int64_t ts_ms);
 
 #define log_info(event, ...) log_event(LOG_INFO, event, __VA_ARGS__)
 #define log_warn(event, ...) log_event(LOG_WARN, event, __VA_ARGS__)

@@ -17,10 +17,15 @@
 #include "job.h"
 
 /* the schemas' closed sets; the last is what any other code counts as */
-static const char *const stats_result_codes[STATS_RESULT_CODES] = {
-    "no_route",          "over_budget",  "deadline_exceeded",
-    "candidates_exhausted", "provider_rejected", "result_too_large",
-    "rate_limited",      "circuit_open", "other"};
+static const char *const stats_result_codes[STATS_RESULT_CODES] = {"no_route",
+                                                                   "over_budget",
+                                                                   "deadline_exceeded",
+                                                                   "candidates_exhausted",
+                                                                   "provider_rejected",
+                                                                   "result_too_large",
+                                                                   "rate_limited",
+                                                                   "circuit_open",
+                                                                   "other"};
 static const char *const stats_dead_letter_codes[STATS_DEAD_LETTER_CODES] = {
     "invalid_json", "invalid_request",      "too_large",          "too_deep",
     "invalid_utf8", "result_undeliverable", "cost_undeliverable", "other"};

@@ -69,7 +69,7 @@ struct stats {
     uint64_t retries, fallbacks;
     uint64_t cost_nusd;
     uint64_t reloads_ok, reloads_failed;
-    uint64_t results_by_code[STATS_RESULT_CODES];          /* error results */
+    uint64_t results_by_code[STATS_RESULT_CODES];           /* error results */
     uint64_t dead_letters_by_code[STATS_DEAD_LETTER_CODES]; /* sums to dead_letters */
     struct stats_model *models;
     size_t nmodels;
@@ -138,9 +138,9 @@ struct stats_view {
     int stopping, ready, kafka_up, in_group;
     uint64_t skipped;
     uint64_t abandoned, outputs_replaced, outputs_undeliverable;
-    int64_t now_ms;    /* wall ms of the scrape: partitions' commit ages */
-    int tenant_label;  /* metrics.tenant_label: render the per-tenant series */
-    int process;       /* render the process_* metrics (from /proc/self) */
+    int64_t now_ms;   /* wall ms of the scrape: partitions' commit ages */
+    int tenant_label; /* metrics.tenant_label: render the per-tenant series */
+    int process;      /* render the process_* metrics (from /proc/self) */
     const char *topic_requests;
     const struct consumer_partition_info *partitions;
     size_t npartitions;

@@ -103,8 +103,8 @@ static void test_redaction(void)
     char prompt[200], msg[200];
     snprintf(prompt, sizeof prompt, "{\"content\":\"my key is %s\"}", key);
     snprintf(msg, sizeof msg, "echo: %.20s", key + 5); /* a cut piece */
-    struct log_fields f = {.request_id = key, .model = key + 3, .code = key, .prompt = prompt,
-                           .reply = key + 10};
+    struct log_fields f = {
+        .request_id = key, .model = key + 3, .code = key, .prompt = prompt, .reply = key + 10};
     char *line = log_line(LOG_ERROR, "provider_key_rejected", &f, msg, 1);
     json_t *o = parse(line);
     int leaked = 0;
@@ -143,7 +143,8 @@ static void test_bounds(void)
     ok(str(o, "prompt") && strlen(str(o, "prompt")) == LOG_BODY_MAX &&
            num(o, "prompt_bytes") == (long long)n,
        "a long prompt is cut at LOG_BODY_MAX and its whole length given");
-    ok(str(o, "reply") && strcmp(str(o, "reply"), "short") == 0 && !json_object_get(o, "reply_bytes"),
+    ok(str(o, "reply") && strcmp(str(o, "reply"), "short") == 0 &&
+           !json_object_get(o, "reply_bytes"),
        "a short reply is whole, without a length");
     ok(str(o, "msg") && strlen(str(o, "msg")) == LOG_MSG_MAX &&
            json_is_true(json_object_get(o, "msg_truncated")),

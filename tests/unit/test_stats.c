@@ -38,8 +38,8 @@ static int has(const struct metrics_buf *b, const char *line)
     return b->data && strstr(b->data, line) != NULL;
 }
 
-static void result(struct stats *s, int okay, const char *code, const char *tenant,
-                   uint64_t nusd, size_t max)
+static void result(struct stats *s, int okay, const char *code, const char *tenant, uint64_t nusd,
+                   size_t max)
 {
     struct request req = {.tenant = tenant};
     struct attempt a = {.billable = nusd > 0, .cost_nusd = nusd};
@@ -65,7 +65,11 @@ static void test_render(void)
     stats_cost(&s, &m, &a);
     struct consumer_partition_info parts[2] = {
         {.id = 0, .committed = -1, .position = 0, .high_watermark = 0, .last_commit_ms = 1000},
-        {.id = 1, .committed = 17, .position = 17, .high_watermark = 20, .paused = 1,
+        {.id = 1,
+         .committed = 17,
+         .position = 17,
+         .high_watermark = 20,
+         .paused = 1,
          .last_commit_ms = 0},
     };
     struct stats_view v = {.worker_id = "w",
@@ -87,8 +91,7 @@ static void test_render(void)
     ok(!has(&b, "weird_new_code"), "an unknown code never becomes a label value");
     ok(has(&b, "switchyard_dead_letters_total{code=\"invalid_json\"} 2\n") &&
            has(&b, "switchyard_dead_letters_total{code=\"other\"} 1\n") &&
-           has(&b, "switchyard_dead_letters_total{code=\"too_large\"} 0\n") &&
-           s.dead_letters == 3,
+           has(&b, "switchyard_dead_letters_total{code=\"too_large\"} 0\n") && s.dead_letters == 3,
        "dead letters by code");
     ok(has(&b, "switchyard_model_cost_usd_total{model=\"mini\",provider=\"openai\"} "
                "2.000000001\n") &&
