@@ -273,6 +273,9 @@ static void job_send_result(struct job *job, struct job_output *out, const char 
         snprintf(reason, sizeof reason, "larger than the producer's message.max.bytes (%zu)", max);
         output_too_large_message(job, len, reason, text, sizeof text);
         d->counters.outputs_replaced++;
+        stats_result_replaced(&d->stats, job, "result_too_large",
+                              d->cfg->metrics_tenant_label ? (size_t)d->cfg->metrics_max_tenants
+                                                           : 0);
         struct log_fields f = job_log_fields(job);
         f.code = "result_too_large";
         f.topic = d->cfg->topic_results;
@@ -341,6 +344,10 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
     case OUTPUT_ERROR_RESULT: {
         char text[400];
         output_too_large_message(job, out->len, rd_kafka_err2str(err), text, sizeof text);
+        if (out->replaced == 1) /* the first replacement: counted once */
+            stats_result_replaced(&d->stats, job, "result_too_large",
+                                  d->cfg->metrics_tenant_label ? (size_t)d->cfg->metrics_max_tenants
+                                                               : 0);
         job_send_result(job, out, "result_too_large", text);
         break;
     }

@@ -165,6 +165,29 @@ void stats_result(struct stats *s, const struct job *job, size_t max_tenants)
             t->cost_nusd += job->attempts[i].cost_nusd;
 }
 
+void stats_result_replaced(struct stats *s, const struct job *job, const char *code,
+                           size_t max_tenants)
+{
+    size_t was = stats_code_index(stats_result_codes, STATS_RESULT_CODES, job->error_code);
+    if (job->ok && s->results_ok > 0) {
+        s->results_ok--;
+        s->results_error++;
+    } else if (!job->ok && s->results_by_code[was] > 0) {
+        s->results_by_code[was]--;
+    } else {
+        return; /* not counted: nothing to move */
+    }
+    s->results_by_code[stats_code_index(stats_result_codes, STATS_RESULT_CODES, code)]++;
+    if (max_tenants == 0 || !job->ok)
+        return;
+    struct stats_tenant *t =
+        stats_tenant_for(s, job->req && job->req->tenant ? job->req->tenant : "", max_tenants);
+    if (t->results_ok > 0) {
+        t->results_ok--;
+        t->results_error++;
+    }
+}
+
 void stats_dead_letter(struct stats *s, const char *code)
 {
     s->dead_letters++;

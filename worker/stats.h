@@ -93,6 +93,11 @@ struct job;
  * billable attempts' cost), at most max_tenants of them, the rest under
  * "other". */
 void stats_result(struct stats *s, const struct job *job, size_t max_tenants);
+/* The job's result, counted by stats_result, was replaced by an error
+ * result with code (result_too_large): its count moves there, so that the
+ * counts by code stay those of the results topic. Same max_tenants. */
+void stats_result_replaced(struct stats *s, const struct job *job, const char *code,
+                           size_t max_tenants);
 /* An invalid message went to the dead-letter topic, for code. */
 void stats_dead_letter(struct stats *s, const char *code);
 void stats_release(struct stats *s);

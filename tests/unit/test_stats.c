@@ -57,6 +57,11 @@ static void test_render(void)
     result(&s, 1, NULL, "initech", 7, 2); /* the third: "other" */
     result(&s, 1, NULL, "other", 1, 2);   /* a tenant named other is not tracked apart */
     result(&s, 1, NULL, NULL, 0, 2);      /* no tenant: "other" too, past the bound */
+    /* an ok result replaced by result_too_large moves to that code */
+    struct request big_req = {.tenant = "acme"};
+    struct job big = {.ok = 1, .req = &big_req};
+    result(&s, 1, NULL, "acme", 0, 2);
+    stats_result_replaced(&s, &big, "result_too_large", 2);
     stats_dead_letter(&s, "invalid_json");
     stats_dead_letter(&s, "invalid_json");
     stats_dead_letter(&s, "something_else");
@@ -86,8 +91,10 @@ static void test_render(void)
     ok(has(&b, "switchyard_results_total{status=\"ok\"} 4\n"), "ok results");
     ok(has(&b, "switchyard_results_total{status=\"error\",code=\"circuit_open\"} 1\n") &&
            has(&b, "switchyard_results_total{status=\"error\",code=\"other\"} 1\n") &&
-           has(&b, "switchyard_results_total{status=\"error\",code=\"no_route\"} 0\n"),
-       "errors by code, an unknown code as other, the rest 0");
+           has(&b, "switchyard_results_total{status=\"error\",code=\"no_route\"} 0\n") &&
+           has(&b, "switchyard_results_total{status=\"error\",code=\"result_too_large\"} 1\n") &&
+           s.results_error == 3,
+       "errors by code, an unknown code as other, a replaced result under its new code");
     ok(!has(&b, "weird_new_code"), "an unknown code never becomes a label value");
     ok(has(&b, "switchyard_dead_letters_total{code=\"invalid_json\"} 2\n") &&
            has(&b, "switchyard_dead_letters_total{code=\"other\"} 1\n") &&
@@ -100,7 +107,7 @@ static void test_render(void)
        "USD is the nano-USD count / 1e9, exactly");
     ok(s.ntenants == 2, "two tenants tracked (max_tenants 2): %zu", s.ntenants);
     ok(has(&b, "switchyard_tenant_results_total{tenant=\"acme\",status=\"ok\"} 1\n") &&
-           has(&b, "switchyard_tenant_results_total{tenant=\"acme\",status=\"error\"} 1\n") &&
+           has(&b, "switchyard_tenant_results_total{tenant=\"acme\",status=\"error\"} 2\n") &&
            has(&b, "switchyard_tenant_results_total{tenant=\"globex\",status=\"error\"} 1\n") &&
            has(&b, "switchyard_tenant_results_total{tenant=\"other\",status=\"ok\"} 3\n"),
        "results by tenant, the rest under other");
