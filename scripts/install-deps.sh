@@ -8,7 +8,7 @@ packages=(
     build-essential pkg-config
     librdkafka-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
     kcat python3 python3-confluent-kafka python3-jsonschema python3-yaml
-    python3-prometheus-client
+    python3-prometheus-client prometheus
     clang libclang-rt-14-dev valgrind curl
     clang-format clang-tidy cppcheck bc
     libsystemd-dev systemd groff-base man-db

@@ -15,7 +15,8 @@
 
 void commit_part_init(struct commit_part *cp)
 {
-    *cp = (struct commit_part){.committed = -1, .progress_offset = INT64_MIN};
+    *cp =
+        (struct commit_part){.committed = -1, .group_committed = -1, .progress_offset = INT64_MIN};
 }
 
 void commit_part_reset(struct commit_part *cp)
@@ -72,6 +73,8 @@ size_t commit_load_skips(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *
         struct commit_part *cp = find(ctx, tp->partition);
         log_debug("committed_metadata", "partition %d offset %lld err %d metadata %zu bytes",
                   tp->partition, (long long)tp->offset, (int)tp->err, tp->metadata_size);
+        if (cp && !tp->err && tp->offset >= 0)
+            cp->group_committed = tp->offset; /* for the metrics */
         if (!cp || tp->err || tp->offset < 0 || !tp->metadata || tp->metadata_size == 0)
             continue;
         struct offsets_range ranges[COMMIT_METADATA_MAX / 4];

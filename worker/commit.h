@@ -24,7 +24,10 @@
 
 struct commit_part {
     int64_t committed; /* last offset we committed; -1 none */
-    uint64_t md_hash;  /* and a hash of its metadata */
+    /* the group's committed offset read at assignment (a previous owner's); -1 none */
+    int64_t group_committed;
+    int64_t acked_ms; /* wall ms of the last commit acknowledged, or of the assignment */
+    uint64_t md_hash; /* and a hash of its metadata */
     /* done by the previous owner above its committed offset (from the
      * commit's metadata): skipped, not paid for twice. Owned. */
     struct offsets_range *skip;

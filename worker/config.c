@@ -544,11 +544,16 @@ static void config_bind_limits(struct ydoc *doc, const struct ydoc_node *map, st
 
 static void config_bind_metrics(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
 {
-    static const char *const keys[] = {"listen", NULL};
+    static const char *const keys[] = {"listen", "tenant_label", "max_tenants", NULL};
     if (ydoc_expect_map(doc, map, "metrics") < 0)
         return;
     ydoc_check_keys(doc, map, keys, "metrics");
-    const struct ydoc_node *v = ydoc_get(map, "listen");
+    const struct ydoc_node *v = ydoc_get(map, "tenant_label");
+    if (v)
+        ydoc_bool(doc, v, "tenant_label", &cfg->metrics_tenant_label);
+    if ((v = ydoc_get(map, "max_tenants")))
+        ydoc_int(doc, v, "max_tenants", 1, 10000, &cfg->metrics_max_tenants);
+    v = ydoc_get(map, "listen");
     const char *s;
     if (!v || ydoc_string(doc, v, "listen", &s) < 0)
         return;
@@ -653,10 +658,23 @@ const char *config_reply_topic_find(const struct config *cfg, const void *name, 
     return NULL;
 }
 
+static void config_bind_logging(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
+{
+    static const char *const keys[] = {"requests", "bodies", NULL};
+    if (ydoc_expect_map(doc, map, "logging") < 0)
+        return;
+    ydoc_check_keys(doc, map, keys, "logging");
+    const struct ydoc_node *v;
+    if ((v = ydoc_get(map, "requests")))
+        ydoc_bool(doc, v, "requests", &cfg->log_requests);
+    if ((v = ydoc_get(map, "bodies")))
+        ydoc_bool(doc, v, "bodies", &cfg->log_bodies);
+}
+
 struct config *config_load(const char *path, struct ydoc_errors *errs)
 {
-    static const char *const top_keys[] = {"worker_id", "kafka",   "topics", "providers",
-                                           "limits",    "metrics", "reply",  NULL};
+    static const char *const top_keys[] = {"worker_id", "kafka", "topics",  "providers", "limits",
+                                           "metrics",   "reply", "logging", NULL};
     struct ydoc *doc = ydoc_load(path);
     if (!doc)
         return NULL;
@@ -690,9 +708,12 @@ struct config *config_load(const char *path, struct ydoc_errors *errs)
     else
         ydoc_error(doc, root, "missing \"providers\"");
     config_bind_limits(doc, ydoc_get(root, "limits"), cfg);
+    cfg->metrics_max_tenants = 100;
     if ((v = ydoc_get(root, "metrics")))
         config_bind_metrics(doc, v, cfg);
     config_bind_reply(doc, ydoc_get(root, "reply"), cfg);
+    if ((v = ydoc_get(root, "logging")))
+        config_bind_logging(doc, v, cfg);
 out:
     if (doc->errs.count > 0 || !doc->root) {
         config_free(cfg);

@@ -102,6 +102,11 @@ struct config {
     struct config_limits limits;
     char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
     struct config_reply reply;
+    int metrics_tenant_label;          /* metrics.tenant_label: per-tenant series (0) */
+    int64_t metrics_max_tenants;       /* metrics.max_tenants: tenants tracked, the rest
+                                          counted as "other" (100) */
+    int log_requests;                  /* logging.requests: per-request debug lines (0) */
+    int log_bodies;                    /* logging.bodies: prompts and replies in them (0) */
     struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };
 

@@ -142,6 +142,16 @@ static void consumer_hold_commits(struct consumer *c)
     c->commits_held_ms = loop_now_ms(c->loop);
 }
 
+/* The broker took these offsets: the metrics' last-commit age restarts. */
+static void consumer_commit_acked(struct consumer *c, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; l && i < l->cnt; i++) {
+        struct partition *p = l->elems[i].err ? NULL : consumer_part(c, l->elems[i].partition);
+        if (p && p->assigned)
+            p->commit.acked_ms = loop_wall_ms();
+    }
+}
+
 struct consumer_commit_wait {
     int done;
     rd_kafka_resp_err_t err;
@@ -207,6 +217,8 @@ static void consumer_commit(struct consumer *c, int timeout_ms, int only_revokin
     if (l->cnt > 0) {
         rd_kafka_resp_err_t err =
             sync ? consumer_commit_bounded(c, l, timeout_ms) : rd_kafka_commit(c->rk, l, 1);
+        if (sync && !err)
+            consumer_commit_acked(c, l);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             log_warn("commit_failed", "%s", rd_kafka_err2str(err));
             if (commit_rebalancing_error(err))
@@ -234,6 +246,7 @@ static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (!err) {
         c->brokers_down = 0; /* the coordinator answered */
         log_debug("commit_ok", "%d partitions", offsets ? offsets->cnt : 0);
+        consumer_commit_acked(c, offsets);
     }
     if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
@@ -335,6 +348,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (p) {
                 consumer_forget(c, p);
                 p->assigned = 1;
+                p->commit.acked_ms = loop_wall_ms();
             }
         }
         size_t ranges =
@@ -748,7 +762,8 @@ size_t consumer_partitions(const struct consumer *c, struct consumer_partition_i
             .paused = p->paused,
             .pressed = p->pressure > 0,
             .in_flight = p->in_flight,
-            .committed = p->commit.committed,
+            .committed = p->commit.committed >= 0 ? p->commit.committed : p->commit.group_committed,
+            .last_commit_ms = p->commit.acked_ms,
             .position = position,
             .high_watermark = hi,
             .stalled = p->commit.stalled,

@@ -65,7 +65,10 @@ struct consumer_partition_info {
     int paused;             /* by us, for the in-flight caps or a full model queue */
     int pressed;            /* its messages wait in a full model queue */
     size_t in_flight;       /* received, not finished */
-    int64_t committed;      /* the last offset this worker committed */
+    int64_t committed;      /* the group's: this worker's last commit, else the one
+                               read at assignment; -1 none */
+    int64_t last_commit_ms; /* wall ms of the last acknowledged commit, or of the
+                               assignment when none since */
     int64_t position;       /* the first offset not finished (what a commit would say) */
     int64_t high_watermark; /* the log end, as of the last fetch (no broker call) */
     int stalled;            /* holds work and `position` has not moved for

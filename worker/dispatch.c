@@ -87,6 +87,31 @@ static struct dispatch_provider *job_provider(struct job *job)
     return dispatch_provider_for(job->dispatch, m);
 }
 
+/* The fields every log line about the job carries. */
+static struct log_fields job_log_fields(const struct job *job)
+{
+    return (struct log_fields){.set = LOG_F_PARTITION | LOG_F_OFFSET,
+                               .request_id = job->req ? job->req->id : NULL,
+                               .partition = job->msg->partition,
+                               .offset = job->msg->offset};
+}
+
+/* ... and those of its attempt i (0-based). */
+static struct log_fields job_attempt_fields(const struct job *job, size_t i)
+{
+    const struct attempt *a = &job->attempts[i];
+    const struct policy_model *m = &job->policy->models[a->model];
+    struct log_fields f = job_log_fields(job);
+    f.set |= LOG_F_HTTP_STATUS | LOG_F_LATENCY;
+    f.model = m->name;
+    f.provider = m->provider;
+    f.attempt = (unsigned)(i + 1);
+    f.http_status = a->http_status;
+    f.latency_ms = a->latency_ms;
+    f.code = a->status == ATTEMPT_OK ? NULL : a->error_code;
+    return f;
+}
+
 static void job_free(struct job *job)
 {
     struct dispatch *d = job->dispatch;
@@ -121,8 +146,9 @@ static void job_free(struct job *job)
 static void job_abandon(struct job *job)
 {
     job->dispatch->counters.abandoned++;
-    log_debug("abandoned", "partition %d offset %lld: %s", (int)job->msg->partition,
-              (long long)job->msg->offset, job_id(job));
+    struct log_fields f = job_log_fields(job);
+    log_fields(LOG_DEBUG, "abandoned", &f, "partition %d offset %lld: %s", (int)job->msg->partition,
+               (long long)job->msg->offset, job_id(job));
     job_free(job);
 }
 
@@ -175,6 +201,12 @@ static void job_output_settle(struct job *job)
     int delivered = 1;
     for (size_t i = 0; i < job->noutputs; i++)
         delivered &= !job->outputs[i].undelivered;
+    if (log_requests_on()) {
+        struct log_fields f = job_log_fields(job);
+        log_request("request_finished", &f, "%zu outputs %s", job->noutputs,
+                    delivered ? "acknowledged: the offset may be committed"
+                              : "not all delivered: the offset stays uncommitted");
+    }
     job_free(job);
     if (delivered)
         d->finished(d->ctx, partition, generation, offset);
@@ -296,7 +328,13 @@ static void job_send_result(struct job *job, struct job_output *out, const char 
         snprintf(reason, sizeof reason, "larger than the producer's message.max.bytes (%zu)", max);
         output_too_large_message(job, len, reason, text, sizeof text);
         d->counters.outputs_replaced++;
-        log_warn("result_too_large", "%s: %s", job_id(job), text);
+        stats_result_replaced(&d->stats, job, "result_too_large",
+                              d->cfg->metrics_tenant_label ? (size_t)d->cfg->metrics_max_tenants
+                                                           : 0);
+        struct log_fields f = job_log_fields(job);
+        f.code = "result_too_large";
+        f.topic = d->cfg->topic_results;
+        log_fields(LOG_WARN, "result_too_large", &f, "%s: %s", job_id(job), text);
         out->replaced++;
         result = output_result(job, d->worker_id, "result_too_large", text, &len);
         if (!result)
@@ -340,10 +378,12 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
         /* nothing can be delivered: the input stays unfinished and the
          * worker stops, saying what to fix */
         d->counters.outputs_undeliverable++;
-        log_error("output_undeliverable",
-                  "%s; even a bounded dead letter was refused: check "
-                  "the topics' existence, ACLs and max.message.bytes",
-                  why);
+        struct log_fields f = job_log_fields(job);
+        f.topic = topic;
+        log_fields(LOG_ERROR, "output_undeliverable", &f,
+                   "%s; even a bounded dead letter was refused: check "
+                   "the topics' existence, ACLs and max.message.bytes",
+                   why);
         out->undelivered = 1;
         d->undeliverable(d->ctx, why);
         job_output_settle(job);
@@ -351,11 +391,18 @@ static void job_output_done(void *opaque, rd_kafka_resp_err_t err)
     }
     d->counters.outputs_replaced++;
     out->replaced++;
-    log_warn("output_replaced", "%s; sending %s instead", why, output_replacement_name(r));
+    struct log_fields f = job_log_fields(job);
+    f.topic = topic;
+    log_fields(LOG_WARN, "output_replaced", &f, "%s; sending %s instead", why,
+               output_replacement_name(r));
     switch (r) {
     case OUTPUT_ERROR_RESULT: {
         char text[400];
         output_too_large_message(job, out->len, rd_kafka_err2str(err), text, sizeof text);
+        if (out->replaced == 1) /* the first replacement: counted once */
+            stats_result_replaced(&d->stats, job, "result_too_large",
+                                  d->cfg->metrics_tenant_label ? (size_t)d->cfg->metrics_max_tenants
+                                                               : 0);
         job_send_result(job, out, "result_too_large", text);
         break;
     }
@@ -379,9 +426,13 @@ static void job_dead_letter(struct job *job)
 {
     struct dispatch *d = job->dispatch;
     job->completed_ms = loop_wall_ms();
-    d->stats.dead_letters++;
-    log_warn("dead_letter", "partition %d offset %lld: %s: %s", (int)job->msg->partition,
-             (long long)job->msg->offset, job->input_error.code, job->input_error.msg);
+    stats_dead_letter(&d->stats, job->input_error.code);
+    struct log_fields f = job_log_fields(job);
+    f.code = job->input_error.code;
+    f.topic = d->cfg->topic_dead_letter;
+    log_fields(LOG_WARN, "dead_letter", &f, "partition %d offset %lld: %s: %s",
+               (int)job->msg->partition, (long long)job->msg->offset, job->input_error.code,
+               job->input_error.msg);
     job->outputs = calloc(1, sizeof *job->outputs);
     if (!job->outputs)
         abort();
@@ -429,10 +480,26 @@ static void job_finish(struct job *job)
         abort(); /* out of memory: better to die and be redone than to lose */
     job->noutputs = n;
     job->outputs_pending = (unsigned)n;
-    if (job->ok)
-        d->stats.results_ok++;
-    else
-        d->stats.results_error++;
+    stats_result(&d->stats, job,
+                 d->cfg->metrics_tenant_label ? (size_t)d->cfg->metrics_max_tenants : 0);
+    if (log_requests_on()) {
+        struct log_fields f = job_log_fields(job);
+        if (job->ok) {
+            const struct attempt *a = &job->attempts[job->answered_by];
+            f.model = job->policy->models[a->model].name;
+            f.provider = job->policy->models[a->model].provider;
+            f.attempt = (unsigned)(job->answered_by + 1);
+            f.reply = job->reply.text;
+        } else {
+            f.code = job->error_code;
+        }
+        f.set |= LOG_F_LATENCY;
+        f.latency_ms = job->completed_ms > job->received_ms
+                           ? (uint64_t)(job->completed_ms - job->received_ms)
+                           : 0;
+        log_request("request_done", &f, "%s after %zu attempts%s%s", job->ok ? "ok" : "error",
+                    job->nattempts, job->ok ? "" : ": ", job->ok ? "" : job->error_msg);
+    }
     size_t k = 0;
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
@@ -578,13 +645,14 @@ static void lane_press(struct dispatch_lane *lane)
         char key[96];
         snprintf(key, sizeof key, "model_queue_full/%.30s/%.40s", lane->provider->cfg->name,
                  lane->model);
+        struct log_fields f = {.provider = lane->provider->cfg->name, .model = lane->model};
         if (ratelog_allow_key(&d->trouble, key, loop_now_ms(d->loop), &suppressed))
-            log_warn("model_queue_full",
-                     "provider %s, model %s: %zu requests wait for its rate limit "
-                     "(queue_per_model): the partitions feeding it are paused until half "
-                     "have gone (%llu more since the last report)",
-                     lane->provider->cfg->name, lane->model, lane->nwaiting,
-                     (unsigned long long)suppressed);
+            log_fields(LOG_WARN, "model_queue_full", &f,
+                       "provider %s, model %s: %zu requests wait for its rate limit "
+                       "(queue_per_model): the partitions feeding it are paused until half "
+                       "have gone (%llu more since the last report)",
+                       lane->provider->cfg->name, lane->model, lane->nwaiting,
+                       (unsigned long long)suppressed);
     } else if (lane->full && lane->nwaiting <= max / 2) {
         lane->full = 0;
     } else {
@@ -633,12 +701,13 @@ static void lane_log_transition(struct dispatch_lane *lane)
                            ? "its candidates are skipped at once until probes succeed"
                        : st == BREAKER_HALF_OPEN ? "probe calls are let through"
                                                  : "calls flow again";
+    struct log_fields f = {.provider = lane->provider->cfg->name, .model = lane->model};
     if (st == BREAKER_CLOSED)
-        log_info(event, "provider %s, model %s: circuit closed: %s", lane->provider->cfg->name,
-                 lane->model, what);
+        log_fields(LOG_INFO, event, &f, "provider %s, model %s: circuit closed: %s",
+                   lane->provider->cfg->name, lane->model, what);
     else
-        log_warn(event, "provider %s, model %s: circuit %s: %s", lane->provider->cfg->name,
-                 lane->model, breaker_state_name(st), what);
+        log_fields(LOG_WARN, event, &f, "provider %s, model %s: circuit %s: %s",
+                   lane->provider->cfg->name, lane->model, breaker_state_name(st), what);
 }
 
 /* The candidate is passed over without a call: the next one, or an
@@ -760,6 +829,16 @@ static void job_send_call(struct job *job)
         job->call.nheaders++;
     }
     job->tries_on_current++;
+    if (log_requests_on()) {
+        const struct policy_model *m =
+            &job->policy->models[job->plan.candidates[job->current].model];
+        struct log_fields f = job_log_fields(job);
+        f.model = m->name;
+        f.provider = m->provider;
+        f.attempt = (unsigned)(job->nattempts + 1);
+        log_request("call_sent", &f, "call %s to %s (%s)", job->next_call_id, m->provider,
+                    m->model);
+    }
     if (pqueue_acquire(&dp->slots, &job->slot))
         job_start_transfer(job);
     /* else: waits in order; the slot's release starts it */
@@ -841,12 +920,18 @@ static void dispatch_trouble(struct dispatch *d, const struct dispatch_provider 
     uint64_t suppressed;
     if (!ratelog_allow_key(&d->trouble, key, loop_now_ms(d->loop), &suppressed))
         return;
-    log_error(kind,
-              "provider %s, model %s (%s) at %s: %s%s%ld%s: %s; %s (%llu more since the "
-              "last report)",
-              p->cfg->name, m->name, m->model, p->cfg->base_url, a->error_code,
-              a->http_status ? " (HTTP " : "", a->http_status, a->http_status ? ")" : "",
-              a->error_msg, check, (unsigned long long)suppressed);
+    struct log_fields f = {.set = LOG_F_HTTP_STATUS | LOG_F_LATENCY,
+                           .provider = p->cfg->name,
+                           .model = m->name,
+                           .http_status = a->http_status,
+                           .latency_ms = a->latency_ms,
+                           .code = a->error_code};
+    log_fields(LOG_ERROR, kind, &f,
+               "provider %s, model %s (%s) at %s: %s%s%ld%s: %s; %s (%llu more since the "
+               "last report)",
+               p->cfg->name, m->name, m->model, p->cfg->base_url, a->error_code,
+               a->http_status ? " (HTTP " : "", a->http_status, a->http_status ? ")" : "",
+               a->error_msg, check, (unsigned long long)suppressed);
 }
 
 static void job_transfer_done(struct http_transfer *t)
@@ -898,6 +983,11 @@ static void job_transfer_done(struct http_transfer *t)
         }
     }
     redact_str(a->error_msg); /* curl's text too: no piece of a key leaves */
+    if (log_requests_on()) {
+        struct log_fields f = job_attempt_fields(job, job->nattempts - 1);
+        log_request("call_done", &f, "%s%s%s", a->status == ATTEMPT_OK ? "ok" : a->error_code,
+                    a->status == ATTEMPT_OK ? "" : ": ", a->error_msg);
+    }
     int64_t retry_after = t->retry_after_ms;
     /* a 429 that is a rate limit (not a spent quota, which the adapter
      * calls permanent) is backpressure: the lane learns from it and the
@@ -1133,6 +1223,29 @@ static void job_attempt(struct job *job)
     lane_enqueue(job->lane, job);
 }
 
+/* The per-request log's first line: the prompt (system and messages,
+ * as JSON) only when logging.bodies asks for it. */
+static void job_log_received(const struct job *job)
+{
+    struct log_fields f = job_log_fields(job);
+    char *prompt = NULL;
+    if (log_bodies_on()) {
+        json_t *o = json_object();
+        json_t *sys = json_object_get(job->req->root, "system");
+        if (o && sys)
+            json_object_set(o, "system", sys);
+        if (o)
+            json_object_set(o, "messages", json_object_get(job->req->root, "messages"));
+        prompt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+    }
+    f.prompt = prompt;
+    log_request("request_received", &f, "task %s, tenant %s, %zu messages, %zu bytes",
+                job->req->task ? job->req->task : "", job->req->tenant ? job->req->tenant : "-",
+                job->req->nmessages, job->msg->len);
+    free(prompt);
+}
+
 void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t generation)
 {
     struct job *job = calloc(1, sizeof *job);
@@ -1157,6 +1270,8 @@ void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t gene
         job_dead_letter(job);
         return;
     }
+    if (log_requests_on())
+        job_log_received(job);
     router_plan(job->policy, job->req, &job->plan);
     for (size_t i = 0; i < job->plan.ncandidates; i++)
         job->fate[i] = job->plan.candidates[i].decision == ROUTER_TAKEN ? FATE_TAKEN : FATE_SKIPPED;

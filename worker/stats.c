@@ -6,10 +6,37 @@
  */
 #include "stats.h"
 
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "job.h"
+
+/* the schemas' closed sets; the last is what any other code counts as */
+static const char *const stats_result_codes[STATS_RESULT_CODES] = {"no_route",
+                                                                   "over_budget",
+                                                                   "deadline_exceeded",
+                                                                   "candidates_exhausted",
+                                                                   "provider_rejected",
+                                                                   "result_too_large",
+                                                                   "rate_limited",
+                                                                   "circuit_open",
+                                                                   "other"};
+static const char *const stats_dead_letter_codes[STATS_DEAD_LETTER_CODES] = {
+    "invalid_json", "invalid_request",      "too_large",          "too_deep",
+    "invalid_utf8", "result_undeliverable", "cost_undeliverable", "other"};
+
+static size_t stats_code_index(const char *const *codes, size_t n, const char *code)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (code && strcmp(codes[i], code) == 0)
+            return i;
+    return n - 1;
+}
 
 static const char *const stats_outcome_names[OUTCOME_COUNT] = {
     [OUTCOME_OK] = "ok",
@@ -95,6 +122,79 @@ void stats_cost(struct stats *s, const struct policy_model *m, const struct atte
     sm->cost_records++;
 }
 
+/* The tenant's counters: its own while fewer than max are tracked, else
+ * (or out of memory) "other"'s. */
+static struct stats_tenant *stats_tenant_for(struct stats *s, const char *name, size_t max)
+{
+    for (size_t i = 0; i < s->ntenants; i++)
+        if (strcmp(s->tenants[i].name, name) == 0)
+            return &s->tenants[i];
+    if (s->ntenants >= max || strcmp(name, STATS_TENANT_OTHER) == 0)
+        return &s->tenant_other;
+    struct stats_tenant *t = realloc(s->tenants, (s->ntenants + 1) * sizeof *t);
+    if (!t)
+        return &s->tenant_other;
+    s->tenants = t;
+    t = &t[s->ntenants];
+    *t = (struct stats_tenant){.name = strdup(name)};
+    if (!t->name)
+        return &s->tenant_other;
+    s->ntenants++;
+    return t;
+}
+
+void stats_result(struct stats *s, const struct job *job, size_t max_tenants)
+{
+    if (job->ok)
+        s->results_ok++;
+    else {
+        s->results_error++;
+        s->results_by_code[stats_code_index(stats_result_codes, STATS_RESULT_CODES,
+                                            job->error_code)]++;
+    }
+    if (max_tenants == 0)
+        return;
+    const char *name = job->req && job->req->tenant ? job->req->tenant : "";
+    struct stats_tenant *t = stats_tenant_for(s, name, max_tenants);
+    if (job->ok)
+        t->results_ok++;
+    else
+        t->results_error++;
+    for (size_t i = 0; i < job->nattempts; i++)
+        if (job->attempts[i].billable)
+            t->cost_nusd += job->attempts[i].cost_nusd;
+}
+
+void stats_result_replaced(struct stats *s, const struct job *job, const char *code,
+                           size_t max_tenants)
+{
+    size_t was = stats_code_index(stats_result_codes, STATS_RESULT_CODES, job->error_code);
+    if (job->ok && s->results_ok > 0) {
+        s->results_ok--;
+        s->results_error++;
+    } else if (!job->ok && s->results_by_code[was] > 0) {
+        s->results_by_code[was]--;
+    } else {
+        return; /* not counted: nothing to move */
+    }
+    s->results_by_code[stats_code_index(stats_result_codes, STATS_RESULT_CODES, code)]++;
+    if (max_tenants == 0 || !job->ok)
+        return;
+    struct stats_tenant *t =
+        stats_tenant_for(s, job->req && job->req->tenant ? job->req->tenant : "", max_tenants);
+    if (t->results_ok > 0) {
+        t->results_ok--;
+        t->results_error++;
+    }
+}
+
+void stats_dead_letter(struct stats *s, const char *code)
+{
+    s->dead_letters++;
+    s->dead_letters_by_code[stats_code_index(stats_dead_letter_codes, STATS_DEAD_LETTER_CODES,
+                                             code)]++;
+}
+
 void stats_release(struct stats *s)
 {
     for (size_t i = 0; i < s->nmodels; i++) {
@@ -104,6 +204,42 @@ void stats_release(struct stats *s)
     free(s->models);
     s->models = NULL;
     s->nmodels = 0;
+    for (size_t i = 0; i < s->ntenants; i++)
+        free(s->tenants[i].name);
+    free(s->tenants);
+    s->tenants = NULL;
+    s->ntenants = 0;
+}
+
+int stats_parse_proc_stat(const char *text, struct stats_proc *out)
+{
+    const char *p = text ? strrchr(text, ')') : NULL;
+    if (!p)
+        return -1;
+    p++;
+    unsigned long long v[25] = {0};
+    /* after the name: field 3 (the state) to 24 (rss), space-separated */
+    for (int field = 3; field <= 24; field++) {
+        while (*p == ' ')
+            p++;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != '\n')
+            p++;
+        if (p == start)
+            return -1;
+        if (field == 14 || field == 15 || field >= 22) {
+            char *end;
+            v[field] = strtoull(start, &end, 10);
+            if (end != p || *start == '-')
+                return -1;
+        }
+    }
+    *out = (struct stats_proc){.utime_ticks = v[14],
+                               .stime_ticks = v[15],
+                               .start_ticks = v[22],
+                               .vsize_bytes = v[23],
+                               .rss_pages = v[24]};
+    return 0;
 }
 
 static void stats_family(struct metrics_buf *b, const char *name, const char *type,
@@ -139,7 +275,9 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
          "1 while the partition is paused by the in-flight caps or a full model queue."},
         {"switchyard_partition_in_flight",
          "Messages received from the partition and not finished."},
-        {"switchyard_partition_committed_offset", "The last offset this worker committed."},
+        {"switchyard_partition_committed_offset",
+         "The group's committed offset: this worker's last commit, else the one it found at "
+         "assignment; -1 when the group has none."},
         {"switchyard_partition_position_offset",
          "The first offset not finished: what the next commit says."},
         {"switchyard_partition_high_watermark_offset",
@@ -186,12 +324,26 @@ static void stats_render_partitions(const struct stats_view *v, struct metrics_b
                 value = p->high_watermark > p->position ? p->high_watermark - p->position : 0;
                 break;
             }
-            if (value < 0 && f >= 2 && f <= 5)
-                continue;
+            if (value < 0 && f >= 3 && f <= 5)
+                continue; /* the committed offset is shown for every partition, -1 too */
             metrics_printf(b, "%s{topic=\"", fam[f].name);
             metrics_label(b, v->topic_requests);
             metrics_printf(b, "\",partition=\"%d\"} %lld\n", (int)p->id, value);
         }
+    }
+    stats_family(b, "switchyard_partition_last_commit_age_seconds", "gauge",
+                 "Seconds since the broker acknowledged this worker's last commit of the "
+                 "partition (since the assignment when none): an idle partition ages too, so "
+                 "read it beside the lag.");
+    for (size_t i = 0; i < n; i++) {
+        int64_t at = parts[i].last_commit_ms;
+        if (at <= 0)
+            continue;
+        int64_t age = v->now_ms > at ? v->now_ms - at : 0;
+        metrics_printf(b, "switchyard_partition_last_commit_age_seconds{topic=\"");
+        metrics_label(b, v->topic_requests);
+        metrics_printf(b, "\",partition=\"%d\"} %lld.%03lld\n", (int)parts[i].id,
+                       (long long)(age / 1000), (long long)(age % 1000));
     }
 }
 
@@ -299,6 +451,13 @@ static void stats_render_lanes(const struct stats_view *v, struct metrics_buf *b
         }
 }
 
+/* nUSD as a decimal number of USD: exact, no float rounding */
+static void stats_usd(struct metrics_buf *b, uint64_t nusd)
+{
+    metrics_printf(b, "%llu.%09llu\n", (unsigned long long)(nusd / 1000000000u),
+                   (unsigned long long)(nusd % 1000000000u));
+}
+
 static void stats_model_labels(struct metrics_buf *b, const char *name,
                                const struct stats_model *sm)
 {
@@ -333,11 +492,114 @@ static void stats_render_models(const struct stats *s, struct metrics_buf *b)
         stats_model_labels(b, "switchyard_model_cost_nanousd_total", &s->models[i]);
         metrics_printf(b, "} %llu\n", (unsigned long long)s->models[i].cost_nusd);
     }
+    stats_family(b, "switchyard_model_cost_usd_total", "counter",
+                 "Cost of the cost records produced, in USD (the nano-USD count / 1e9).");
+    for (size_t i = 0; i < s->nmodels; i++) {
+        stats_model_labels(b, "switchyard_model_cost_usd_total", &s->models[i]);
+        metrics_printf(b, "} ");
+        stats_usd(b, s->models[i].cost_nusd);
+    }
     stats_family(b, "switchyard_model_cost_records_total", "counter",
                  "Cost records produced (one per billable attempt).");
     for (size_t i = 0; i < s->nmodels; i++) {
         stats_model_labels(b, "switchyard_model_cost_records_total", &s->models[i]);
         metrics_printf(b, "} %llu\n", (unsigned long long)s->models[i].cost_records);
+    }
+}
+
+/* The process_* families of Prometheus' client libraries, from
+ * /proc/self: left out when /proc cannot be read. */
+static void stats_render_process(struct metrics_buf *b)
+{
+    char text[1024];
+    struct stats_proc p;
+    FILE *f = fopen("/proc/self/stat", "re");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    struct timespec boot, wall;
+    /* a whole stat line is far shorter than the buffer: a full one is not trusted */
+    if (n == 0 || n == sizeof text - 1 || stats_parse_proc_stat(text, &p) < 0 || ticks <= 0 ||
+        page <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &wall) < 0)
+        return;
+    double since_boot = (double)boot.tv_sec + (double)boot.tv_nsec / 1e9;
+    double now = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+    double start = now - since_boot + (double)p.start_ticks / (double)ticks;
+    stats_family(b, "process_cpu_seconds_total", "counter",
+                 "Total user and system CPU time spent in seconds.");
+    metrics_printf(b, "process_cpu_seconds_total %.2f\n",
+                   (double)(p.utime_ticks + p.stime_ticks) / (double)ticks);
+    stats_one(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+              (unsigned long long)p.rss_pages * (unsigned long long)page);
+    stats_one(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+              (unsigned long long)p.vsize_bytes);
+    stats_family(b, "process_start_time_seconds", "gauge",
+                 "Start time of the process since unix epoch in seconds.");
+    metrics_printf(b, "process_start_time_seconds %.2f\n", start);
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        unsigned long long fds = 0;
+        for (const struct dirent *e; (e = readdir(d));)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        stats_one(b, "process_open_fds", "gauge", "Number of open file descriptors.",
+                  fds ? fds - 1 : 0); /* not the one reading the directory */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        stats_one(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                  (unsigned long long)rl.rlim_cur);
+}
+
+static void stats_render_codes(const struct stats_view *v, struct metrics_buf *b)
+{
+    const struct stats *s = v->stats;
+    stats_family(b, "switchyard_results_total", "counter",
+                 "Results produced, by status; error results also by their error code "
+                 "(result.schema.json's codes).");
+    stats_labelled(b, "switchyard_results_total", "status", "ok", s->results_ok);
+    for (size_t i = 0; i < STATS_RESULT_CODES; i++)
+        metrics_printf(b, "switchyard_results_total{status=\"error\",code=\"%s\"} %llu\n",
+                       stats_result_codes[i], (unsigned long long)s->results_by_code[i]);
+    stats_family(b, "switchyard_dead_letters_total", "counter",
+                 "Invalid messages sent to the dead-letter topic, by code "
+                 "(dead_letter.schema.json's codes).");
+    for (size_t i = 0; i < STATS_DEAD_LETTER_CODES; i++)
+        stats_labelled(b, "switchyard_dead_letters_total", "code", stats_dead_letter_codes[i],
+                       s->dead_letters_by_code[i]);
+}
+
+static void stats_render_tenants(const struct stats *s, struct metrics_buf *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"switchyard_tenant_results_total", "counter",
+         "Results produced, by the request's tenant (\"\" none; \"other\" past "
+         "metrics.max_tenants) and status."},
+        {"switchyard_tenant_cost_usd_total", "counter",
+         "Cost of the billable attempts of the tenant's results, in USD."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        stats_family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i <= s->ntenants; i++) {
+            const struct stats_tenant *t = i < s->ntenants ? &s->tenants[i] : &s->tenant_other;
+            const char *name = i < s->ntenants ? t->name : STATS_TENANT_OTHER;
+            for (int st = 0; st < (f == 0 ? 2 : 1); st++) {
+                metrics_printf(b, "%s{tenant=\"", fam[f].name);
+                metrics_label(b, name);
+                if (f == 0)
+                    metrics_printf(b, "\",status=\"%s\"} %llu\n", st ? "error" : "ok",
+                                   (unsigned long long)(st ? t->results_error : t->results_ok));
+                else {
+                    metrics_printf(b, "\"} ");
+                    stats_usd(b, t->cost_nusd);
+                }
+            }
+        }
     }
 }
 
@@ -367,12 +629,7 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
               "Request messages taken from the requests topic.", s->received);
     stats_one(b, "switchyard_messages_skipped_total", "counter",
               "Messages skipped because a previous owner had finished them.", v->skipped);
-    stats_family(b, "switchyard_results_total", "counter",
-                 "Results produced, by status (error: no candidate could serve).");
-    stats_labelled(b, "switchyard_results_total", "status", "ok", s->results_ok);
-    stats_labelled(b, "switchyard_results_total", "status", "error", s->results_error);
-    stats_one(b, "switchyard_dead_letters_total", "counter",
-              "Invalid messages sent to the dead-letter topic.", s->dead_letters);
+    stats_render_codes(v, b);
     stats_one(b, "switchyard_cost_records_total", "counter", "Cost records produced.",
               s->cost_records);
     stats_one(b, "switchyard_retries_total", "counter",
@@ -405,8 +662,17 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
               (unsigned long long)v->stopping);
     stats_one(b, "switchyard_partitions_assigned", "gauge",
               "Partitions of the requests topic this worker owns.", v->partitions_assigned);
+    unsigned long long paused = 0;
+    for (size_t i = 0; i < v->npartitions; i++)
+        paused += v->partitions[i].paused != 0;
+    stats_one(b, "switchyard_partitions_paused", "gauge",
+              "Assigned partitions paused now (in-flight caps, a full model queue).", paused);
     stats_render_partitions(v, b);
     stats_render_providers(v, b);
     stats_render_lanes(v, b);
     stats_render_models(s, b);
+    if (v->tenant_label)
+        stats_render_tenants(s, b);
+    if (v->process)
+        stats_render_process(b);
 }

@@ -3,9 +3,15 @@
  * Prometheus text for the metrics endpoint. Counting is a few additions
  * per attempt; rendering happens only when scraped.
  *
- * Costs are exported in integer nano-USD (switchyard_model_cost_nanousd_total).
- * Prometheus stores float64, exact up to 2^53 nUSD (about 9 million USD) per
- * series: plenty for alerting; finance sums the cost topic, not this.
+ * Costs are exported in integer nano-USD (switchyard_model_cost_nanousd_total)
+ * and in USD, Prometheus' base unit (switchyard_model_cost_usd_total, the
+ * same count written as a decimal). Prometheus stores float64, exact up to
+ * 2^53 nUSD (about 9 million USD) per series: plenty for alerting; finance
+ * sums the cost topic, not this.
+ *
+ * Label values are bounded: error codes are the schemas' closed sets (any
+ * other code is counted as "other"), tenants at most max_tenants (the rest
+ * as "other"), models and providers what the configuration names.
  */
 #ifndef SWITCHYARD_STATS_H
 #define SWITCHYARD_STATS_H
@@ -29,6 +35,19 @@ enum stats_outcome {
 };
 
 #define STATS_LATENCY_BUCKETS 12
+/* result.schema.json's error codes, and "other" */
+#define STATS_RESULT_CODES 9
+/* dead_letter.schema.json's codes, and "other" */
+#define STATS_DEAD_LETTER_CODES 8
+/* a tenant's name as tracked (request.c allows 128 bytes) */
+#define STATS_TENANT_OTHER "other"
+
+/* Per tenant, when metrics.tenant_label is on. */
+struct stats_tenant {
+    char *name; /* "" for requests without a tenant */
+    uint64_t results_ok, results_error;
+    uint64_t cost_nusd;
+};
 
 /* Per policy model, by name (a reload may add models; counts survive). */
 struct stats_model {
@@ -50,8 +69,14 @@ struct stats {
     uint64_t retries, fallbacks;
     uint64_t cost_nusd;
     uint64_t reloads_ok, reloads_failed;
+    uint64_t results_by_code[STATS_RESULT_CODES];           /* error results */
+    uint64_t dead_letters_by_code[STATS_DEAD_LETTER_CODES]; /* sums to dead_letters */
     struct stats_model *models;
     size_t nmodels;
+    /* at most max_tenants as stats_result was told; the rest in tenant_other */
+    struct stats_tenant *tenants;
+    size_t ntenants;
+    struct stats_tenant tenant_other;
 };
 
 struct attempt;
@@ -62,7 +87,32 @@ void stats_attempt(struct stats *s, struct stats_provider *sp, const struct poli
                    const struct attempt *a);
 /* One cost record was produced for a billable attempt. */
 void stats_cost(struct stats *s, const struct policy_model *m, const struct attempt *a);
+struct job;
+/* The job's result was produced: counted by status and, for an error, by
+ * job->error_code; with max_tenants > 0 also under its tenant (with its
+ * billable attempts' cost), at most max_tenants of them, the rest under
+ * "other". */
+void stats_result(struct stats *s, const struct job *job, size_t max_tenants);
+/* The job's result, counted by stats_result, was replaced by an error
+ * result with code (result_too_large): its count moves there, so that the
+ * counts by code stay those of the results topic. Same max_tenants. */
+void stats_result_replaced(struct stats *s, const struct job *job, const char *code,
+                           size_t max_tenants);
+/* An invalid message went to the dead-letter topic, for code. */
+void stats_dead_letter(struct stats *s, const char *code);
 void stats_release(struct stats *s);
+
+/* What /proc/self/stat says, for the process_* metrics. */
+struct stats_proc {
+    uint64_t utime_ticks, stime_ticks; /* CPU time, in clock ticks */
+    uint64_t start_ticks;              /* start, in clock ticks after boot */
+    uint64_t vsize_bytes;
+    uint64_t rss_pages;
+};
+/* Parses the text of /proc/<pid>/stat (the command name may hold spaces
+ * and parentheses: the fields are counted after the last ')'). 0, or -1
+ * when it does not have them. Pure. */
+int stats_parse_proc_stat(const char *text, struct stats_proc *out);
 
 /* A provider as the metrics show it. */
 struct stats_provider_view {
@@ -93,6 +143,9 @@ struct stats_view {
     int stopping, ready, kafka_up, in_group;
     uint64_t skipped;
     uint64_t abandoned, outputs_replaced, outputs_undeliverable;
+    int64_t now_ms;   /* wall ms of the scrape: partitions' commit ages */
+    int tenant_label; /* metrics.tenant_label: render the per-tenant series */
+    int process;      /* render the process_* metrics (from /proc/self) */
     const char *topic_requests;
     const struct consumer_partition_info *partitions;
     size_t npartitions;

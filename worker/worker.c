@@ -253,6 +253,9 @@ static void worker_render(void *ctx, struct metrics_buf *out)
         .abandoned = d->counters.abandoned,
         .outputs_replaced = d->counters.outputs_replaced,
         .outputs_undeliverable = d->counters.outputs_undeliverable,
+        .now_ms = loop_wall_ms(),
+        .tenant_label = w->cfg->metrics_tenant_label,
+        .process = 1,
         .topic_requests = w->cfg->topic_requests,
         .partitions = parts,
         .npartitions = w->consumer ? consumer_partitions(w->consumer, parts, cap) : 0,
@@ -480,6 +483,8 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
     struct err e = {0};
     int rc = 1;
     worker_id_init(&w);
+    log_set_worker(w.worker_id);
+    log_set_options(cfg->log_requests, cfg->log_bodies);
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

@@ -7,13 +7,29 @@ tokens and nano-USD summed from the cost records, attempts by outcome and
 the latency histogram recomputed from the results' attempts, and the
 partitions' offsets against the topic's end offsets. Also: /healthz,
 /readyz, 404/405/431, idle connections that do not block a scrape, and a
-taken port that stops the worker at start with a clear error."""
+taken port that stops the worker at start with a clear error.
+
+Operability: `promtool check metrics` (Debian's prometheus package) must
+pass on a scrape taken while the worker works and on the last one; error
+results counted by code equal the results topic's codes, dead letters by
+code the dead-letter topic's x-error-code headers, the USD counters the
+nano-USD ones / 1e9, the tenant series (metrics.tenant_label with
+max_tenants 3) the results topic's tenants with the rest under "other";
+process_* metrics are present and sane; an assigned partition that never
+received a message still has a committed-offset series (-1), and every
+partition a last-commit age. With logging.requests on, the log lines are
+structured: request_received/call_done/request_done/dead_letter lines
+carry the request id, partition, offset, model, provider, attempt, HTTP
+status, latency and code fields that match what was published, and no
+body appears without logging.bodies."""
 
 import collections
 import json
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -27,6 +43,9 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 N = 300
 TOPICS = {"requests": "mx.requests", "results": "mx.results", "costs": "mx.costs",
           "dead_letter": "mx.dlq"}
+REQ_PARTS = 5  # partition 4 gets no message: its committed offset is still shown
+TENANTS = ["acme", "globex", "initech", "umbrella", "hooli"]
+MAX_TENANTS = 3
 FAULTS = ["gpt-4.1-mini:status:429@15", "claude-opus-4-1:status:529@10",
           "gpt-4.1-nano:status:400@4", "o4-mini:close@3", "o4-mini:malformed@5"]
 LE = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
@@ -74,7 +93,8 @@ def raw(addr, data):
 
 
 def scrape(addr):
-    """{(name, frozenset(labels)): value} from /metrics, and the families."""
+    """{(name, frozenset(labels)): value} from /metrics, the families, and
+    the page's text."""
     status, headers, text = http(addr, "/metrics")
     samples = {}
     families = {}
@@ -82,7 +102,7 @@ def scrape(addr):
         families[fam.name] = fam.type
         for s in fam.samples:
             samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return status, headers, samples, families
+    return status, headers, samples, families, text
 
 
 def pick(samples, name, **labels):
@@ -90,11 +110,17 @@ def pick(samples, name, **labels):
 
 
 def make_requests(rng):
-    out = []
+    """(key, value) pairs, and the dead-letter code each invalid one must get."""
+    out, invalid = [], {}
     for i in range(N):
         rid = f"mx-{i:04d}"
         if i % 30 == 7:
             out.append((rid, b'{"id":"' + rid.encode() + b'", "task":'))
+            invalid[rid] = "invalid_json"
+            continue
+        if i % 50 == 11:
+            out.append((rid, json.dumps({"id": rid, "task": "code"}).encode()))
+            invalid[rid] = "invalid_request"
             continue
         task = rng.choice(["planning", "reasoning", "code", "chit-chat"])
         content = f"request {rid}: go"
@@ -102,8 +128,32 @@ def make_requests(rng):
             content += f" #cached={rng.randrange(1, 30)}"
         if task == "reasoning" and rng.random() < 0.5:
             content += f" #reasoning={rng.randrange(1, 50)}"
-        out.append((rid, json.dumps({"id": rid, "task": task, "messages": [
-            {"role": "user", "content": content}]}).encode()))
+        req = {"id": rid, "task": task, "messages": [{"role": "user", "content": content}]}
+        if i % 7:
+            req["tenant"] = TENANTS[i % len(TENANTS)]
+        out.append((rid, json.dumps(req).encode()))
+    return out, invalid
+
+
+def promtool(t, text, what):
+    """promtool check metrics on a scrape's text: it must be there, and pass."""
+    tool = shutil.which("promtool")
+    if not t.ok(tool is not None, "promtool is installed (scripts/install-deps.sh: prometheus)"):
+        return
+    r = subprocess.run([tool, "check", "metrics"], input=text.encode(), capture_output=True,
+                       timeout=60)
+    t.ok(r.returncode == 0, f"promtool check metrics passes on {what} (exit {r.returncode}: "
+         f"{(r.stdout + r.stderr).decode(errors='replace')[:600]})")
+
+
+def read_log(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
     return out
 
 
@@ -137,29 +187,147 @@ def check_endpoints(t, addr):
         s.close()
 
 
+def check_codes(t, m, results, dlq, invalid):
+    """Error results by code and dead letters by code, against the topics."""
+    want = collections.Counter(r["error"]["code"] for r in results.values() if r["status"] == "error")
+    got = {dict(l)["code"]: v for (n, l), v in m.items()
+           if n == "switchyard_results_total" and dict(l).get("status") == "error"}
+    t.ok(want and all(got.get(c, 0) == n for c, n in want.items()) and
+         sum(got.values()) == sum(want.values()),
+         f"error results by code equal the results topic's codes ({dict(want)} vs "
+         f"{ {c: v for c, v in got.items() if v} })")
+    t.ok({"no_route", "over_budget", "deadline_exceeded", "candidates_exhausted",
+          "provider_rejected", "result_too_large", "rate_limited", "circuit_open",
+          "other"} <= set(got), f"every error code has a series, 0 until seen ({sorted(got)})")
+    dl_want = collections.Counter()
+    for _, _, headers, _, _ in dlq:
+        code = dict(headers).get("x-error-code")
+        dl_want[code.decode() if code else None] += 1
+    dl_got = {dict(l)["code"]: v for (n, l), v in m.items() if n == "switchyard_dead_letters_total"}
+    t.ok(dl_want == collections.Counter(invalid.values()) and
+         all(dl_got.get(c) == n for c, n in dl_want.items()) and
+         sum(dl_got.values()) == len(invalid),
+         f"dead letters by code equal the dead-letter topic's x-error-code ({dict(dl_want)} vs "
+         f"{ {c: v for c, v in dl_got.items() if v} })")
+
+
+def check_tenants(t, m, results, costs):
+    tracked = collections.defaultdict(collections.Counter)
+    for (n, l), v in m.items():
+        if n == "switchyard_tenant_results_total":
+            tracked[dict(l)["tenant"]][dict(l)["status"]] += v
+    usd = {dict(l)["tenant"]: v for (n, l), v in m.items() if n == "switchyard_tenant_cost_usd_total"}
+    named = [x for x in tracked if x != "other"]
+    t.ok(len(named) == MAX_TENANTS, f"metrics.max_tenants bounds the tenants tracked ({sorted(tracked)})")
+    want = collections.defaultdict(collections.Counter)
+    want_nusd = collections.Counter()
+    for rid, r in results.items():
+        name = r.get("tenant", "")
+        name = name if name in named else "other"
+        want[name][r["status"]] += 1
+        want_nusd[name] += sum(c["cost_nusd"] for (k, _), c in costs.items() if k == rid)
+    t.ok({k: dict(v) for k, v in want.items()} == {k: {s: n for s, n in v.items() if n}
+                                                    for k, v in tracked.items() if sum(v.values())},
+         f"results by tenant (the rest as other) equal the results topic's ({dict(want)} vs {dict(tracked)})")
+    t.ok(all(abs(usd.get(k, -1) - want_nusd[k] / 1e9) < 1e-9 for k in want),
+         f"cost in USD by tenant equals the cost records' ({dict(want_nusd)} vs {usd})")
+
+
+def check_process(t, m, started):
+    st = pick(m, "process_start_time_seconds")
+    t.ok(st is not None and abs(st - started) < 5,
+         f"process_start_time_seconds is when the worker started ({st} vs {started:.2f})")
+    fds, maxfds = pick(m, "process_open_fds"), pick(m, "process_max_fds")
+    t.ok(fds is not None and maxfds is not None and 5 <= fds < maxfds,
+         f"process_open_fds within process_max_fds ({fds} / {maxfds})")
+    rss, vsz = pick(m, "process_resident_memory_bytes"), pick(m, "process_virtual_memory_bytes")
+    t.ok(rss is not None and vsz is not None and 1 << 20 < rss <= vsz,
+         f"resident memory over 1 MiB and within the virtual ({rss} / {vsz})")
+    cpu = pick(m, "process_cpu_seconds_total")
+    t.ok(cpu is not None and 0 < cpu < 600, f"process_cpu_seconds_total counts the work ({cpu})")
+
+
+def check_log(t, log, results, dlq, invalid):
+    """The structured fields of the per-request lines against the topics."""
+    lines = [e for e in log if isinstance(e, dict)]
+    wid = {e.get("worker") for e in lines if e.get("event") != "exit_now"}
+    t.ok(len(wid) == 1 and None not in wid, f"every line names the worker ({wid})")
+    received = {e["request_id"]: e for e in lines if e.get("event") == "request_received"}
+    t.ok(set(received) == set(results) and
+         all(isinstance(e.get("partition"), int) and isinstance(e.get("offset"), int)
+             for e in received.values()),
+         f"request_received for each valid request, with partition and offset ({len(received)})")
+    done = {e["request_id"]: e for e in lines if e.get("event") == "request_done"}
+    bad = [rid for rid, r in results.items()
+           if rid not in done or done[rid]["level"] != "debug" or
+           (r["status"] == "ok") != ("code" not in done[rid]) or
+           (r["status"] == "error" and done[rid]["code"] != r["error"]["code"]) or
+           (done[rid]["partition"], done[rid]["offset"]) !=
+           (received[rid]["partition"], received[rid]["offset"])]
+    t.ok(not bad, f"request_done per result, its code the result's, at debug level ({bad[:3]})")
+    calls = collections.defaultdict(list)
+    for e in lines:
+        if e.get("event") == "call_done":
+            calls[e["request_id"]].append(e)
+    wrong = []
+    for rid, r in results.items():
+        got = sorted(calls.get(rid, []), key=lambda e: e["attempt"])
+        if len(got) != len(r["attempts"]):
+            wrong.append((rid, "count", len(got), len(r["attempts"])))
+            continue
+        for e, a in zip(got, r["attempts"]):
+            if (e["attempt"], e["model"], e["provider"], e["http_status"], e["latency_ms"]) != \
+                    (a["attempt"], a["model"], a["provider"], a["http_status"], a["latency_ms"]):
+                wrong.append((rid, e, a))
+    t.ok(not wrong, f"call_done per attempt: attempt, model, provider, http_status, latency_ms "
+         f"as the result's attempts ({wrong[:2]})")
+    # each dead letter names its source in headers; its log line must too
+    src = {}
+    for k, _, headers, _, _ in dlq:
+        hd = {n: v.decode() for n, v in headers}
+        src[(int(hd["x-error-partition"]), int(hd["x-error-offset"]))] = (k, hd["x-error-code"])
+    dls = {(e.get("partition"), e.get("offset")): e for e in lines if e.get("event") == "dead_letter"}
+    t.ok(set(dls) == set(src) and len(src) == len(invalid) and
+         all(dls[pos]["level"] == "warn" and dls[pos].get("code") == code == invalid[k]
+             for pos, (k, code) in src.items()),
+         f"dead_letter lines carry the code, partition and offset of each dead letter "
+         f"({len(dls)} lines, {len(src)} dead letters)")
+    t.ok(not any("prompt" in e or "reply" in e for e in lines),
+         "no prompt or reply in the log without logging.bodies")
+
+
 def main():
     t = Checks()
     rng = random.Random(7)
-    h = Harness({v: 4 for v in TOPICS.values()}, fake_args=sum((["--fault", f] for f in FAULTS), [])
+    parts = {v: 4 for v in TOPICS.values()}
+    parts[TOPICS["requests"]] = REQ_PARTS
+    h = Harness(parts, fake_args=sum((["--fault", f] for f in FAULTS), [])
                 + ["--latency-ms", "5", "--jitter-ms", "120"])
     group = f"mx-{os.getpid()}"
     try:
         cfg = h.write_config(group, TOPICS)
         with open(cfg) as f:
             c = json.load(f)
-        c["metrics"] = {"listen": "127.0.0.1:0"}
+        c["metrics"] = {"listen": "127.0.0.1:0", "tenant_label": True, "max_tenants": MAX_TENANTS}
+        c["logging"] = {"requests": True}
         with open(cfg, "w") as f:
             json.dump(c, f)
-        reqs = make_requests(rng)
-        h.produce(TOPICS["requests"], reqs)
+        reqs, invalid = make_requests(rng)
+        for p in range(REQ_PARTS - 1):  # the last partition stays empty
+            h.produce(TOPICS["requests"], reqs[p::REQ_PARTS - 1], kcat_args=["-p", str(p)])
+        started = time.time()
         h.start_worker(cfg, POLICY, env=KEYS)
         addr = h.metrics_address()
         t.ok(addr is not None and addr.startswith("127.0.0.1:"), f"the worker logs where it listens ({addr})")
         if addr is None:
             return t.summary()
         check_endpoints(t, addr)
+        # while it works (the last of N requests answered takes a few seconds)
+        st, _, early, _, text = scrape(addr)
+        t.ok(st == 200, f"a scrape while the worker works ({st}, "
+             f"{pick(early, 'switchyard_jobs_in_flight')} jobs in flight)")
+        promtool(t, text, "a scrape taken while the worker works")
 
-        invalid = {k for k, v in reqs if not v.endswith(b"}")}
         res = h.read(TOPICS["results"], lambda ms: len({m[0] for m in ms}) >= N - len(invalid))
         dlq = h.read(TOPICS["dead_letter"], lambda ms: len({m[0] for m in ms}) >= len(invalid), timeout=30)
         results = {}
@@ -173,9 +341,10 @@ def main():
             rec = json.loads(v)
             costs[(k, rec["attempt"])] = rec
         time.sleep(1.5)  # a commit interval, so the committed offsets have moved
-        st, hd, m, fams = scrape(addr)
+        st, hd, m, fams, text = scrape(addr)
         t.ok(st == 200 and hd.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
              f"/metrics is Prometheus text ({st} {hd.get('Content-Type')})")
+        promtool(t, text, "the scrape after the run")
 
         ok = sum(1 for r in results.values() if r["status"] == "ok")
         err = len(results) - ok
@@ -183,13 +352,16 @@ def main():
              f"the run has ok and error results ({ok} ok, {err} error)")
         t.ok(pick(m, "switchyard_messages_received_total") == N,
              f"received = {N} ({pick(m, 'switchyard_messages_received_total')})")
-        t.ok(pick(m, "switchyard_results_total", status="ok") == ok and
-             pick(m, "switchyard_results_total", status="error") == err,
+        errors = sum(v for (n, l), v in m.items()
+                     if n == "switchyard_results_total" and dict(l).get("status") == "error")
+        t.ok(pick(m, "switchyard_results_total", status="ok") == ok and errors == err,
              f"results by status match the results topic ({ok}/{err})")
-        t.ok(pick(m, "switchyard_dead_letters_total") == len({x[0] for x in dlq}) == len(invalid),
+        dead = sum(v for (n, _), v in m.items() if n == "switchyard_dead_letters_total")
+        t.ok(dead == len({x[0] for x in dlq}) == len(invalid),
              f"dead letters match the dead-letter topic ({len(invalid)})")
         t.ok(pick(m, "switchyard_cost_records_total") == len(costs) == len(want_costs),
              f"cost records match the costs topic ({len(costs)})")
+        check_codes(t, m, results, dlq, invalid)
 
         # per model: records, nano-USD and tokens, summed from the cost topic
         by_model = collections.defaultdict(lambda: collections.Counter())
@@ -204,15 +376,20 @@ def main():
             lab = {"model": model, "provider": prov}
             if pick(m, "switchyard_model_cost_nanousd_total", **lab) != b["nusd"]:
                 wrong.append((model, "nusd", b["nusd"], pick(m, "switchyard_model_cost_nanousd_total", **lab)))
+            usd = pick(m, "switchyard_model_cost_usd_total", **lab)
+            if usd is None or abs(usd - b["nusd"] / 1e9) > 1e-9:
+                wrong.append((model, "usd", b["nusd"] / 1e9, usd))
             if pick(m, "switchyard_model_cost_records_total", **lab) != b["records"]:
                 wrong.append((model, "records"))
             for cat in ["input", "output", "cache_read", "cache_write", "reasoning"]:
                 if pick(m, "switchyard_model_tokens_total", category=cat, **lab) != b[cat]:
                     wrong.append((model, cat, b[cat], pick(m, "switchyard_model_tokens_total", category=cat, **lab)))
-        t.ok(by_model and not wrong, f"per-model cost, records and tokens equal the costs topic's sums ({wrong[:3]})")
+        t.ok(by_model and not wrong, f"per-model cost (nano-USD and USD), records and tokens equal the costs topic's sums ({wrong[:3]})")
         total = sum(r["cost_nusd"] for r in costs.values())
         exported = sum(v for (n, _), v in m.items() if n == "switchyard_model_cost_nanousd_total")
         t.ok(exported == total, f"the exported nano-USD add up to the cost topic ({exported} vs {total})")
+        t.ok(fams.get("switchyard_model_cost_usd") == "counter", "the USD cost is a counter")
+        check_tenants(t, m, results, costs)
 
         # attempts by outcome and the latency histogram, from the results' attempts
         attempts = collections.Counter()
@@ -252,18 +429,31 @@ def main():
         for (n, l), v in m.items():
             if n.startswith("switchyard_partition_"):
                 parts.setdefault(int(dict(l)["partition"]), {})[n[len("switchyard_partition_"):]] = v
-        t.ok(pick(m, "switchyard_partitions_assigned") == 4 and sorted(parts) == [0, 1, 2, 3],
-             f"4 partitions assigned and reported ({sorted(parts)})")
+        used = list(range(REQ_PARTS - 1))
+        t.ok(pick(m, "switchyard_partitions_assigned") == REQ_PARTS and sorted(parts) == list(range(REQ_PARTS)),
+             f"{REQ_PARTS} partitions assigned and reported ({sorted(parts)})")
         t.ok(all(parts[p].get("position_offset") == ends[p] and parts[p].get("high_watermark_offset") == ends[p]
                  and parts[p].get("lag_messages") == 0 and parts[p].get("in_flight") == 0 for p in parts),
              f"positions and high watermarks at the end offsets, lag 0 ({parts} vs {ends})")
-        t.ok(all(parts[p].get("committed_offset") == committed[p] == ends[p] for p in parts),
+        t.ok(all(parts[p].get("committed_offset") == committed[p] == ends[p] for p in used),
              f"committed offsets match the group's ({committed})")
+        empty = REQ_PARTS - 1
+        t.ok(ends[empty] == 0 and committed[empty] < 0 and parts[empty].get("committed_offset") == -1,
+             f"a partition with nothing committed still has its committed-offset series, -1 "
+             f"({parts[empty].get('committed_offset')}, group {committed[empty]})")
+        ages = {p: parts[p].get("last_commit_age_seconds") for p in parts}
+        t.ok(all(a is not None and 0 <= a < time.time() - started + 1 for a in ages.values()) and
+             all(ages[p] < 30 for p in used),
+             f"every partition has a last-commit age, within the run ({ages})")
+        paused = sum(parts[p].get("paused", 0) for p in parts)
+        t.ok(pick(m, "switchyard_partitions_paused") == paused,
+             f"switchyard_partitions_paused counts the paused partitions ({paused})")
         t.ok(pick(m, "switchyard_jobs_in_flight") == 0 and pick(m, "switchyard_producer_unacknowledged") == 0,
              "nothing in flight once all is answered")
+        check_process(t, m, started)
 
         # another worker on the same metrics port does not start
-        first = h.worker
+        first, first_log = h.worker, h.worker_log
         c["metrics"] = {"listen": addr}
         taken = cfg + ".taken.yaml"
         with open(taken, "w") as f:
@@ -273,8 +463,9 @@ def main():
             log = f.read()
         t.ok(rc == 1 and f"metrics.listen {addr}: cannot listen: Address already in use" in log,
              f"a taken metrics port stops the worker at start, saying why (exit {rc})")
-        h.worker = first
+        h.worker, h.worker_log = first, first_log
         t.ok(h.stop_worker() == 0, "the worker exits 0 on SIGTERM")
+        check_log(t, read_log(first_log), results, dlq, invalid)
     finally:
         h.close()
     return t.summary()

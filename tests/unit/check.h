@@ -42,5 +42,7 @@ void test_breaker(void);
 void test_ratelimit(void);
 void test_notify(void);
 void test_reply(void);
+void test_log(void);
+void test_stats(void);
 
 #endif

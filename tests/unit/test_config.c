@@ -33,6 +33,9 @@ static void test_config_shipped(void)
     ok(o && o->connect_timeout_ms == 10000, "unset provider timeout takes the default");
     ok(cfg->limits.max_in_flight == 10000 && cfg->limits.max_message_bytes == 1048576, "limits");
     ok(cfg->metrics_listen && strcmp(cfg->metrics_listen, "127.0.0.1:9464") == 0, "metrics");
+    ok(!cfg->metrics_tenant_label && cfg->metrics_max_tenants == 100 && !cfg->log_requests &&
+           !cfg->log_bodies,
+       "opt-ins off by default: no tenant label (100 tenants when on), no request log, no bodies");
     ok(cfg->limits.queue_per_model == 256 && cfg->limits.rate_limit_max_wait_ms == 600000,
        "queue_per_model and rate_limit_max_wait_ms");
     ok(o && o->circuit.failures == 5 && o->circuit.window_ms == 10000 &&
