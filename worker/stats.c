@@ -648,6 +648,16 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
     stats_one(b, "switchyard_outputs_undeliverable_total", "counter",
               "Outputs no form of which the broker accepted (the worker stops).",
               v->outputs_undeliverable);
+    stats_one(b, "switchyard_reply_topic_results_total", "counter",
+              "Results sent to the request's own kafka_replyTopic (on reply.reply_topics).",
+              v->reply_topic_results);
+    stats_one(b, "switchyard_reply_topics_refused_total", "counter",
+              "Requests whose kafka_replyTopic is not on reply.reply_topics: their result went "
+              "to the results topic.",
+              v->reply_topics_refused);
+    stats_one(b, "switchyard_reply_headers_skipped_total", "counter",
+              "Headers named in reply.copy_headers too long (over 1 KiB) to copy onto an output.",
+              v->reply_headers_skipped);
     stats_family(b, "switchyard_policy_reloads_total", "counter",
                  "Policy reloads on SIGHUP, by result (failed: the old policy stays).");
     stats_labelled(b, "switchyard_policy_reloads_total", "result", "ok", s->reloads_ok);

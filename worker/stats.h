@@ -143,6 +143,7 @@ struct stats_view {
     int stopping, ready, kafka_up, in_group;
     uint64_t skipped;
     uint64_t abandoned, outputs_replaced, outputs_undeliverable;
+    uint64_t reply_topic_results, reply_topics_refused, reply_headers_skipped;
     int64_t now_ms;   /* wall ms of the scrape: partitions' commit ages */
     int tenant_label; /* metrics.tenant_label: render the per-tenant series */
     int process;      /* render the process_* metrics (from /proc/self) */

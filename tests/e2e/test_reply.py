@@ -31,6 +31,8 @@ import json
 import os
 import struct
 import sys
+import time
+import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -100,6 +102,7 @@ def main():
             cfg = json.load(f)
         # copy_headers left at its default: traceparent, tracestate, kafka_correlationId
         cfg["reply"] = {"reply_topics": [REPLIES]}
+        cfg["metrics"] = {"listen": "127.0.0.1:0"}
         with open(path, "w") as f:
             json.dump(cfg, f, indent=1)
 
@@ -115,6 +118,24 @@ def main():
         ]
         t.ok(produce(h.bootstrap, TOPICS["requests"], records), "requests produced")
         w = h.start_worker(path, POLICY, env=KEYS, args=["--exit-when-idle", "3000"])
+        addr = h.metrics_address()
+        h.read(TOPICS["costs"], lambda ms: len(ms) >= 5, timeout=60)
+        page = ""
+        deadline = time.time() + 10
+        while time.time() < deadline and 'switchyard_reply_topic_results_total 2' not in page:
+            try:
+                with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+                    page = r.read().decode()
+            except OSError:
+                break
+            time.sleep(0.1)
+        counts = {n: v for n, v in (l.split(" ") for l in page.splitlines()
+                                    if l.startswith("switchyard_reply_"))}
+        t.ok(counts == {"switchyard_reply_topic_results_total": "2",
+                        "switchyard_reply_topics_refused_total": "1",
+                        "switchyard_reply_headers_skipped_total": "2"},
+             f"/metrics counts the replies sent, refused, and the long header skipped on the "
+             f"result and on the cost record ({counts})")
         t.ok(w.wait(timeout=120) == 0, "the worker exits 0 when idle")
 
         replies = by_key(h.read(REPLIES, lambda ms: len(ms) >= 2, timeout=30))
