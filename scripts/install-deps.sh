@@ -10,7 +10,7 @@ packages=(
     kcat python3 python3-confluent-kafka python3-jsonschema python3-yaml
     python3-prometheus-client prometheus
     clang libclang-rt-14-dev valgrind curl
-    clang-format clang-tidy cppcheck bc
+    clang-format clang-tidy cppcheck bc jq
     libsystemd-dev systemd groff-base man-db
 )
 
