@@ -104,9 +104,12 @@ check "preflight: the budget is named as the router sees it" \
 env -u ANTHROPIC_API_KEY OPENAI_API_KEY= "$bin" --check-config --config config/worker.yaml \
     --policy config/policy.yaml >"$tmp/out" 2>"$tmp/err"
 check "shipped config without keys: exit 1" test $? -eq 1
+# (the positions are those of the api_key_env values in the shipped file)
+la=$(grep -n 'api_key_env: ANTHROPIC_API_KEY' config/worker.yaml | cut -d: -f1)
+lo=$(grep -n 'api_key_env: OPENAI_API_KEY' config/worker.yaml | cut -d: -f1)
 check "shipped config without keys: both variables, located" diff - "$tmp/err" <<EOF
-config/worker.yaml:24:18: provider anthropic: the environment variable that api_key_env names (ANTHROPIC_API_KEY) is not set or empty
-config/worker.yaml:49:18: provider openai: the environment variable that api_key_env names (OPENAI_API_KEY) is not set or empty
+config/worker.yaml:$la:18: provider anthropic: the environment variable that api_key_env names (ANTHROPIC_API_KEY) is not set or empty
+config/worker.yaml:$lo:18: provider openai: the environment variable that api_key_env names (OPENAI_API_KEY) is not set or empty
 EOF
 
 "$bin" --check-config --config /nonexistent/worker.yaml >"$tmp/out" 2>"$tmp/err"
