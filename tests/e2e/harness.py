@@ -198,6 +198,40 @@ def http_status(addr, path):
         return None
 
 
+def json_lines(path):
+    """The JSON objects of a file of JSON lines (a worker's log, a provider's
+    request log); other lines (a wrapper's output, a last line still being
+    written) are skipped. [] when the file does not exist."""
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def scrape(addr):
+    """The text of http://addr/metrics; "" when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def metric(text, name, **labels):
+    """The value of the first sample of `name` whose labels include
+    `labels`, in a Prometheus text page; None when there is none."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 class Checks:
     """ok()-style counting: every check counts; the last line is the count."""
 

@@ -22,10 +22,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, TEST_KEYS as KEYS, Checks, Harness  # noqa: E402
+from harness import (BUILD, TEST_KEYS as KEYS, Checks, Harness, json_lines, metric,  # noqa: E402
+                     scrape)
 
 POLICY = """
 models:
@@ -47,28 +47,10 @@ def start_fake(port, log):
     return p, int(line.rsplit(":", 1)[1])
 
 
-def read_log(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(l) for l in f if l.endswith("\n") and l.strip()]
 
 
-def scrape(addr):
-    try:
-        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
-            return r.read().decode()
-    except OSError:
-        return ""
 
 
-def metric(text, name, **labels):
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def main():
@@ -98,7 +80,7 @@ def main():
         policy = os.path.join(h.dir, "policy.yaml")
         with open(policy, "w") as f:
             f.write(POLICY)
-        w = h.start_worker(cfg, policy, env=KEYS)
+        h.start_worker(cfg, policy, env=KEYS)
         t.ok(h.wait_log("partitions_assigned"), "the worker joins")
         addr = h.metrics_address()
 
@@ -188,7 +170,7 @@ def main():
                     model="claude-sonnet-4-5", state="closed")
         t.ok(st == 1, f"and the state is closed again at the end ({st})")
         # money: every billed call has one cost record
-        billed = [e for p in (primary_log, primary_log + ".2", h.fake_log) for e in read_log(p)
+        billed = [e for p in (primary_log, primary_log + ".2", h.fake_log) for e in json_lines(p)
                   if e.get("status") == 200]
         costs = h.read(topics["costs"], lambda ms: len(ms) >= len(billed), timeout=30)
         ids = {json.loads(m[1])["call_id"] for m in costs}

@@ -27,12 +27,10 @@ Every phase: one result per request, every billed call one cost record.
 import json
 import os
 import sys
-import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Checks, Harness  # noqa: E402
+from harness import Checks, Harness, metric, scrape  # noqa: E402
 
 KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "k1", "SWITCHYARD_TEST_OPENAI_KEY": "k2",
         "RL_CFG_KEY": "k3", "RL_FB_KEY": "k4", "RL_P2_KEY": "k5"}
@@ -64,19 +62,8 @@ def request(rid, task, **extra):
     return (rid, json.dumps(body).encode())
 
 
-def scrape(addr):
-    try:
-        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
-            return r.read().decode()
-    except OSError:
-        return ""
 
 
-def metric(text, name, **labels):
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def key_of(e):
@@ -127,7 +114,7 @@ def main():
         configured = [request(f"c{i}", "configured") for i in range(100)]
         urgent = [request(f"u{i}", "urgent") for i in range(90)]
         h.produce(t1["requests"], learned + configured + urgent)
-        w = h.start_worker(cfg, policy, env=KEYS)
+        h.start_worker(cfg, policy, env=KEYS)
         t.ok(h.wait_log("partitions_assigned"), "the worker joins")
         addr = h.metrics_address()
         time.sleep(2)
@@ -221,7 +208,7 @@ def main():
         json.dump(doc, open(cfg2, "w"))
         reqs2 = [request(f"p{i}", "pressed") for i in range(80)]
         h.produce(t2["requests"], reqs2)
-        w = h.start_worker(cfg2, policy, env=KEYS)
+        h.start_worker(cfg2, policy, env=KEYS)
         addr = h.metrics_address()
         paused_seen = 0
         queue_max = 0

@@ -18,6 +18,11 @@ int check_ok(int pass, const char *file, int line, const char *fmt, ...)
 
 /* Reads a whole file (NUL-terminated; *len without it). NULL on error. */
 char *check_read_file(const char *path, size_t *len);
+/* Each line of a table file, '#' comments and blank lines skipped, handed
+ * to fn with its 1-based number (the line is writable, NUL-terminated).
+ * Returns how many were handed; a file that cannot be read fails a check
+ * and returns 0. */
+int check_each_line(const char *path, void (*fn)(char *line, int lineno, void *ctx), void *ctx);
 
 /* Root of the source tree (tests run from there). */
 #define CHECK_ROOT "."

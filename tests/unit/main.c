@@ -60,6 +60,29 @@ char *check_read_file(const char *path, size_t *len)
     return buf;
 }
 
+int check_each_line(const char *path, void (*fn)(char *line, int lineno, void *ctx), void *ctx)
+{
+    char *text = check_read_file(path, NULL);
+    if (!ok(text != NULL, "read %s", path))
+        return 0;
+    int lineno = 0, handed = 0;
+    char *next = text;
+    while (next && *next) {
+        char *line = next;
+        char *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        lineno++;
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        fn(line, lineno, ctx);
+        handed++;
+    }
+    free(text);
+    return handed;
+}
+
 int main(int argc, char **argv)
 {
     static const struct {

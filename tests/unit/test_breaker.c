@@ -190,29 +190,24 @@ static void breaker_line(struct breaker_script *s, char *line, int lineno)
     ok(0, CASES ":%d: unknown event %s", lineno, w[0]);
 }
 
+struct breaker_count {
+    struct breaker_script s;
+    int lines, scripts;
+};
+
+static void breaker_case(char *line, int lineno, void *ctx)
+{
+    struct breaker_count *n = ctx;
+    n->scripts += strncmp(line, "new", 3) == 0;
+    n->lines++;
+    breaker_line(&n->s, line, lineno);
+}
+
 static void test_breaker_cases(void)
 {
-    char *text = check_read_file(CHECK_ROOT "/" CASES, NULL);
-    if (!ok(text != NULL, "read " CASES))
-        return;
-    struct breaker_script s = {0};
-    int lineno = 0, lines = 0, scripts = 0;
-    char *next = text;
-    while (next && *next) {
-        char *line = next;
-        char *nl = strchr(line, '\n');
-        next = nl ? nl + 1 : NULL;
-        if (nl)
-            *nl = '\0';
-        lineno++;
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        scripts += strncmp(line, "new", 3) == 0;
-        lines++;
-        breaker_line(&s, line, lineno);
-    }
-    ok(scripts >= 20 && lines >= 150, "breaker: %d scripts, %d lines", scripts, lines);
-    free(text);
+    struct breaker_count n = {0};
+    check_each_line(CHECK_ROOT "/" CASES, breaker_case, &n);
+    ok(n.scripts >= 20 && n.lines >= 150, "breaker: %d scripts, %d lines", n.scripts, n.lines);
 }
 
 /* A pseudo-random walk (fixed seed): whatever happens, at most `probes`

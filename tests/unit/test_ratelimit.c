@@ -15,28 +15,16 @@
 #include "check.h"
 #include "ratelimit.h"
 
+static void rl_call(char *line, int lineno, void *ctx)
+{
+    void (**fn)(char *, int) = ctx;
+    (*fn)(line, lineno);
+}
+
 /* Lines of a data file, comments and blank lines skipped; fn gets each. */
 static int rl_each_line(const char *path, void (*fn)(char *line, int lineno))
 {
-    char *text = check_read_file(path, NULL);
-    if (!ok(text != NULL, "read %s", path))
-        return 0;
-    int lineno = 0, cases = 0;
-    char *next = text;
-    while (next && *next) {
-        char *line = next;
-        char *nl = strchr(line, '\n');
-        next = nl ? nl + 1 : NULL;
-        if (nl)
-            *nl = '\0';
-        lineno++;
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        fn(line, lineno);
-        cases++;
-    }
-    free(text);
-    return cases;
+    return check_each_line(path, rl_call, &fn);
 }
 
 static char *rl_trim(char *s)

@@ -54,8 +54,9 @@ static int retry_field(struct retry_input *in, const char *key, const char *valu
     return 0;
 }
 
-static void retry_case(char *line, int lineno)
+static void retry_case(char *line, int lineno, void *ctx)
 {
+    (void)ctx;
     struct retry_input in = {.max_attempts = 6,
                              .retries_per_candidate = 2,
                              .backoff_initial_ms = 250,
@@ -88,25 +89,8 @@ static void retry_case(char *line, int lineno)
 
 void test_retry(void)
 {
-    char *text = check_read_file(CHECK_ROOT "/tests/data/retry/cases.txt", NULL);
-    if (!ok(text != NULL, "read tests/data/retry/cases.txt"))
-        return;
-    int lineno = 0, cases = 0;
-    char *next = text;
-    while (next && *next) {
-        char *line = next;
-        char *nl = strchr(line, '\n');
-        next = nl ? nl + 1 : NULL;
-        if (nl)
-            *nl = '\0';
-        lineno++;
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        retry_case(line, lineno);
-        cases++;
-    }
+    int cases = check_each_line(CHECK_ROOT "/tests/data/retry/cases.txt", retry_case, NULL);
     ok(cases >= 20, "retry: %d cases", cases);
-    free(text);
 
     /* the jitter stays within [cap/2, cap] for any random number */
     int inside = 1;
