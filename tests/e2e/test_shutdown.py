@@ -8,6 +8,7 @@
    shutdown_grace_ms plus flush_timeout_ms (plus a small bound for
    leaving the group), as README states.
 3. A second SIGTERM during that flush exits at once, with status 1.
+4. A stop during the group's first join (before any assignment) exits 0.
 """
 
 import json
@@ -158,8 +159,39 @@ def commit_unreachable(t):
         h.close()
 
 
+def before_assignment(t):
+    """A stop while the worker joins its group, before its first
+    assignment (the mock cluster holds a group's first join about 3 s):
+    librdkafka 2.0.2 aborts when it destroys a cooperative-sticky consumer
+    that joined but was never assigned, so the worker must leave it to the
+    exit and still exit 0, on time, at every moment of the join."""
+    topics = {"requests": "sd4.requests", "results": "sd4.results", "costs": "sd4.costs",
+              "dead_letter": "sd4.dlq"}
+    h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+    try:
+        codes = []
+        for i, delay in enumerate((0.2, 1.0, 2.0, 2.6, 2.9, 3.1, 3.4)):
+            limits = {"commit_interval_ms": 200, "shutdown_grace_ms": 2000,
+                      "flush_timeout_ms": 2000}
+            cfg = h.write_config(f"sd4-{os.getpid()}-{i}", topics, limits=limits)
+            w = h.start_worker(cfg, POLICY, env=KEYS)
+            h.wait_log("started", timeout=30)
+            time.sleep(delay)
+            w.send_signal(15)
+            try:
+                codes.append(w.wait(timeout=2 + 2 + 1 + SLACK_S))
+            except Exception:
+                w.kill()
+                codes.append("timeout")
+        t.ok(codes == [0] * len(codes),
+             f"a stop during the group join exits 0 on time at every moment ({codes})")
+    finally:
+        h.close()
+
+
 def main():
     t = Checks()
+    before_assignment(t)
     failing_provider(t)
     brokers_down(t)
     commit_unreachable(t)
