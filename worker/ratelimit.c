@@ -316,6 +316,20 @@ static int rl_retry_after(struct ratelimit_hints *h, const char *v, size_t n, in
     return 1;
 }
 
+/* A hint's limit (is_limit) or remaining count from value v; -1 when it
+ * does not parse (the hint is left as it was). */
+static int rl_hint_count(struct ratelimit_hint *hint, int is_limit, const char *v, size_t vlen)
+{
+    int64_t x;
+    if (rl_parse_int(v, vlen, &x))
+        return -1;
+    if (is_limit)
+        hint->limit = x;
+    else
+        hint->remaining = x;
+    return 0;
+}
+
 int ratelimit_hints_header(struct ratelimit_hints *h, const char *line, size_t len,
                            int64_t now_wall_ms)
 {
@@ -374,13 +388,8 @@ int ratelimit_hints_header(struct ratelimit_hints *h, const char *line, size_t l
                     if (ratelimit_parse_duration(v, vlen, &x))
                         return 0;
                     hint->reset_ms = x;
-                } else {
-                    if (rl_parse_int(v, vlen, &x))
-                        return 0;
-                    if (f == RL_LIMIT)
-                        hint->limit = x;
-                    else
-                        hint->remaining = x;
+                } else if (rl_hint_count(hint, f == RL_LIMIT, v, vlen)) {
+                    return 0;
                 }
                 return 1;
             }
@@ -407,13 +416,8 @@ int ratelimit_hints_header(struct ratelimit_hints *h, const char *line, size_t l
                         return 0;
                     x = rl_sub_sat(x, now_wall_ms);
                     hint->reset_ms = x > 0 ? x : 0;
-                } else {
-                    if (rl_parse_int(v, vlen, &x))
-                        return 0;
-                    if (f == RL_LIMIT)
-                        hint->limit = x;
-                    else
-                        hint->remaining = x;
+                } else if (rl_hint_count(hint, f == RL_LIMIT, v, vlen)) {
+                    return 0;
                 }
                 return 1;
             }
