@@ -36,7 +36,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+from harness import (TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness,  # noqa: E402
+                     json_lines)
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
@@ -144,17 +145,6 @@ def promtool(t, text, what):
                        timeout=60)
     t.ok(r.returncode == 0, f"promtool check metrics passes on {what} (exit {r.returncode}: "
          f"{(r.stdout + r.stderr).decode(errors='replace')[:600]})")
-
-
-def read_log(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 def check_endpoints(t, addr):
@@ -465,7 +455,7 @@ def main():
              f"a taken metrics port stops the worker at start, saying why (exit {rc})")
         h.worker, h.worker_log = first, first_log
         t.ok(h.stop_worker() == 0, "the worker exits 0 on SIGTERM")
-        check_log(t, read_log(first_log), results, dlq, invalid)
+        check_log(t, json_lines(first_log), results, dlq, invalid)
     finally:
         h.close()
     return t.summary()
