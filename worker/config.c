@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const provider_type_names[PROVIDER_NTYPES + 1] = {"openai", "anthropic", NULL};
+static const char *const provider_type_names[PROVIDER_NTYPES + 1] = {
+    "openai", "anthropic", "gemini", "bedrock", "azure", NULL};
 
 const char *provider_type_name(enum provider_type t)
 {

@@ -12,7 +12,23 @@
 
 struct text_index;
 
-enum provider_type { PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_NTYPES };
+enum provider_type {
+    PROVIDER_OPENAI,
+    PROVIDER_ANTHROPIC,
+    PROVIDER_GEMINI,
+    PROVIDER_BEDROCK,
+    PROVIDER_AZURE,
+    PROVIDER_NTYPES
+};
+
+/* How a provider's calls are authenticated (worker.yaml `auth`). */
+enum config_auth {
+    CONFIG_AUTH_DEFAULT, /* the type's own: OpenAI and Anthropic their key header,
+                            Gemini x-goog-api-key, Azure api-key, Bedrock sigv4 */
+    CONFIG_AUTH_API_KEY, /* the key in the type's key header */
+    CONFIG_AUTH_BEARER,  /* Authorization: Bearer (Azure Entra ID, Bedrock API keys) */
+    CONFIG_AUTH_SIGV4,   /* AWS Signature Version 4 (Bedrock) */
+};
 
 struct config_kafka_property {
     char *name;
@@ -42,7 +58,10 @@ struct config_provider {
     enum provider_type type;
     char *base_url;
     char *api_key_env;      /* the NAME of the environment variable, never the key */
-    char *api_version;      /* anthropic-version header; NULL = adapter default */
+    char *api_version;      /* anthropic-version header; Azure's api-version (NULL: the
+                               v1 path); NULL = adapter default */
+    enum config_auth auth;  /* never DEFAULT once loaded: the type's own is filled in */
+    char *region;           /* Bedrock: the AWS region (also signs); NULL for others */
     char *max_tokens_field; /* OpenAI: "max_tokens" or "max_completion_tokens" (o-series) */
     int64_t timeout_ms;
     int64_t connect_timeout_ms;

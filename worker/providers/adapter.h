@@ -11,6 +11,9 @@
 
 extern const struct provider_ops openai_ops;
 extern const struct provider_ops anthropic_ops;
+extern const struct provider_ops gemini_ops;
+extern const struct provider_ops bedrock_ops;
+extern const struct provider_ops azure_ops;
 
 /* Appends "name: value". -1 when full or out of memory. */
 int adapter_header(struct provider_http *out, const char *name, const char *value);

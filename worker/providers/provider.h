@@ -17,7 +17,7 @@
 #include "err.h"
 #include "request.h"
 
-#define PROVIDER_MAX_HEADERS 8
+#define PROVIDER_MAX_HEADERS 12
 
 enum provider_finish {
     PROVIDER_FINISH_STOP,
@@ -36,6 +36,17 @@ struct provider_call {
     const char *api_key;          /* from the environment; never logged or echoed */
     const char *api_version;      /* provider-specific version header; NULL = default */
     const char *max_tokens_field; /* name of the output cap field; NULL = default */
+    /* thinking budget to send (budget providers); request->reasoning_budget
+     * unless the router lowered it to fit max_tokens; 0 = no reasoning */
+    uint32_t reasoning_budget;
+    /* Bedrock (SigV4) and any signer: the region and the credentials
+     * (session_token NULL or "" when none), all from the environment */
+    const char *region;
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;
+    enum config_auth auth; /* how to authenticate (config_auth) */
+    int64_t now_s;         /* the signing time, seconds since the epoch */
 };
 
 /* One HTTP request, owned: release with provider_http_release. */
@@ -54,6 +65,13 @@ struct provider_reply {
     enum provider_finish finish;
     struct cost_usage usage; /* disjoint categories, see cost.h */
     char *model;             /* the model id the provider reports; NULL if absent */
+    /* the calls the model made, normalized: an array of {"id": string,
+     * "name": string, "arguments": object} (arguments the provider sent as
+     * text are parsed; text that is not a JSON object is an ERR_TRANSIENT
+     * malformed_reply); NULL when none. Owned. A forced tool that stands
+     * for response_format (Anthropic, Bedrock) is not a call: its input is
+     * the text, and finish is STOP. */
+    json_t *tool_calls;
 };
 
 struct provider_ops {
@@ -74,6 +92,14 @@ struct provider_ops {
     int (*parse)(long status, const char *body, size_t len, struct provider_reply *out,
                  struct err *e);
 };
+
+/* The first request field a provider type cannot honour, as the route
+ * names it, for a model id of that type ("seed", "response_format", "tools", "images", "image_url",
+ * "reasoning", "top_p", "stop"), or NULL when it honours them all. A
+ * policy model may narrow it (policy_model.unsupported). Pure: a table
+ * (tests/data/providers/capabilities.txt). */
+const char *provider_unsupported(enum provider_type type, const char *model_id,
+                                 const struct request *req);
 
 /* Borrowed: the adapter for a provider type. */
 const struct provider_ops *provider_ops_for(enum provider_type type);

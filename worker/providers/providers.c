@@ -10,8 +10,9 @@
 #include "redact.h"
 
 static const struct provider_ops *const provider_table[PROVIDER_NTYPES] = {
-    [PROVIDER_OPENAI] = &openai_ops,
-    [PROVIDER_ANTHROPIC] = &anthropic_ops,
+    [PROVIDER_OPENAI] = &openai_ops, [PROVIDER_ANTHROPIC] = &anthropic_ops,
+    [PROVIDER_GEMINI] = &gemini_ops, [PROVIDER_BEDROCK] = &bedrock_ops,
+    [PROVIDER_AZURE] = &azure_ops,
 };
 
 const struct provider_ops *provider_ops_for(enum provider_type type)
@@ -32,6 +33,7 @@ void provider_reply_release(struct provider_reply *reply)
 {
     free(reply->text);
     free(reply->model);
+    json_decref(reply->tool_calls);
     memset(reply, 0, sizeof *reply);
 }
 
