@@ -403,13 +403,68 @@ static void config_bind_provider_pressure(struct ydoc *doc, const struct ydoc_no
     config_bind_int_map(doc, ydoc_get(map, "circuit"), circuit_keys, NULL, &p->circuit, what);
 }
 
+/* auth: what each type accepts, and region, which only Bedrock has (it is
+ * part of what SigV4 signs). */
+static void config_bind_auth(struct ydoc *doc, const struct ydoc_node *k,
+                             const struct ydoc_node *map, struct config_provider *p)
+{
+    static const char *const names[] = {"api-key", "bearer", "sigv4", NULL};
+    static const enum config_auth values[] = {CONFIG_AUTH_API_KEY, CONFIG_AUTH_BEARER,
+                                              CONFIG_AUTH_SIGV4};
+    const struct ydoc_node *v = ydoc_get(map, "auth"), *r = ydoc_get(map, "region");
+    int i;
+    p->auth = p->type == PROVIDER_BEDROCK ? CONFIG_AUTH_SIGV4 : CONFIG_AUTH_API_KEY;
+    if (v && ydoc_enum(doc, v, "auth", names, &i) == 0) {
+        int bedrock = p->type == PROVIDER_BEDROCK, azure = p->type == PROVIDER_AZURE;
+        enum config_auth a = values[i];
+        if ((a == CONFIG_AUTH_SIGV4 && !bedrock) ||
+            (a == CONFIG_AUTH_BEARER && !bedrock && !azure) ||
+            (a == CONFIG_AUTH_API_KEY && bedrock))
+            ydoc_error(doc, v, "auth: %s is not how %s is called; expected %s", names[i],
+                       provider_type_name(p->type),
+                       bedrock ? "sigv4 (AWS credentials) or bearer (a Bedrock API key)"
+                       : azure ? "api-key (the api-key header) or bearer (a Microsoft Entra ID "
+                                 "token)"
+                               : "api-key (or no auth line)");
+        else
+            p->auth = a;
+    }
+    const char *s;
+    if (p->type != PROVIDER_BEDROCK) {
+        if (r)
+            ydoc_error(doc, r,
+                       "region: only a bedrock provider has a region (the URL says "
+                       "where the others are)");
+        return;
+    }
+    if (!r) {
+        ydoc_error(doc, k, "providers.%.64s: missing \"region\" (the AWS region, e.g. us-east-1)",
+                   p->name);
+        return;
+    }
+    if (ydoc_string(doc, r, "region", &s) < 0)
+        return;
+    /* us-east-1, eu-central-2, us-gov-west-1, ap-southeast-5: letters and
+     * dashes, a final number; nothing that could break the signed scope */
+    size_t n = strlen(s), d = n;
+    while (d > 0 && s[d - 1] >= '0' && s[d - 1] <= '9')
+        d--;
+    int good = n >= 4 && n <= 32 && d < n && d > 1 && s[d - 1] == '-' && s[0] >= 'a' && s[0] <= 'z';
+    for (size_t j = 0; good && j < d; j++)
+        good = (s[j] >= 'a' && s[j] <= 'z') || (s[j] == '-' && j > 0 && s[j - 1] != '-');
+    if (!good)
+        ydoc_error(doc, r, "region: expected an AWS region such as us-east-1 or eu-central-1");
+    else
+        p->region = xstrdup(s);
+}
+
 static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
                                  const struct ydoc_node *map, struct config_provider *p)
 {
-    const char *allowed[16] = {"type",         "base_url",         "api_key_env",
-                               "api_version",  "max_tokens_field", "limits",
-                               "model_limits", "circuit"};
-    size_t n = 8;
+    const char *allowed[20] = {
+        "type",   "base_url",     "api_key_env", "api_version", "max_tokens_field",
+        "limits", "model_limits", "circuit",     "auth",        "region"};
+    size_t n = 10;
     config_key_names(provider_int_keys, allowed, &n);
     allowed[n] = NULL;
 
@@ -454,11 +509,22 @@ static void config_bind_provider(struct ydoc *doc, const struct ydoc_node *k,
             p->base_url = xstrdup(s);
     }
 
-    if (!(v = ydoc_get(map, "api_key_env")))
-        ydoc_error(doc, k,
-                   "providers.%.64s: missing \"api_key_env\" (the name of the "
-                   "environment variable that holds the key)",
-                   p->name);
+    config_bind_auth(doc, k, map, p);
+    if (!(v = ydoc_get(map, "api_key_env"))) {
+        /* SigV4 signs with the AWS credentials instead (AWS_ACCESS_KEY_ID,
+         * ...); a Bedrock API key has the AWS SDKs' own variable */
+        if (p->auth == CONFIG_AUTH_BEARER && p->type == PROVIDER_BEDROCK)
+            p->api_key_env = xstrdup("AWS_BEARER_TOKEN_BEDROCK");
+        else if (p->auth != CONFIG_AUTH_SIGV4)
+            ydoc_error(doc, k,
+                       "providers.%.64s: missing \"api_key_env\" (the name of the "
+                       "environment variable that holds the key)",
+                       p->name);
+    } else if (p->auth == CONFIG_AUTH_SIGV4)
+        ydoc_error(doc, v,
+                   "api_key_env: SigV4 signs with the AWS credentials in AWS_ACCESS_KEY_ID, "
+                   "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; remove api_key_env, or set "
+                   "auth: bearer to use a Bedrock API key");
     else if (v->type != YDOC_SCALAR || !config_env_name_ok(v->value))
         /* the value is not echoed: it may be the key itself */
         ydoc_error(doc, v,
@@ -745,6 +811,7 @@ void config_free(struct config *cfg)
         free(p->base_url);
         free(p->api_key_env);
         free(p->api_version);
+        free(p->region);
         free(p->max_tokens_field);
     }
     free(cfg->providers);
