@@ -811,16 +811,35 @@ static void lane_enqueue(struct dispatch_lane *lane, struct job *job)
     lane_pump(lane);
 }
 
-/* The call leaves the lane: its call id, its header, its connection. */
-static void job_send_call(struct job *job)
+/* Builds the current candidate's HTTP request into job->call, signed (when
+ * the provider signs) with the time now. */
+static int job_build_call(struct job *job, struct err *e)
 {
-    struct dispatch *d = job->dispatch;
     struct dispatch_provider *dp = job_provider(job);
-    /* the call id exists before the call is sent: a cost record for it
-     * can never be confused with another call's. It travels with the call
-     * (X-Client-Request-Id, which OpenAI echoes in its logs), so a call
-     * can be matched in the provider's records too. */
-    dispatch_call_id(d, job->next_call_id);
+    const struct policy_model *m = &job->policy->models[job->plan.candidates[job->current].model];
+    struct provider_call call = {.req = job->req,
+                                 .base_url = dp->cfg->base_url,
+                                 .model = m->model,
+                                 .max_tokens = job->call_max_tokens,
+                                 .api_key = dp->api_key ? dp->api_key : "",
+                                 .api_version = dp->cfg->api_version,
+                                 .max_tokens_field = dp->cfg->max_tokens_field,
+                                 .reasoning_budget = job->req->reasoning_budget,
+                                 .region = dp->cfg->region,
+                                 .access_key_id = dp->aws_access_key_id,
+                                 .secret_access_key = dp->aws_secret_access_key,
+                                 .session_token = dp->aws_session_token,
+                                 .auth = dp->cfg->auth,
+                                 .now_s = loop_wall_ms() / 1000};
+    provider_http_release(&job->call);
+    return dp->ops->build(&call, &job->call, e);
+}
+
+/* The call id travels with the call (X-Client-Request-Id, which OpenAI
+ * echoes in its logs), so a call can be matched in the provider's records
+ * too. */
+static void job_call_header(struct job *job)
+{
     if (job->call.nheaders < PROVIDER_MAX_HEADERS) {
         char header[64];
         snprintf(header, sizeof header, "X-Client-Request-Id: %s", job->next_call_id);
@@ -828,6 +847,17 @@ static void job_send_call(struct job *job)
             abort();
         job->call.nheaders++;
     }
+}
+
+/* The call leaves the lane: its call id, its header, its connection. */
+static void job_send_call(struct job *job)
+{
+    struct dispatch *d = job->dispatch;
+    struct dispatch_provider *dp = job_provider(job);
+    /* the call id exists before the call is sent: a cost record for it
+     * can never be confused with another call's */
+    dispatch_call_id(d, job->next_call_id);
+    job_call_header(job);
     job->tries_on_current++;
     if (log_requests_on()) {
         const struct policy_model *m =
@@ -1136,6 +1166,24 @@ static void job_start_transfer(struct job *job)
         if (left < timeout)
             timeout = (long)left;
     }
+    /* a signature holds for minutes (AWS refuses one more than 5 minutes
+     * off its clock) and the call may have waited longer than that in the
+     * lane: it is signed again as it leaves */
+    if (dp->cfg->auth == CONFIG_AUTH_SIGV4) {
+        struct err e = {0};
+        if (job_build_call(job, &e) < 0) {
+            struct pqueue_entry *next = pqueue_release(&dp->slots);
+            job_release_call(job);
+            char why[200];
+            snprintf(why, sizeof why, "cannot sign the request for %.32s: %.120s", dp->cfg->name,
+                     e.msg);
+            job_fall_back(job, why);
+            if (next)
+                job_start_transfer((struct job *)((char *)next - offsetof(struct job, slot)));
+            return;
+        }
+        job_call_header(job);
+    }
     struct http_transfer *t = &job->transfer;
     memset(t, 0, sizeof *t);
     t->url = job->call.url;
@@ -1202,16 +1250,9 @@ static void job_attempt(struct job *job)
         job_attempt(job);
         return;
     }
-    struct provider_call call = {.req = job->req,
-                                 .base_url = dp->cfg->base_url,
-                                 .model = m->model,
-                                 .max_tokens = cap,
-                                 .api_key = dp->api_key ? dp->api_key : "",
-                                 .api_version = dp->cfg->api_version,
-                                 .max_tokens_field = dp->cfg->max_tokens_field};
+    job->call_max_tokens = cap;
     struct err e = {0};
-    provider_http_release(&job->call);
-    if (dp->ops->build(&call, &job->call, &e) < 0) {
+    if (job_build_call(job, &e) < 0) {
         char why[200];
         snprintf(why, sizeof why, "cannot express the request for %.32s: %.120s", dp->cfg->name,
                  e.msg);
@@ -1373,6 +1414,12 @@ struct dispatch *dispatch_new(const struct dispatch_options *o, struct err *e)
         ratelimit_init(&p->limiter, &limits, 0, (int64_t)loop_now_ms(d->loop));
         if (o->api_keys && o->api_keys[i] && !(p->api_key = strdup(o->api_keys[i])))
             goto oom;
+        if (p->cfg->auth == CONFIG_AUTH_SIGV4 && o->aws &&
+            ((o->aws->access_key_id && !(p->aws_access_key_id = strdup(o->aws->access_key_id))) ||
+             (o->aws->secret_access_key &&
+              !(p->aws_secret_access_key = strdup(o->aws->secret_access_key))) ||
+             (o->aws->session_token && !(p->aws_session_token = strdup(o->aws->session_token)))))
+            goto oom;
     }
     dispatch_configure_lanes(d, d->policy);
     return d;
@@ -1389,11 +1436,15 @@ void dispatch_free(struct dispatch *d)
     while (!TAILQ_EMPTY(&d->jobs))
         job_free(TAILQ_FIRST(&d->jobs));
     for (size_t i = 0; d->providers && i < d->cfg->nproviders; i++) {
-        if (d->providers[i].api_key) {
-            /* the key leaves memory with us */
-            memset(d->providers[i].api_key, 0, strlen(d->providers[i].api_key));
-            free(d->providers[i].api_key);
-        }
+        /* the keys leave memory with us */
+        char *secrets[] = {d->providers[i].api_key, d->providers[i].aws_access_key_id,
+                           d->providers[i].aws_secret_access_key,
+                           d->providers[i].aws_session_token};
+        for (size_t k = 0; k < sizeof secrets / sizeof secrets[0]; k++)
+            if (secrets[k]) {
+                memset(secrets[k], 0, strlen(secrets[k]));
+                free(secrets[k]);
+            }
     }
     for (size_t i = 0; i < d->nlanes; i++)
         lane_free(d, d->lanes[i]);

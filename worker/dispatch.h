@@ -28,11 +28,19 @@
 #include "ratelog.h"
 #include "stats.h"
 
+/* AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (NULL when
+ * unset), as the process environment held them at start. */
+struct dispatch_aws_credentials {
+    const char *access_key_id, *secret_access_key, *session_token;
+};
+
 /* A provider of worker.yaml, as dispatch calls it. */
 struct dispatch_provider {
     const struct config_provider *cfg;
     const struct provider_ops *ops;
-    char *api_key;            /* from the environment; never logged */
+    char *api_key; /* from the environment; never logged */
+    /* auth sigv4: the AWS credentials, from the environment; never logged */
+    char *aws_access_key_id, *aws_secret_access_key, *aws_session_token;
     struct pqueue slots;      /* max_connections */
     struct ratelimit limiter; /* the provider-wide limits (configured only) */
     struct stats_provider stats;
@@ -67,6 +75,8 @@ struct dispatch_options {
     struct policy *policy; /* retained by dispatch */
     /* parallel to cfg->providers: each provider's key, or NULL (copied) */
     const char *const *api_keys;
+    /* the AWS credentials SigV4 providers sign with (copied; NULL: none) */
+    const struct dispatch_aws_credentials *aws;
     /* the input at (partition, offset) is finished: its outputs are
      * acknowledged; generation as given to dispatch_message */
     void (*finished)(void *ctx, int32_t partition, uint32_t generation, int64_t offset);

@@ -94,6 +94,7 @@ struct job {
     size_t answered_by;                     /* attempt index of the answer */
     char next_call_id[JOB_CALL_ID_LEN + 1]; /* the call being made */
     struct provider_http call;              /* the current HTTP request */
+    uint32_t call_max_tokens;               /* the cap it was built with */
     struct http_transfer transfer;
     int transfer_running;
     struct loop_timer backoff; /* a retry's delay, or the watch on a wait in the lane */

@@ -92,6 +92,37 @@ static int preflight_provider_used(const struct policy *policy, const char *prov
     return 0;
 }
 
+const char *preflight_secret_problem(const char *value)
+{
+    if (!value || !*value)
+        return "is not set or empty";
+    size_t len = 0;
+    for (const char *k = value; *k; k++, len++)
+        if ((unsigned char)*k < 0x21 || *k == 0x7f)
+            /* a CR or LF would inject a header */
+            return "holds a control character or space";
+    return len > REDACT_MAX_SECRET ? "is longer than the longest secret switchyard can redact"
+                                   : NULL;
+}
+
+const char *const preflight_aws_vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                          "AWS_SESSION_TOKEN", NULL};
+
+/* SigV4 providers sign with the AWS credentials: the key id and the secret
+ * must be set, the session token may be (temporary credentials). */
+static void preflight_aws(const struct config_provider *p, const struct preflight_file *f,
+                          const struct ydoc_node *at, struct preflight_report *out)
+{
+    for (size_t v = 0; preflight_aws_vars[v]; v++) {
+        const char *value = getenv(preflight_aws_vars[v]);
+        const char *why = preflight_secret_problem(value);
+        if (why && !(v == 2 && (!value || !*value)))
+            preflight_add(out, !value || !*value ? "missing_api_key" : "bad_api_key", f, at,
+                          "provider %s signs its calls (auth: sigv4): %s %s", p->name,
+                          preflight_aws_vars[v], why);
+    }
+}
+
 static void preflight_keys(const struct config *cfg, const struct policy *policy,
                            const struct preflight_file *f, struct preflight_report *out)
 {
@@ -100,6 +131,10 @@ static void preflight_keys(const struct config *cfg, const struct policy *policy
         const struct config_provider *p = &cfg->providers[i];
         if (!preflight_provider_used(policy, p->name))
             continue; /* a provider no model uses needs no key */
+        if (p->auth == CONFIG_AUTH_SIGV4) {
+            preflight_aws(p, f, ydoc_get(ydoc_get(providers, p->name), "type"), out);
+            continue;
+        }
         const struct ydoc_node *at = ydoc_get(ydoc_get(providers, p->name), "api_key_env");
         /* the name is printed only when it cannot be a pasted key */
         const char *var = config_name_may_be_secret(p->api_key_env)

@@ -40,4 +40,14 @@ size_t preflight_run(const struct config *cfg, const struct policy *policy, cons
 /* Frees the lines; the struct itself is the caller's. */
 void preflight_report_release(struct preflight_report *r);
 
+/* What is wrong with a credential's value, as the end of a sentence ("is
+ * not set or empty", "holds a control character or space", "is longer
+ * than ..."), or NULL when nothing is. Never quotes the value. Pure. */
+const char *preflight_secret_problem(const char *value);
+
+/* The AWS credentials a SigV4 provider signs with, in the order
+ * struct dispatch_aws_credentials holds them (key id, secret, session
+ * token: the last may be unset), NULL-terminated. */
+extern const char *const preflight_aws_vars[];
+
 #endif

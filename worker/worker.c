@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "preflight.h"
 #include "probe.h"
 #include "producer.h"
 #include "redact.h"
@@ -51,6 +52,7 @@ struct worker {
     /* parallel to cfg->providers: the environment's own strings (NULL when
      * unset); dispatch keeps the only copy */
     const char **api_keys;
+    struct dispatch_aws_credentials aws; /* the environment's own strings */
     char worker_id[128];
     int stopping;
     int exit_code;
@@ -364,6 +366,42 @@ static const char *worker_key_var(const struct config_provider *p)
                                                      : p->api_key_env;
 }
 
+static int worker_provider_used(const struct worker *w, const struct config_provider *p)
+{
+    for (size_t m = 0; m < w->policy->nmodels; m++)
+        if (strcmp(w->policy->models[m].provider, p->name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The AWS credentials SigV4 providers sign with: the key id and the secret
+ * are needed, the session token is taken when set. */
+static int worker_aws(struct worker *w)
+{
+    const char **slot[] = {&w->aws.access_key_id, &w->aws.secret_access_key, &w->aws.session_token};
+    int bad = 0;
+    for (size_t v = 0; preflight_aws_vars[v]; v++) {
+        const char *value = getenv(preflight_aws_vars[v]);
+        const char *why = preflight_secret_problem(value);
+        if (why && v == 2 && (!value || !*value))
+            continue; /* long-term credentials have no session token */
+        if (why) {
+            log_error(!value || !*value ? "missing_api_key" : "bad_api_key",
+                      "a provider signs its calls (auth: sigv4): %s %s", preflight_aws_vars[v],
+                      why);
+            bad = 1;
+            continue;
+        }
+        *slot[v] = value;
+        if (redact_register(value) < 0) {
+            log_error("bad_api_key", "%s cannot be registered for redaction (out of memory)",
+                      preflight_aws_vars[v]);
+            bad = 1;
+        }
+    }
+    return bad ? -1 : 0;
+}
+
 /* Reads each provider's key from the environment. The variable's name is
  * printed, never its value. */
 static int worker_keys(struct worker *w)
@@ -372,14 +410,16 @@ static int worker_keys(struct worker *w)
     w->api_keys = calloc(w->cfg->nproviders ? w->cfg->nproviders : 1, sizeof *w->api_keys);
     if (!w->api_keys)
         return -1;
+    int sigv4 = 0;
     for (size_t i = 0; i < w->cfg->nproviders; i++) {
         const struct config_provider *p = &w->cfg->providers[i];
+        if (p->auth == CONFIG_AUTH_SIGV4) {
+            sigv4 |= worker_provider_used(w, p);
+            continue;
+        }
         const char *key = getenv(p->api_key_env);
         if (!key || !*key) {
-            int used = 0;
-            for (size_t m = 0; m < w->policy->nmodels; m++)
-                used |= strcmp(w->policy->models[m].provider, p->name) == 0;
-            if (used) {
+            if (worker_provider_used(w, p)) {
                 /* the name is printed only when it cannot be a pasted key */
                 log_error("missing_api_key",
                           "provider %s: the environment variable that api_key_env names (%s) "
@@ -410,6 +450,8 @@ static int worker_keys(struct worker *w)
             bad = 1;
         }
     }
+    if (sigv4 && worker_aws(w) < 0)
+        bad = 1;
     return bad ? -1 : 0;
 }
 
@@ -526,6 +568,7 @@ int worker_run(const struct config *cfg, struct policy *policy, const char *poli
                                     .worker_id = w.worker_id,
                                     .policy = w.policy,
                                     .api_keys = w.api_keys,
+                                    .aws = &w.aws,
                                     .finished = worker_finished,
                                     .undeliverable = worker_undeliverable,
                                     .pressure = worker_pressure,
