@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "check.h"
 #include "providers/adapter.h"
 #include "providers/provider.h"
@@ -236,9 +235,9 @@ static struct request *fill_request(const char *json, size_t len)
         static const uint32_t budgets[] = {0, 1024, 4096, 16384};
         const char *effort = json_string_value(json_object_get(v, "effort"));
         uint32_t budget = (uint32_t)json_integer_value(json_object_get(v, "budget_tokens"));
-        r->reasoning_effort = effort ? (strcmp(effort, "low") == 0      ? REQUEST_EFFORT_LOW
-                                        : strcmp(effort, "medium") == 0 ? REQUEST_EFFORT_MEDIUM
-                                                                        : REQUEST_EFFORT_HIGH)
+        r->reasoning_effort = effort           ? (strcmp(effort, "low") == 0      ? REQUEST_EFFORT_LOW
+                                                  : strcmp(effort, "medium") == 0 ? REQUEST_EFFORT_MEDIUM
+                                                                                  : REQUEST_EFFORT_HIGH)
                               : budget <= 1024 ? REQUEST_EFFORT_LOW
                               : budget <= 4096 ? REQUEST_EFFORT_MEDIUM
                                                : REQUEST_EFFORT_HIGH;
@@ -301,8 +300,7 @@ static size_t run_builds(enum provider_type type)
             free(names[i]);
             continue;
         }
-        char model[128], max[32], base[256], version[64], key[128], field[64], auth[32],
-            budget[32];
+        char model[128], max[32], base[256], version[64], key[128], field[64], auth[32], budget[32];
         const char *api_key = call_get(call_text, "api_key", key, sizeof key);
         if (!api_key)
             api_key = TEST_KEY;
@@ -318,10 +316,10 @@ static size_t run_builds(enum provider_type type)
             .api_version = call_get(call_text, "api_version", version, sizeof version),
             .max_tokens_field = call_get(call_text, "max_tokens_field", field, sizeof field)};
         const char *a = call_get(call_text, "auth", auth, sizeof auth);
-        call.auth = !a                            ? CONFIG_AUTH_DEFAULT
-                    : strcmp(a, "bearer") == 0    ? CONFIG_AUTH_BEARER
-                    : strcmp(a, "api_key") == 0   ? CONFIG_AUTH_API_KEY
-                                                  : CONFIG_AUTH_SIGV4;
+        call.auth = !a                          ? CONFIG_AUTH_DEFAULT
+                    : strcmp(a, "bearer") == 0  ? CONFIG_AUTH_BEARER
+                    : strcmp(a, "api_key") == 0 ? CONFIG_AUTH_API_KEY
+                                                : CONFIG_AUTH_SIGV4;
         if (call_get(call_text, "reasoning_budget", budget, sizeof budget))
             call.reasoning_budget = (uint32_t)strtoul(budget, NULL, 10);
         struct provider_http http = {0};

@@ -78,17 +78,16 @@ static json_t *anthropic_turn(const struct request_message *m)
                                                          m->content, m->content_len)) < 0;
     for (size_t i = 0; !failed && !m->content && i < m->nparts; i++) {
         const struct request_part *part = &m->parts[i];
-        json_t *b = part->type == REQUEST_PART_TEXT
-                        ? json_pack("{s:s, s:s%}", "type", "text", "text", part->text,
-                                    part->text_len)
-                        : anthropic_image(part);
+        json_t *b = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
+                                                                "text", part->text, part->text_len)
+                                                    : anthropic_image(part);
         failed = json_array_append_new(blocks, b) < 0;
     }
     for (size_t i = 0; !failed && i < m->ntool_calls; i++) {
         const struct request_tool_call *c = &m->tool_calls[i];
-        failed = json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:O}", "type",
-                                                         "tool_use", "id", c->id, "name", c->name,
-                                                         "input", c->arguments)) < 0;
+        failed = json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
+                                                         "id", c->id, "name", c->name, "input",
+                                                         c->arguments)) < 0;
     }
     if (failed) {
         json_decref(blocks);

@@ -116,7 +116,7 @@ static int azure_parse(long status, const char *body, size_t len, struct provide
         return openai_chat_parse(status, body, len, out, e);
     if (!azure_content_filtered(body, len))
         return openai_chat_parse(status, body, len, out, e); /* OpenAI's error shape */
-    int rc = openai_chat_parse(status, body, len, out, e); /* quotes the message */
+    int rc = openai_chat_parse(status, body, len, out, e);   /* quotes the message */
     if (e) {
         e->kind = ERR_UPSTREAM;
         snprintf(e->code, sizeof e->code, "content_filter");

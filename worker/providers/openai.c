@@ -60,10 +60,9 @@ static json_t *openai_content(const struct request_message *m, int *failed)
     int bad = parts == NULL;
     for (size_t i = 0; !bad && i < m->nparts; i++) {
         const struct request_part *part = &m->parts[i];
-        json_t *p = part->type == REQUEST_PART_TEXT
-                        ? json_pack("{s:s, s:s%}", "type", "text", "text", part->text,
-                                    part->text_len)
-                        : openai_image(part);
+        json_t *p = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
+                                                                "text", part->text, part->text_len)
+                                                    : openai_image(part);
         bad = json_array_append_new(parts, p) < 0;
     }
     if (bad) {
@@ -128,9 +127,9 @@ static json_t *openai_tools(const struct request *req)
             json_decref(fn);
             fn = NULL;
         }
-        if (json_array_append_new(tools, fn ? json_pack("{s:s, s:o}", "type", "function",
-                                                        "function", fn)
-                                            : NULL) < 0) {
+        if (json_array_append_new(tools,
+                                  fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn)
+                                     : NULL) < 0) {
             json_decref(tools);
             tools = NULL;
         }
@@ -181,9 +180,9 @@ json_t *openai_chat_body(const struct provider_call *call, int with_model, struc
     json_t *messages = json_array();
     int failed = messages == NULL;
     if (!failed && req->system)
-        failed = json_array_append_new(messages, json_pack("{s:s, s:s%}", "role", "system",
-                                                           "content", req->system,
-                                                           req->system_len)) < 0;
+        failed =
+            json_array_append_new(messages, json_pack("{s:s, s:s%}", "role", "system", "content",
+                                                      req->system, req->system_len)) < 0;
     for (size_t i = 0; !failed && i < req->nmessages; i++)
         failed = json_array_append_new(messages, openai_message(&req->messages[i])) < 0;
     int reasoning = req->reasoning_effort != REQUEST_EFFORT_NONE;
@@ -191,15 +190,15 @@ json_t *openai_chat_body(const struct provider_call *call, int with_model, struc
      * llama.cpp) understands it; OpenAI's reasoning (o-series) models refuse
      * it and need max_completion_tokens (worker.yaml's max_tokens_field),
      * which a request asking for reasoning therefore always gets */
-    const char *cap = reasoning             ? "max_completion_tokens"
+    const char *cap = reasoning                ? "max_completion_tokens"
                       : call->max_tokens_field ? call->max_tokens_field
                                                : "max_tokens";
     json_t *body = NULL;
     if (failed)
         json_decref(messages);
     else /* "o": json_pack takes messages, even when it fails */
-        body = json_pack("{s:o, s:I, s:b}", "messages", messages, cap,
-                         (json_int_t)call->max_tokens, "stream", 0);
+        body = json_pack("{s:o, s:I, s:b}", "messages", messages, cap, (json_int_t)call->max_tokens,
+                         "stream", 0);
     failed = body == NULL;
     if (!failed && with_model)
         failed = json_object_set_new(body, "model", json_string(call->model)) < 0;

@@ -335,6 +335,6 @@ int adapter_format_tool_clash(const struct request *req)
 
 int adapter_tool_call(json_t *calls, const char *id, const char *name, json_t *arguments)
 {
-    return json_array_append_new(calls, json_pack("{s:s, s:s, s:O}", "id", id, "name", name,
-                                                  "arguments", arguments));
+    return json_array_append_new(
+        calls, json_pack("{s:s, s:s, s:O}", "id", id, "name", name, "arguments", arguments));
 }
