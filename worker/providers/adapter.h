@@ -33,4 +33,42 @@ int adapter_text(struct provider_reply *out, const char *text, size_t len);
 int adapter_status_error(long status, const char *code, const char *message, size_t len,
                          struct err *e);
 
+/* --- issue 10: content parts, tools and structured output (openai.c,
+ * anthropic.c, azure.c use these; any adapter may) --- */
+
+/* The text of a message: its string content, or its text parts joined
+ * (image parts left out). New buffer (free it), NUL-terminated, *len
+ * without the NUL (the text may hold NUL bytes); NULL when out of memory. */
+char *adapter_message_text(const struct request_message *m, size_t *len);
+/* Splits "data:<media type>;base64,<data>" into borrowed pieces of url.
+ * 0, or -1 when url[0..len) is not such a URL (then the outputs are
+ * untouched). Pure. */
+int adapter_data_url(const char *url, size_t len, const char **media_type, size_t *media_type_len,
+                     const char **data, size_t *data_len);
+/* The tool that stands for response_format where a provider has no native
+ * form (Anthropic; Bedrock may share it): forced, its input is the reply's
+ * text. parse() never sees the request, so the name is fixed: a reply's
+ * call of this name is always the format tool, which is why build refuses
+ * (ERR_INPUT, "reserved_tool_name") a request tool of the same name. */
+#define ADAPTER_FORMAT_TOOL "switchyard_json_response"
+/* The JSON Schema the format tool takes: response_format.json_schema's
+ * schema, or {"type":"object"} for json_object. New reference; NULL for
+ * REQUEST_FORMAT_TEXT or out of memory. */
+json_t *adapter_format_schema(const struct request *req);
+/* 1 when the request names a tool ADAPTER_FORMAT_TOOL. */
+int adapter_format_tool_clash(const struct request *req);
+/* Appends {"id","name","arguments"} (provider_reply.tool_calls' shape) to
+ * calls; arguments is borrowed (a reference is taken). -1 when out of
+ * memory. */
+int adapter_tool_call(json_t *calls, const char *id, const char *name, json_t *arguments);
+
+/* OpenAI's Chat Completions, shared by openai.c and azure.c. The body for
+ * a call: every request field mapped; with_model 0 leaves "model" out
+ * (Azure's deployment URLs name the model in their path). New reference,
+ * or NULL with e set (ERR_FATAL oom). */
+json_t *openai_chat_body(const struct provider_call *call, int with_model, struct err *e);
+/* Parses a Chat Completions reply: openai_ops.parse itself. */
+int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
+                      struct err *e);
+
 #endif

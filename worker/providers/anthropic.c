@@ -15,71 +15,264 @@
 /* The request's system text and every system-role message, joined. */
 static char *anthropic_system(const struct request *req, size_t *len)
 {
-    size_t n = req->system ? req->system_len : 0;
-    for (size_t i = 0; i < req->nmessages; i++)
-        if (req->messages[i].role == REQUEST_SYSTEM)
-            n += req->messages[i].content_len + 2;
+    size_t n = req->system ? req->system_len : 0, used = 0;
     char *s = malloc(n + 1);
     if (!s)
         return NULL;
-    size_t used = 0;
     if (req->system) {
         memcpy(s, req->system, req->system_len);
         used = req->system_len;
     }
     for (size_t i = 0; i < req->nmessages; i++) {
-        const struct request_message *m = &req->messages[i];
-        if (m->role != REQUEST_SYSTEM)
+        if (req->messages[i].role != REQUEST_SYSTEM)
             continue;
+        size_t tlen;
+        char *text = adapter_message_text(&req->messages[i], &tlen);
+        char *grown = text ? realloc(s, used + 2 + tlen + 1) : NULL;
+        if (!grown) {
+            free(text);
+            free(s);
+            return NULL;
+        }
+        s = grown;
         if (used > 0) {
             memcpy(s + used, "\n\n", 2);
             used += 2;
         }
-        memcpy(s + used, m->content, m->content_len);
-        used += m->content_len;
+        memcpy(s + used, text, tlen);
+        used += tlen;
+        free(text);
     }
     s[used] = '\0';
     *len = used;
     return s;
 }
 
-static int anthropic_build(const struct provider_call *call, struct provider_http *out,
-                           struct err *e)
+/* A URL image is fetched by Anthropic; a data: URL is not a URL it
+ * fetches, so it travels as the base64 source it is. */
+static json_t *anthropic_image(const struct request_part *part)
 {
-    const struct request *req = call->req;
-    json_t *messages = json_array();
+    const char *mt = part->media_type, *data = part->text;
+    size_t mt_len = mt ? strlen(mt) : 0, data_len = part->text_len;
+    if (part->type == REQUEST_PART_IMAGE_URL &&
+        adapter_data_url(part->text, part->text_len, &mt, &mt_len, &data, &data_len) < 0)
+        return json_pack("{s:s, s:{s:s, s:s%}}", "type", "image", "source", "type", "url", "url",
+                         part->text, part->text_len);
+    return json_pack("{s:s, s:{s:s, s:s%, s:s%}}", "type", "image", "source", "type", "base64",
+                     "media_type", mt, mt_len, "data", data, data_len);
+}
+
+/* A user or assistant turn: a plain string when it is one, else blocks
+ * (text, images, then the assistant's tool_use calls). */
+static json_t *anthropic_turn(const struct request_message *m)
+{
+    const char *role = m->role == REQUEST_ASSISTANT ? "assistant" : "user";
+    if (m->content && m->ntool_calls == 0)
+        return json_pack("{s:s, s:s%}", "role", role, "content", m->content, m->content_len);
+    json_t *blocks = json_array();
+    int failed = blocks == NULL;
+    /* Anthropic refuses an empty text block: a turn that only calls
+     * tools and says "" says nothing */
+    if (!failed && m->content && m->content_len > 0)
+        failed = json_array_append_new(blocks, json_pack("{s:s, s:s%}", "type", "text", "text",
+                                                         m->content, m->content_len)) < 0;
+    for (size_t i = 0; !failed && !m->content && i < m->nparts; i++) {
+        const struct request_part *part = &m->parts[i];
+        json_t *b = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
+                                                                "text", part->text, part->text_len)
+                                                    : anthropic_image(part);
+        failed = json_array_append_new(blocks, b) < 0;
+    }
+    for (size_t i = 0; !failed && i < m->ntool_calls; i++) {
+        const struct request_tool_call *c = &m->tool_calls[i];
+        failed = json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
+                                                         "id", c->id, "name", c->name, "input",
+                                                         c->arguments)) < 0;
+    }
+    if (failed) {
+        json_decref(blocks);
+        return NULL;
+    }
+    return json_pack("{s:s, s:o}", "role", role, "content", blocks);
+}
+
+/* Tool turns answer in a user turn of tool_result blocks; consecutive
+ * tool turns share one, as the API asks (all results of one assistant
+ * turn's calls in the next user turn). */
+static int anthropic_tool_result(json_t *messages, json_t **open_results,
+                                 const struct request_message *m)
+{
+    size_t len;
+    char *text = adapter_message_text(m, &len);
+    json_t *block = text ? json_pack("{s:s, s:s, s:s%}", "type", "tool_result", "tool_use_id",
+                                     m->tool_call_id, "content", text, len)
+                         : NULL;
+    free(text);
+    if (!block)
+        return -1;
+    if (*open_results)
+        return json_array_append_new(*open_results, block);
+    json_t *results = json_pack("[o]", block);
+    if (!results)
+        return -1;
+    *open_results = results; /* borrowed from the turn that holds it */
+    return json_array_append_new(messages,
+                                 json_pack("{s:s, s:o}", "role", "user", "content", results));
+}
+
+static json_t *anthropic_messages(const struct request *req)
+{
+    json_t *messages = json_array(), *open_results = NULL;
     int failed = messages == NULL;
     for (size_t i = 0; !failed && i < req->nmessages; i++) {
         const struct request_message *m = &req->messages[i];
         if (m->role == REQUEST_SYSTEM)
             continue;
-        /* s% takes a length: content may hold NUL bytes */
-        failed = json_array_append_new(messages,
-                                       json_pack("{s:s, s:s%}", "role", request_role_name(m->role),
-                                                 "content", m->content, m->content_len)) < 0;
+        if (m->role == REQUEST_TOOL) {
+            failed = anthropic_tool_result(messages, &open_results, m) < 0;
+            continue;
+        }
+        open_results = NULL;
+        failed = json_array_append_new(messages, anthropic_turn(m)) < 0;
     }
-    if (!failed && json_array_size(messages) == 0) {
+    if (failed) {
+        json_decref(messages);
+        return NULL;
+    }
+    return messages;
+}
+
+/* The request's tools, then the format tool that stands for
+ * response_format (adapter.h, ADAPTER_FORMAT_TOOL). */
+static json_t *anthropic_tools(const struct request *req)
+{
+    json_t *tools = json_array();
+    for (size_t i = 0; tools && i < req->ntools; i++) {
+        const struct request_tool *t = &req->tools[i];
+        /* input_schema is required: no parameters is an object of none */
+        json_t *tool = json_pack("{s:s, s:o}", "name", t->name, "input_schema",
+                                 t->parameters ? json_incref(t->parameters)
+                                               : json_pack("{s:s}", "type", "object"));
+        if (tool && t->description &&
+            json_object_set_new(tool, "description", json_string(t->description)) < 0) {
+            json_decref(tool);
+            tool = NULL;
+        }
+        if (json_array_append_new(tools, tool) < 0) {
+            json_decref(tools);
+            tools = NULL;
+        }
+    }
+    if (tools && req->format != REQUEST_FORMAT_TEXT) {
+        char desc[512];
+        if (req->format == REQUEST_FORMAT_JSON_SCHEMA)
+            snprintf(desc, sizeof desc,
+                     "Give your final answer by calling this tool: its input is the answer, "
+                     "following the JSON schema \"%s\".",
+                     req->schema_name);
+        else
+            snprintf(desc, sizeof desc,
+                     "Give your final answer by calling this tool: its input is the answer, a "
+                     "JSON object.");
+        json_t *tool = json_pack("{s:s, s:s, s:o}", "name", ADAPTER_FORMAT_TOOL, "description",
+                                 desc, "input_schema", adapter_format_schema(req));
+        /* the schema's own description says what the answer means */
+        if (tool && req->schema_description) {
+            json_t *d = json_pack("s++", desc, " ", req->schema_description);
+            if (json_object_set_new(tool, "description", d) < 0) {
+                json_decref(tool);
+                tool = NULL;
+            }
+        }
+        if (json_array_append_new(tools, tool) < 0) {
+            json_decref(tools);
+            tools = NULL;
+        }
+    }
+    return tools;
+}
+
+/* NULL when the default (auto) applies. With response_format, the format
+ * tool is forced, unless the request names a tool of its own (that one
+ * is) or lets the model call one of its tools ("any": a tool, or the
+ * answer through the format tool). Thinking admits auto and none only:
+ * with reasoning the format tool is offered, not forced (and the router
+ * keeps required/named choices away from reasoning requests). */
+static json_t *anthropic_tool_choice(const struct request *req, int thinking)
+{
+    enum request_tool_choice c = req->tool_choice;
+    if (req->format != REQUEST_FORMAT_TEXT) {
+        if (thinking)
+            return NULL;
+        if (c == REQUEST_TOOL_CHOICE_NAMED)
+            return json_pack("{s:s, s:s}", "type", "tool", "name", req->tool_choice_name);
+        if (req->ntools > 0 && c != REQUEST_TOOL_CHOICE_NONE)
+            return json_pack("{s:s}", "type", "any");
+        return json_pack("{s:s, s:s}", "type", "tool", "name", ADAPTER_FORMAT_TOOL);
+    }
+    switch (c) {
+    case REQUEST_TOOL_CHOICE_NONE:
+        return json_pack("{s:s}", "type", "none");
+    case REQUEST_TOOL_CHOICE_REQUIRED:
+        return json_pack("{s:s}", "type", "any");
+    case REQUEST_TOOL_CHOICE_NAMED:
+        return json_pack("{s:s, s:s}", "type", "tool", "name", req->tool_choice_name);
+    case REQUEST_TOOL_CHOICE_AUTO:
+        break;
+    }
+    return NULL;
+}
+
+static int anthropic_build(const struct provider_call *call, struct provider_http *out,
+                           struct err *e)
+{
+    const struct request *req = call->req;
+    if (adapter_format_tool_clash(req))
+        return err_set(e, ERR_INPUT, "reserved_tool_name",
+                       "the tool name \"%s\" is reserved for response_format on Anthropic",
+                       ADAPTER_FORMAT_TOOL);
+    json_t *messages = anthropic_messages(req);
+    if (messages && json_array_size(messages) == 0) {
         json_decref(messages);
         return err_set(e, ERR_INPUT, "no_turns",
                        "Anthropic needs at least one user or assistant message; this request "
                        "has only system text");
     }
     size_t system_len = 0;
-    char *system = failed ? NULL : anthropic_system(req, &system_len);
+    char *system = messages ? anthropic_system(req, &system_len) : NULL;
     json_t *body = NULL;
-    if (failed || !system)
+    if (!system)
         json_decref(messages);
     else /* "o": json_pack takes messages, even when it fails */
         body = json_pack("{s:s, s:I, s:o}", "model", call->model, "max_tokens",
                          (json_int_t)call->max_tokens, "messages", messages);
-    if (body && system_len > 0 &&
-        json_object_set_new(body, "system", json_stringn(system, system_len)) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
+    int failed = body == NULL;
+    if (!failed && system_len > 0)
+        failed = json_object_set_new(body, "system", json_stringn(system, system_len)) < 0;
     free(system);
-    if (body && req->has_temperature &&
-        json_object_set_new(body, "temperature", json_real(req->temperature)) < 0) {
+    if (!failed && req->has_temperature)
+        failed = json_object_set_new(body, "temperature", json_real(req->temperature)) < 0;
+    if (!failed && req->has_top_p)
+        failed = json_object_set_new(body, "top_p", json_real(req->top_p)) < 0;
+    if (!failed && req->nstop > 0) {
+        json_t *stop = json_array();
+        for (size_t i = 0; stop && i < req->nstop; i++)
+            if (json_array_append_new(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0) {
+                json_decref(stop);
+                stop = NULL;
+            }
+        failed = json_object_set_new(body, "stop_sequences", stop) < 0;
+    }
+    if (!failed && (req->ntools > 0 || req->format != REQUEST_FORMAT_TEXT))
+        failed = json_object_set_new(body, "tools", anthropic_tools(req)) < 0;
+    json_t *choice = failed ? NULL : anthropic_tool_choice(req, call->reasoning_budget > 0);
+    if (!failed && choice)
+        failed = json_object_set_new(body, "tool_choice", choice) < 0;
+    if (!failed && call->reasoning_budget > 0)
+        failed = json_object_set_new(body, "thinking",
+                                     json_pack("{s:s, s:I}", "type", "enabled", "budget_tokens",
+                                               (json_int_t)call->reasoning_budget)) < 0;
+    if (failed) {
         json_decref(body);
         body = NULL;
     }
@@ -162,33 +355,77 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
                        "reply not understood: no content, or usage counts missing or not "
                        "non-negative integers");
     }
-    /* the answer is every "text" block, in order; thinking, tool_use and
-     * other blocks are not text (thinking is billed in output_tokens) */
-    size_t total = 0;
-    for (size_t i = 0; i < json_array_size(content); i++) {
-        const json_t *block = json_array_get(content, i);
+    /* the answer is every "text" block, in order; thinking and
+     * redacted_thinking blocks are not text (thinking is billed in
+     * output_tokens); tool_use blocks are calls, except the format
+     * tool's, whose input is the answer */
+    size_t total = 0, i;
+    const json_t *block, *format_input = NULL;
+    json_t *calls = json_array();
+    const char *why = calls ? NULL : "out of memory";
+    json_array_foreach(content, i, block)
+    {
         const char *type = json_string_value(json_object_get(block, "type"));
-        if (type && strcmp(type, "text") == 0)
+        if (why || !type)
+            continue;
+        if (strcmp(type, "text") == 0) {
             total += json_string_length(json_object_get(block, "text"));
+        } else if (strcmp(type, "tool_use") == 0) {
+            const char *id = json_string_value(json_object_get(block, "id"));
+            const char *name = json_string_value(json_object_get(block, "name"));
+            json_t *args = json_object_get(block, "input");
+            if (!id || !name || !json_is_object(args))
+                why = "a tool_use block without id, name or an object input";
+            else if (strcmp(name, ADAPTER_FORMAT_TOOL) == 0)
+                format_input = args;
+            else if (adapter_tool_call(calls, id, name, args) < 0)
+                why = "out of memory";
+        }
+    }
+    if (why) {
+        json_decref(calls);
+        json_decref(root);
+        return err_set(e, ERR_TRANSIENT, "malformed_reply", "reply not understood: %s", why);
+    }
+    char *answer = NULL;
+    if (format_input) {
+        /* the answer is the format tool's input, as compact JSON; any
+         * text around the call is the model talking, not the answer */
+        answer = json_dumps(format_input, JSON_COMPACT | JSON_ENCODE_ANY);
+        total = answer ? strlen(answer) : 0;
     }
     const char *model = json_string_value(json_object_get(root, "model"));
     out->text = malloc(total + 1);
-    if (!out->text || (model && !(out->model = strdup(model)))) {
+    if (!out->text || (format_input && !answer) || (model && !(out->model = strdup(model)))) {
+        free(answer);
+        json_decref(calls);
         provider_reply_release(out);
         json_decref(root);
         return err_set(e, ERR_FATAL, "oom", "out of memory");
     }
-    for (size_t i = 0; i < json_array_size(content); i++) {
-        const json_t *block = json_array_get(content, i);
+    if (answer) {
+        memcpy(out->text, answer, total);
+        out->text_len = total;
+        free(answer);
+    }
+    json_array_foreach(content, i, block)
+    {
         const char *type = json_string_value(json_object_get(block, "type"));
         const json_t *text = json_object_get(block, "text");
-        if (type && strcmp(type, "text") == 0 && json_is_string(text)) {
+        if (!format_input && type && strcmp(type, "text") == 0 && json_is_string(text)) {
             memcpy(out->text + out->text_len, json_string_value(text), json_string_length(text));
             out->text_len += json_string_length(text);
         }
     }
     out->text[out->text_len] = '\0';
+    if (json_array_size(calls) > 0)
+        out->tool_calls = calls;
+    else
+        json_decref(calls);
     out->finish = anthropic_finish(json_string_value(json_object_get(root, "stop_reason")));
+    /* the format tool is the answer, not a call: the turn ended */
+    if (out->finish == PROVIDER_FINISH_TOOL_CALLS && !out->tool_calls && format_input)
+        out->finish = PROVIDER_FINISH_STOP;
     out->usage.tokens[COST_INPUT] = input;
     out->usage.tokens[COST_OUTPUT] = output; /* thinking included: billed as output */
     out->usage.tokens[COST_CACHE_READ] = cache_read;

@@ -11,38 +11,236 @@
 
 #include "providers/adapter.h"
 
-static int openai_append(json_t *messages, const char *role, const char *content, size_t len)
+static const char *openai_role(enum request_role role)
 {
-    /* s% takes a length: content may hold NUL bytes */
-    return json_array_append_new(messages,
-                                 json_pack("{s:s, s:s%}", "role", role, "content", content, len));
+    switch (role) {
+    case REQUEST_SYSTEM:
+        return "system";
+    case REQUEST_ASSISTANT:
+        return "assistant";
+    case REQUEST_TOOL:
+        return "tool";
+    case REQUEST_USER:
+        break;
+    }
+    return "user";
 }
 
-static int openai_build(const struct provider_call *call, struct provider_http *out, struct err *e)
+/* An image given as bytes travels as a data: URL: Chat Completions has no
+ * other form for it. */
+static json_t *openai_image(const struct request_part *part)
+{
+    if (part->type == REQUEST_PART_IMAGE_URL)
+        return json_pack("{s:s, s:{s:s%}}", "type", "image_url", "image_url", "url", part->text,
+                         part->text_len);
+    size_t mlen = strlen(part->media_type), n = 5 + mlen + 8 + part->text_len;
+    char *url = malloc(n + 1);
+    if (!url)
+        return NULL;
+    memcpy(url, "data:", 5);
+    memcpy(url + 5, part->media_type, mlen);
+    memcpy(url + 5 + mlen, ";base64,", 8);
+    memcpy(url + 13 + mlen, part->text, part->text_len);
+    url[n] = '\0';
+    json_t *out = json_pack("{s:s, s:{s:s%}}", "type", "image_url", "image_url", "url", url, n);
+    free(url);
+    return out;
+}
+
+/* A string stays a string (what every compatible server reads); parts
+ * become Chat Completions parts. NULL when there is no content (an
+ * assistant turn that only calls tools) or out of memory (*failed). */
+static json_t *openai_content(const struct request_message *m, int *failed)
+{
+    if (m->content)
+        return json_stringn(m->content, m->content_len);
+    if (m->nparts == 0)
+        return NULL;
+    json_t *parts = json_array();
+    int bad = parts == NULL;
+    for (size_t i = 0; !bad && i < m->nparts; i++) {
+        const struct request_part *part = &m->parts[i];
+        json_t *p = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
+                                                                "text", part->text, part->text_len)
+                                                    : openai_image(part);
+        bad = json_array_append_new(parts, p) < 0;
+    }
+    if (bad) {
+        json_decref(parts);
+        *failed = 1;
+        return NULL;
+    }
+    return parts;
+}
+
+/* Arguments travel as a JSON string (the API's shape), compact. */
+static json_t *openai_tool_calls(const struct request_message *m)
+{
+    json_t *calls = json_array();
+    for (size_t i = 0; calls && i < m->ntool_calls; i++) {
+        const struct request_tool_call *c = &m->tool_calls[i];
+        char *args = json_dumps(c->arguments, JSON_COMPACT);
+        json_t *call = args ? json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", c->id, "type", "function",
+                                        "function", "name", c->name, "arguments", args)
+                            : NULL;
+        free(args);
+        if (json_array_append_new(calls, call) < 0) {
+            json_decref(calls);
+            calls = NULL;
+        }
+    }
+    return calls;
+}
+
+static json_t *openai_message(const struct request_message *m)
+{
+    int failed = 0;
+    json_t *content = openai_content(m, &failed);
+    json_t *msg = failed ? NULL : json_pack("{s:s}", "role", openai_role(m->role));
+    if (!msg) {
+        json_decref(content);
+        return NULL;
+    }
+    if (content)
+        failed = json_object_set_new(msg, "content", content) < 0;
+    if (!failed && m->role == REQUEST_ASSISTANT && m->ntool_calls > 0)
+        failed = json_object_set_new(msg, "tool_calls", openai_tool_calls(m)) < 0;
+    if (!failed && m->role == REQUEST_TOOL)
+        failed = json_object_set_new(msg, "tool_call_id", json_string(m->tool_call_id)) < 0;
+    if (failed) {
+        json_decref(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+static json_t *openai_tools(const struct request *req)
+{
+    json_t *tools = json_array();
+    for (size_t i = 0; tools && i < req->ntools; i++) {
+        const struct request_tool *t = &req->tools[i];
+        json_t *fn = json_pack("{s:s}", "name", t->name);
+        /* no parameters: the API reads that as a function of no arguments */
+        if (fn && ((t->description &&
+                    json_object_set_new(fn, "description", json_string(t->description)) < 0) ||
+                   (t->parameters && json_object_set(fn, "parameters", t->parameters) < 0))) {
+            json_decref(fn);
+            fn = NULL;
+        }
+        if (json_array_append_new(tools,
+                                  fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn)
+                                     : NULL) < 0) {
+            json_decref(tools);
+            tools = NULL;
+        }
+    }
+    return tools;
+}
+
+static json_t *openai_response_format(const struct request *req)
+{
+    if (req->format == REQUEST_FORMAT_JSON)
+        return json_pack("{s:s}", "type", "json_object");
+    json_t *js = json_pack("{s:s, s:O}", "name", req->schema_name, "schema", req->schema);
+    if (js && ((req->schema_description &&
+                json_object_set_new(js, "description", json_string(req->schema_description)) < 0) ||
+               (req->schema_strict && json_object_set_new(js, "strict", json_true()) < 0))) {
+        json_decref(js);
+        js = NULL;
+    }
+    return js ? json_pack("{s:s, s:o}", "type", "json_schema", "json_schema", js) : NULL;
+}
+
+static json_t *openai_tool_choice(const struct request *req)
+{
+    switch (req->tool_choice) {
+    case REQUEST_TOOL_CHOICE_NONE:
+        return json_string("none");
+    case REQUEST_TOOL_CHOICE_REQUIRED:
+        return json_string("required");
+    case REQUEST_TOOL_CHOICE_NAMED:
+        return json_pack("{s:s, s:{s:s}}", "type", "function", "function", "name",
+                         req->tool_choice_name);
+    case REQUEST_TOOL_CHOICE_AUTO:
+        break;
+    }
+    return json_string("auto");
+}
+
+static const char *openai_effort(enum request_effort effort)
+{
+    return effort == REQUEST_EFFORT_LOW      ? "low"
+           : effort == REQUEST_EFFORT_MEDIUM ? "medium"
+                                             : "high";
+}
+
+json_t *openai_chat_body(const struct provider_call *call, int with_model, struct err *e)
 {
     const struct request *req = call->req;
     json_t *messages = json_array();
     int failed = messages == NULL;
     if (!failed && req->system)
-        failed = openai_append(messages, "system", req->system, req->system_len) < 0;
+        failed =
+            json_array_append_new(messages, json_pack("{s:s, s:s%}", "role", "system", "content",
+                                                      req->system, req->system_len)) < 0;
     for (size_t i = 0; !failed && i < req->nmessages; i++)
-        failed = openai_append(messages, request_role_name(req->messages[i].role),
-                               req->messages[i].content, req->messages[i].content_len) < 0;
-    if (failed) {
-        json_decref(messages);
-        return err_set(e, ERR_FATAL, "oom", "out of memory building the request");
-    }
+        failed = json_array_append_new(messages, openai_message(&req->messages[i])) < 0;
+    int reasoning = req->reasoning_effort != REQUEST_EFFORT_NONE;
     /* max_tokens by default: every compatible server (vLLM, Ollama,
      * llama.cpp) understands it; OpenAI's reasoning (o-series) models refuse
-     * it and need max_completion_tokens (worker.yaml's max_tokens_field) */
-    json_t *body = json_pack("{s:s, s:o, s:I, s:b}", "model", call->model, "messages", messages,
-                             call->max_tokens_field ? call->max_tokens_field : "max_tokens",
-                             (json_int_t)call->max_tokens, "stream", 0);
-    if (body && req->has_temperature &&
-        json_object_set_new(body, "temperature", json_real(req->temperature)) < 0) {
-        json_decref(body);
-        body = NULL;
+     * it and need max_completion_tokens (worker.yaml's max_tokens_field),
+     * which a request asking for reasoning therefore always gets */
+    const char *cap = reasoning                ? "max_completion_tokens"
+                      : call->max_tokens_field ? call->max_tokens_field
+                                               : "max_tokens";
+    json_t *body = NULL;
+    if (failed)
+        json_decref(messages);
+    else /* "o": json_pack takes messages, even when it fails */
+        body = json_pack("{s:o, s:I, s:b}", "messages", messages, cap, (json_int_t)call->max_tokens,
+                         "stream", 0);
+    failed = body == NULL;
+    if (!failed && with_model)
+        failed = json_object_set_new(body, "model", json_string(call->model)) < 0;
+    if (!failed && req->has_temperature)
+        failed = json_object_set_new(body, "temperature", json_real(req->temperature)) < 0;
+    if (!failed && req->has_top_p)
+        failed = json_object_set_new(body, "top_p", json_real(req->top_p)) < 0;
+    if (!failed && req->nstop > 0) {
+        json_t *stop = json_array();
+        for (size_t i = 0; stop && i < req->nstop; i++)
+            if (json_array_append_new(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0) {
+                json_decref(stop);
+                stop = NULL;
+            }
+        failed = json_object_set_new(body, "stop", stop) < 0;
     }
+    if (!failed && req->has_seed)
+        failed = json_object_set_new(body, "seed", json_integer(req->seed)) < 0;
+    if (!failed && req->format != REQUEST_FORMAT_TEXT)
+        failed = json_object_set_new(body, "response_format", openai_response_format(req)) < 0;
+    if (!failed && req->ntools > 0)
+        failed = json_object_set_new(body, "tools", openai_tools(req)) < 0;
+    /* "auto" is the default with tools: left out, since some compatible
+     * servers (vLLM) refuse an explicit "auto" unless started for it */
+    if (!failed && req->ntools > 0 && req->tool_choice != REQUEST_TOOL_CHOICE_AUTO)
+        failed = json_object_set_new(body, "tool_choice", openai_tool_choice(req)) < 0;
+    if (!failed && reasoning)
+        failed = json_object_set_new(body, "reasoning_effort",
+                                     json_string(openai_effort(req->reasoning_effort))) < 0;
+    if (failed) {
+        json_decref(body);
+        err_set(e, ERR_FATAL, "oom", "out of memory building the request");
+        return NULL;
+    }
+    return body;
+}
+
+static int openai_build(const struct provider_call *call, struct provider_http *out, struct err *e)
+{
+    json_t *body = openai_chat_body(call, 1, e);
+    if (!body)
+        return -1;
     /* a local server (Ollama, llama.cpp) may need no key: no header then,
      * rather than "Bearer " with nothing after it */
     char *auth = NULL;
@@ -137,8 +335,48 @@ static int openai_error(long status, json_t *root, const char *body, size_t len,
     return rc;
 }
 
-static int openai_parse(long status, const char *body, size_t len, struct provider_reply *out,
-                        struct err *e)
+/* message.tool_calls -> provider_reply.tool_calls. Arguments come as a
+ * JSON string; a compatible server that sends the object itself is taken
+ * at its word. NULL with *why set when a call is not understood. */
+static json_t *openai_reply_calls(const json_t *list, const char **why)
+{
+    json_t *calls = json_array();
+    size_t i;
+    const json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        const json_t *fn = json_object_get(c, "function");
+        const char *id = json_string_value(json_object_get(c, "id"));
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        const json_t *a = json_object_get(fn, "arguments");
+        const char *type = json_string_value(json_object_get(c, "type"));
+        if (!id || !name || (type && strcmp(type, "function") != 0)) {
+            *why = "a tool call without id, function name, or of a type other than function";
+            goto bad;
+        }
+        json_t *args = json_is_string(a) ? json_loadb(json_string_value(a), json_string_length(a),
+                                                      JSON_ALLOW_NUL, NULL)
+                                         : json_incref((json_t *)a);
+        if (!json_is_object(args)) {
+            json_decref(args);
+            *why = "a tool call's arguments are not a JSON object";
+            goto bad;
+        }
+        int rc = adapter_tool_call(calls, id, name, args);
+        json_decref(args);
+        if (rc < 0) {
+            *why = "out of memory";
+            goto bad;
+        }
+    }
+    return calls;
+bad:
+    json_decref(calls);
+    return NULL;
+}
+
+int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
+                      struct err *e)
 {
     /* JSON_ALLOW_NUL: a model may emit U+0000, and the text keeps it */
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
@@ -167,6 +405,16 @@ static int openai_parse(long status, const char *body, size_t len, struct provid
      * any clamp would be a cost we made up */
     if (cached > prompt || reasoning > completion)
         return openai_malformed(root, e, "cached or reasoning tokens exceed their totals");
+    const json_t *tool_calls = json_object_get(message, "tool_calls");
+    json_t *calls = NULL;
+    if (tool_calls && !json_is_null(tool_calls) && !json_is_array(tool_calls))
+        return openai_malformed(root, e, "choices[0].message.tool_calls is not an array");
+    if (json_array_size(tool_calls) > 0) {
+        const char *why = "";
+        if (!(calls = openai_reply_calls(tool_calls, &why)))
+            return openai_malformed(root, e, why);
+    }
+    out->tool_calls = calls;
     out->finish = openai_finish(json_string_value(json_object_get(choice, "finish_reason")));
     const char *text = "";
     size_t text_len = 0;
@@ -194,4 +442,4 @@ static int openai_parse(long status, const char *body, size_t len, struct provid
     return 0;
 }
 
-const struct provider_ops openai_ops = {"openai", openai_build, openai_parse};
+const struct provider_ops openai_ops = {"openai", openai_build, openai_chat_parse};

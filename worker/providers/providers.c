@@ -266,3 +266,75 @@ int adapter_status_error(long status, const char *code, const char *message, siz
     return err_set(e, transient ? ERR_TRANSIENT : ERR_UPSTREAM, kind, "HTTP %ld: %s", status,
                    quoted);
 }
+
+char *adapter_message_text(const struct request_message *m, size_t *len)
+{
+    size_t n = m->content ? m->content_len : 0;
+    if (!m->content)
+        for (size_t i = 0; i < m->nparts; i++)
+            if (m->parts[i].type == REQUEST_PART_TEXT)
+                n += m->parts[i].text_len;
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    size_t used = 0;
+    if (m->content) {
+        memcpy(s, m->content, m->content_len);
+        used = m->content_len;
+    }
+    for (size_t i = 0; !m->content && i < m->nparts; i++) {
+        if (m->parts[i].type != REQUEST_PART_TEXT)
+            continue;
+        memcpy(s + used, m->parts[i].text, m->parts[i].text_len);
+        used += m->parts[i].text_len;
+    }
+    s[used] = '\0';
+    *len = used;
+    return s;
+}
+
+int adapter_data_url(const char *url, size_t len, const char **media_type, size_t *media_type_len,
+                     const char **data, size_t *data_len)
+{
+    static const char scheme[] = "data:", marker[] = ";base64,";
+    if (len < sizeof scheme - 1 || memcmp(url, scheme, sizeof scheme - 1) != 0)
+        return -1;
+    const char *mt = url + sizeof scheme - 1, *end = url + len;
+    for (const char *p = mt; p + sizeof marker - 1 <= end; p++) {
+        if (*p == ',')
+            return -1; /* a data: URL that is not base64 */
+        if (memcmp(p, marker, sizeof marker - 1) == 0) {
+            if (p == mt)
+                return -1;
+            *media_type = mt;
+            *media_type_len = (size_t)(p - mt);
+            *data = p + sizeof marker - 1;
+            *data_len = (size_t)(end - *data);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+json_t *adapter_format_schema(const struct request *req)
+{
+    if (req->format == REQUEST_FORMAT_JSON_SCHEMA && req->schema)
+        return json_incref(req->schema);
+    if (req->format != REQUEST_FORMAT_TEXT)
+        return json_pack("{s:s}", "type", "object");
+    return NULL;
+}
+
+int adapter_format_tool_clash(const struct request *req)
+{
+    for (size_t i = 0; i < req->ntools; i++)
+        if (strcmp(req->tools[i].name, ADAPTER_FORMAT_TOOL) == 0)
+            return 1;
+    return 0;
+}
+
+int adapter_tool_call(json_t *calls, const char *id, const char *name, json_t *arguments)
+{
+    return json_array_append_new(
+        calls, json_pack("{s:s, s:s, s:O}", "id", id, "name", name, "arguments", arguments));
+}
