@@ -37,6 +37,7 @@ stage() {
 stage unit "$BUILD/unit_tests"
 stage schema "$PY" tests/schema/check_examples.py .
 stage schema-offline "$PY" tests/schema/test_offline.py
+stage openai-builds "$PY" tests/schema/check_openai_builds.py .
 stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 stage layers "$PY" tests/cli/check_layers.py .
 stage deploy "$PY" tests/cli/check_deploy.py "$BUILD/switchyard"
