@@ -33,4 +33,10 @@ int adapter_text(struct provider_reply *out, const char *text, size_t len);
 int adapter_status_error(long status, const char *code, const char *message, size_t len,
                          struct err *e);
 
+/* gemini: the wait a Gemini error body asks for, in ms (rounded up): the
+ * retryDelay of its google.rpc.RetryInfo detail ("7s", "1.5s"), as a 429
+ * RESOURCE_EXHAUSTED carries it; -1 when the body has none (or is not
+ * Gemini's error JSON). Pure; body need not be NUL-terminated. */
+int64_t gemini_retry_delay_ms(const char *body, size_t len);
+
 #endif
