@@ -100,15 +100,14 @@ static size_t run_replies(void)
         if (want_calls)
             with_calls++;
         char *dumped = r.tool_calls ? json_dumps(r.tool_calls, JSON_COMPACT) : NULL;
-        ok(want_calls ? json_equal(want, r.tool_calls) : r.tool_calls == NULL,
-           "%s: tool calls %s", cdir, dumped ? dumped : "(none)");
+        ok(want_calls ? json_equal(want, r.tool_calls) : r.tool_calls == NULL, "%s: tool calls %s",
+           cdir, dumped ? dumped : "(none)");
         free(dumped);
         json_decref(want);
         if (want_delay) {
             with_delay++;
             int64_t ms = gemini_retry_delay_ms(body ? body : "", len);
-            ok(ms == strtoll(want_delay, NULL, 10), "%s: retry delay %lld ms", cdir,
-               (long long)ms);
+            ok(ms == strtoll(want_delay, NULL, 10), "%s: retry delay %lld ms", cdir, (long long)ms);
         }
         provider_reply_release(&r);
         free(status);
@@ -251,19 +250,16 @@ static void full_init(struct full *f)
     r->system = "You are a careful assistant.";
     r->system_len = strlen(r->system);
     text_message(&f->msgs[0], REQUEST_SYSTEM, "Follow the house style.");
-    f->user_parts[0] = (struct request_part){REQUEST_PART_TEXT,
-                                             "Describe the image, then check the weather.", 0,
-                                             NULL};
+    f->user_parts[0] = (struct request_part){
+        REQUEST_PART_TEXT, "Describe the image, then check the weather.", 0, NULL};
     f->user_parts[0].text_len = strlen(f->user_parts[0].text);
     f->user_parts[1] =
         (struct request_part){REQUEST_PART_IMAGE_DATA, "iVBORw0KGgo=", 12, "image/png"};
     f->user_parts[2] = (struct request_part){REQUEST_PART_IMAGE_URL,
                                              "data:image/jpeg;base64,/9j/4AAQSkZJRg==", 0, NULL};
     f->user_parts[2].text_len = strlen(f->user_parts[2].text);
-    f->msgs[1] = (struct request_message){.role = REQUEST_USER,
-                                          .parts = f->user_parts,
-                                          .nparts = 3,
-                                          .has_image = 1};
+    f->msgs[1] = (struct request_message){
+        .role = REQUEST_USER, .parts = f->user_parts, .nparts = 3, .has_image = 1};
     f->calls[0] = (struct request_tool_call){"call_a", "get_weather",
                                              keep(f, "{\"city\":\"Oslo\",\"unit\":\"c\"}")};
     f->calls[1] = (struct request_tool_call){"call_b", "get_time", keep(f, "{}")};
@@ -485,8 +481,8 @@ static void test_build_variants(void)
     json_t *gen = json_object_get(body, "generationConfig");
     ok(body && !json_object_get(body, "tools") && !json_object_get(body, "toolConfig"),
        "no tools: no tools, no toolConfig");
-    ok(json_object_size(gen) == 2 && json_integer_value(json_object_get(gen, "maxOutputTokens")) ==
-                                         8192 &&
+    ok(json_object_size(gen) == 2 &&
+           json_integer_value(json_object_get(gen, "maxOutputTokens")) == 8192 &&
            strcmp(json_string_value(json_object_get(gen, "responseMimeType")),
                   "application/json") == 0,
        "json_object: responseMimeType alone; no schema, no thinkingConfig, no sampling");
@@ -501,8 +497,8 @@ static void test_build_variants(void)
 
     /* an http(s) image URL cannot be sent: refused, nothing owned */
     static const char *const refused[] = {"https://example.com/cat.png",
-                                          "http://example.com/cat.png",
-                                          "data:image/png,%89PNG", "data:;base64,AAAA"};
+                                          "http://example.com/cat.png", "data:image/png,%89PNG",
+                                          "data:;base64,AAAA"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         full_init(&f);
         f.user_parts[2].text = refused[i];
@@ -558,8 +554,7 @@ static void test_build_variants(void)
     full_init(&f);
     f.msgs[3].tool_name = NULL;
     body = build_body(&f.req, 0, &e);
-    ok(!body && e.kind == ERR_INPUT, "a tool turn without its tool's name is refused (%s)",
-       e.code);
+    ok(!body && e.kind == ERR_INPUT, "a tool turn without its tool's name is refused (%s)", e.code);
     full_release(&f);
 
     /* a NUL inside a stop sequence and a text part is kept */

@@ -78,8 +78,8 @@ static struct request_part gemini_part(const struct request_message *m, size_t i
 {
     if (m->nparts > 0)
         return m->parts[i];
-    return (struct request_part){.type = REQUEST_PART_TEXT, .text = m->content,
-                                 .text_len = m->content_len};
+    return (struct request_part){
+        .type = REQUEST_PART_TEXT, .text = m->content, .text_len = m->content_len};
 }
 
 static json_t *gemini_text(const char *text, size_t len)
@@ -215,10 +215,10 @@ static int gemini_contents(const struct request *req, json_t *contents, json_t *
         }
         tool_turn = NULL;
         json_t *parts = json_array();
-        json_t *turn = parts ? json_pack("{s:s, s:o}", "role",
-                                         m->role == REQUEST_ASSISTANT ? "model" : "user", "parts",
-                                         parts)
-                             : NULL;
+        json_t *turn =
+            parts ? json_pack("{s:s, s:o}", "role", m->role == REQUEST_ASSISTANT ? "model" : "user",
+                              "parts", parts)
+                  : NULL;
         if (json_array_append_new(contents, turn) < 0)
             return GEMINI_OOM(e);
         if (gemini_content_parts(m, parts, e) < 0)
@@ -264,9 +264,9 @@ static json_t *gemini_generation_config(const struct provider_call *call)
     /* 0 = no reasoning asked for: nothing sent, the model's default holds
      * (a budget of 0 is refused by models that always think) */
     if (!failed && call->reasoning_budget > 0)
-        failed = json_object_set_new(g, "thinkingConfig",
-                                     json_pack("{s:I}", "thinkingBudget",
-                                               (json_int_t)call->reasoning_budget)) < 0;
+        failed = json_object_set_new(
+                     g, "thinkingConfig",
+                     json_pack("{s:I}", "thinkingBudget", (json_int_t)call->reasoning_budget)) < 0;
     if (failed) {
         json_decref(g);
         return NULL;
@@ -346,8 +346,7 @@ static int gemini_build(const struct provider_call *call, struct provider_http *
                      gemini_generation_config(call));
     if (!body || !json_object_get(body, "generationConfig") ||
         (json_array_size(system) > 0 &&
-         json_object_set_new(body, "systemInstruction", json_pack("{s:O}", "parts", system)) <
-             0) ||
+         json_object_set_new(body, "systemInstruction", json_pack("{s:O}", "parts", system)) < 0) ||
         (req->ntools > 0 && gemini_tools(req, body) < 0)) {
         GEMINI_OOM(e);
         goto out;
@@ -393,8 +392,8 @@ static int gemini_malformed(json_t *root, struct err *e, const char *why)
  * LANGUAGE, OTHER, MALFORMED_FUNCTION_CALL and the rest are "other". */
 static enum provider_finish gemini_finish(const char *reason)
 {
-    static const char *const filtered[] = {"SAFETY", "RECITATION", "BLOCKLIST",
-                                           "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
+    static const char *const filtered[] = {
+        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
     if (!reason)
         return PROVIDER_FINISH_OTHER;
     if (strcmp(reason, "STOP") == 0)
@@ -487,7 +486,8 @@ static json_t *gemini_tool_calls(const json_t *parts, int *ok)
         const char *name = json_string_value(json_object_get(fc, "name"));
         const json_t *args = json_object_get(fc, "args");
         const char *id = json_string_value(json_object_get(fc, "id"));
-        if (!json_is_object(fc) || !name || (args && !json_is_null(args) && !json_is_object(args))) {
+        if (!json_is_object(fc) || !name ||
+            (args && !json_is_null(args) && !json_is_object(args))) {
             *ok = 0;
             break;
         }
