@@ -71,4 +71,10 @@ json_t *openai_chat_body(const struct provider_call *call, int with_model, struc
 int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
                       struct err *e);
 
+/* gemini: the wait a Gemini error body asks for, in ms (rounded up): the
+ * retryDelay of its google.rpc.RetryInfo detail ("7s", "1.5s"), as a 429
+ * RESOURCE_EXHAUSTED carries it; -1 when the body has none (or is not
+ * Gemini's error JSON). Pure; body need not be NUL-terminated. */
+int64_t gemini_retry_delay_ms(const char *body, size_t len);
+
 #endif
