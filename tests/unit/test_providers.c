@@ -17,8 +17,8 @@
 
 /* the provider types whose adapter is built and tested here: gemini and
  * bedrock have their own test files; azure speaks OpenAI's error shape */
-static const enum provider_type test_types[] = {PROVIDER_OPENAI, PROVIDER_ANTHROPIC,
-                                                PROVIDER_AZURE};
+static const enum provider_type test_types[] = {PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_AZURE,
+                                                PROVIDER_GEMINI};
 #define TEST_NTYPES (sizeof test_types / sizeof test_types[0])
 
 #define PROVIDERS_DIR "tests/data/providers/"
@@ -609,8 +609,12 @@ static void test_nul_in_reply(void)
                      "\"model\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"a\\u0000\"},"
                      "{\"type\":\"text\",\"text\":\"b\"}],\"stop_reason\":\"end_turn\","
                      "\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}";
-    const char *bodies[PROVIDER_NTYPES] = {
-        [PROVIDER_OPENAI] = oa, [PROVIDER_ANTHROPIC] = an, [PROVIDER_AZURE] = oa};
+    const char *ge = "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\\u0000b\"}]},"
+                     "\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3}}";
+    const char *bodies[PROVIDER_NTYPES] = {[PROVIDER_OPENAI] = oa,
+                                           [PROVIDER_ANTHROPIC] = an,
+                                           [PROVIDER_AZURE] = oa,
+                                           [PROVIDER_GEMINI] = ge};
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];
         const struct provider_ops *ops = provider_ops_for(t);
