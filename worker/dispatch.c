@@ -1019,6 +1019,10 @@ static void job_transfer_done(struct http_transfer *t)
                     a->status == ATTEMPT_OK ? "" : ": ", a->error_msg);
     }
     int64_t retry_after = t->retry_after_ms;
+    /* Gemini says how long to wait in its error body, not in a header */
+    if (retry_after < 0 && a->http_status == 429 && job_provider(job)->ops->retry_delay_ms)
+        retry_after =
+            job_provider(job)->ops->retry_delay_ms(t->response ? t->response : "", t->response_len);
     /* a 429 that is a rate limit (not a spent quota, which the adapter
      * calls permanent) is backpressure: the lane learns from it and the
      * call waits its turn again */

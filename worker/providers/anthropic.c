@@ -435,4 +435,4 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
     return 0;
 }
 
-const struct provider_ops anthropic_ops = {"anthropic", anthropic_build, anthropic_parse};
+const struct provider_ops anthropic_ops = {"anthropic", anthropic_build, anthropic_parse, NULL};

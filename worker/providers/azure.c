@@ -124,4 +124,4 @@ static int azure_parse(long status, const char *body, size_t len, struct provide
     return rc;
 }
 
-const struct provider_ops azure_ops = {"azure", azure_build, azure_parse};
+const struct provider_ops azure_ops = {"azure", azure_build, azure_parse, NULL};

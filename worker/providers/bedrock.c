@@ -20,4 +20,4 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
     return err_set(e, ERR_FATAL, "not_implemented", "the bedrock adapter is not built yet");
 }
 
-const struct provider_ops bedrock_ops = {"bedrock", bedrock_build, bedrock_parse};
+const struct provider_ops bedrock_ops = {"bedrock", bedrock_build, bedrock_parse, NULL};

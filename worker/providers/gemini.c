@@ -612,8 +612,6 @@ static int gemini_parse(long status, const char *body, size_t len, struct provid
     return 0;
 }
 
-const struct provider_ops gemini_ops = {"gemini", gemini_build, gemini_parse};
-
 /* google.protobuf.Duration in JSON: decimal seconds, up to 9 fractional
  * digits, then "s" ("7s", "1.5s", "0.000340s"); at most 315,576,000,000
  * seconds (12 digits). Rounded up to the ms: waiting less than asked buys
@@ -656,3 +654,6 @@ int64_t gemini_retry_delay_ms(const char *body, size_t len)
     json_decref(root);
     return ms;
 }
+
+const struct provider_ops gemini_ops = {"gemini", gemini_build, gemini_parse,
+                                        gemini_retry_delay_ms};

@@ -442,4 +442,4 @@ int openai_chat_parse(long status, const char *body, size_t len, struct provider
     return 0;
 }
 
-const struct provider_ops openai_ops = {"openai", openai_build, openai_chat_parse};
+const struct provider_ops openai_ops = {"openai", openai_build, openai_chat_parse, NULL};

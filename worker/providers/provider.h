@@ -91,6 +91,10 @@ struct provider_ops {
      * bounded. */
     int (*parse)(long status, const char *body, size_t len, struct provider_reply *out,
                  struct err *e);
+    /* The wait, in ms, an error reply's BODY asks for, for a provider that
+     * says it there rather than in a header (Gemini's RetryInfo); -1 when
+     * it says nothing. NULL: the provider never does. Pure. */
+    int64_t (*retry_delay_ms)(const char *body, size_t len);
 };
 
 /* The first request field a provider type cannot honour, as the route

@@ -120,11 +120,14 @@ static int adapter_word_char(unsigned char c)
 /* A word that is, or shows part of, a credential. parse() never sees our
  * key, so it cannot look for it; it recognizes what the providers echo:
  * OpenAI's and Anthropic's keys start with "sk-" (sk-proj-, sk-svcacct-,
- * sk-ant-api03-), and OpenAI's 401 repeats the key with its middle
+ * sk-ant-api03-), Google's with "AIza", and OpenAI's 401 repeats the key with its middle
  * masked by '*' ("sk-proj-********abcd"). */
 static int adapter_secret_word(const char *w, size_t n)
 {
     if (n >= 3 && (strncmp(w, "sk-", 3) == 0 || strncmp(w, "sk_", 3) == 0))
+        return 1;
+    /* Google's API keys: "AIza" and 35 more characters */
+    if (n >= 20 && strncmp(w, "AIza", 4) == 0)
         return 1;
     return n >= 8 && memchr(w, '*', n) != NULL;
 }
