@@ -63,11 +63,11 @@ static void policy_bind_unsupported(struct ydoc *doc, const struct ydoc_node *se
         if (!field_names[f]) {
             const char *near = text_nearest(name, field_names);
             ydoc_error(doc, v,
-                       "%s: unknown field \"%.64s\"%s%s%s (one of top_p, stop, seed, "
+                       "%s: unknown field \"%.64s\"%s%s%s (the fields: top_p, stop, seed, "
                        "response_format, tools, tool_choice, images, image_url, reasoning, "
                        "temperature)",
-                       what, name, near ? " (did you mean \"" : "", near ? near : "",
-                       near ? "\"?)" : "");
+                       what, name, near ? ", did you mean \"" : "", near ? near : "",
+                       near ? "\"?" : "");
             continue;
         }
         if (m->unsupported & (1u << f))

@@ -215,8 +215,9 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     if (nunknown) {
         plan->outcome = ROUTER_UNKNOWN_MODEL;
         snprintf(plan->reason, sizeof plan->reason,
-                 "the request pins model \"%.64s\", which the policy does not have%s", unknown,
-                 nunknown > 1 ? " (nor some other pinned names)" : "");
+                 "the request pins model \"%.64s\", which the policy does not have (%zu of "
+                 "the %zu pinned names are unknown)",
+                 unknown, nunknown, req->nmodels);
         return;
     }
 
@@ -276,7 +277,13 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     char also[64] = "";
     if (nunsupported)
         snprintf(also, sizeof also, " (%zu cannot honour the request)", nunsupported);
-    if (policy->over_budget == POLICY_REJECT)
+    if (req->reasoning_budget && req->max_tokens &&
+        req->max_tokens < (uint64_t)req->reasoning_budget + policy->min_output_tokens)
+        snprintf(plan->reason, sizeof plan->reason,
+                 "over budget: max_tokens %u cannot hold the reasoning budget of %u tokens and "
+                 "%u output tokens",
+                 req->max_tokens, req->reasoning_budget, policy->min_output_tokens);
+    else if (policy->over_budget == POLICY_REJECT)
         snprintf(plan->reason, sizeof plan->reason,
                  "over budget: \"%.64s\" does not fit %llu nUSD and over_budget is reject%s",
                  best->name, (unsigned long long)plan->budget_nusd, also);
