@@ -94,6 +94,7 @@ int main(int argc, char **argv)
         {"config", test_config},
         {"router", test_router},
         {"capabilities", test_capabilities},
+        {"output_json", test_output_json},
         {"request", test_request},
         {"providers", test_providers},
         {"offsets", test_offsets},
