@@ -54,6 +54,76 @@ static const char *output_provider_type(const struct job *job, size_t model)
     return output_model(job, model)->provider;
 }
 
+/* What a finish reason says about a reply that is no JSON. */
+static const char *output_finish_why(enum provider_finish finish)
+{
+    switch (finish) {
+    case PROVIDER_FINISH_LENGTH:
+        return " (finish_reason length: the reply was cut at max_tokens)";
+    case PROVIDER_FINISH_CONTENT_FILTER:
+        return " (finish_reason content_filter)";
+    case PROVIDER_FINISH_TOOL_CALLS:
+        return " (finish_reason tool_calls: the model called tools instead)";
+    case PROVIDER_FINISH_STOP:
+    case PROVIDER_FINISH_OTHER:
+        break;
+    }
+    return "";
+}
+
+json_t *output_reply_json(enum request_format format, const char *text, size_t len,
+                          enum provider_finish finish, char *why, size_t cap)
+{
+    if (cap)
+        why[0] = '\0';
+    if (format == REQUEST_FORMAT_TEXT)
+        return NULL;
+    const char *because = output_finish_why(finish);
+    if (!text || !len) {
+        snprintf(why, cap, "the reply has no text%s", because);
+        return NULL;
+    }
+    json_error_t error;
+    json_t *json = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
+    if (!json) {
+        snprintf(why, cap, "the reply is not JSON: %s at character %d%s", error.text,
+                 error.position, because);
+        return NULL;
+    }
+    if (format == REQUEST_FORMAT_JSON && !json_is_object(json)) {
+        snprintf(why, cap, "the reply is JSON but not an object, as json_object asks%s", because);
+        json_decref(json);
+        return NULL;
+    }
+    return json;
+}
+
+/* output: {text, finish_reason, tool_calls?, json | json_error?} */
+static json_t *output_answer(const struct job *job)
+{
+    const struct provider_reply *r = &job->reply;
+    json_t *o =
+        json_pack("{s:s%, s:s}", "text", r->text ? r->text : "", r->text ? r->text_len : (size_t)0,
+                  "finish_reason", provider_finish_name(r->finish));
+    if (!o)
+        return NULL;
+    if (r->tool_calls && json_array_size(r->tool_calls) > 0)
+        json_object_set(o, "tool_calls", r->tool_calls);
+    if (job->req->format != REQUEST_FORMAT_TEXT) {
+        char why[256];
+        json_t *json =
+            output_reply_json(job->req->format, r->text, r->text_len, r->finish, why, sizeof why);
+        if (json)
+            json_object_set_new(o, "json", json);
+        else {
+            /* jansson's words may quote bytes of the text: not always UTF-8 */
+            json_t *msg = json_string(why);
+            json_object_set_new(o, "json_error", msg ? msg : json_string("the reply is not JSON"));
+        }
+    }
+    return o;
+}
+
 char *output_result(const struct job *job, const char *worker_id, const char *replace_code,
                     const char *replace_msg, size_t *len)
 {
@@ -98,10 +168,7 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
                             json_string(job->ok && job->reply.model ? job->reply.model : m->model));
     }
     if (ok)
-        json_object_set_new(o, "output",
-                            json_pack("{s:s%, s:s}", "text", job->reply.text ? job->reply.text : "",
-                                      job->reply.text ? job->reply.text_len : (size_t)0,
-                                      "finish_reason", provider_finish_name(job->reply.finish)));
+        json_object_set_new(o, "output", output_answer(job));
     json_object_set_new(o, "usage", output_usage(&total));
     json_object_set_new(o, "cost_nusd", json_integer((json_int_t)cost));
     json_object_set_new(o, "budget_nusd", json_integer((json_int_t)job->plan.budget_nusd));
@@ -120,6 +187,8 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
         json_array_append_new(route, e);
     }
     json_object_set_new(o, "route", route);
+    if (job->plan.pinned)
+        json_object_set_new(o, "pinned", json_true());
     if (!ok)
         json_object_set_new(o, "error",
                             json_pack("{s:s, s:s}", "code",

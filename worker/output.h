@@ -8,6 +8,7 @@
 #ifndef SWITCHYARD_OUTPUT_H
 #define SWITCHYARD_OUTPUT_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
@@ -25,6 +26,18 @@
  * delivered) and keeps everything else. */
 char *output_result(const struct job *job, const char *worker_id, const char *replace_code,
                     const char *replace_msg, size_t *len);
+/* The JSON a reply's text holds, for output.json: with response_format
+ * json_object a JSON object, with json_schema any JSON value (not checked
+ * against the schema: the provider is asked to follow it, and the
+ * consumer owns the schema). Duplicate keys make it no JSON (a consumer
+ * could not tell which one holds). New reference; NULL when the text is
+ * no such JSON, with `why` (cap bytes) saying why for output.json_error,
+ * and the finish reason when it explains it (cut at max_tokens, filtered,
+ * tool calls instead of an answer). NULL with why "" for format TEXT.
+ * Pure. */
+json_t *output_reply_json(enum request_format format, const char *text, size_t len,
+                          enum provider_finish finish, char *why, size_t cap);
+
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
                   const char *worker_id, size_t *len);
 

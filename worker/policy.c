@@ -14,8 +14,12 @@
 #include <string.h>
 
 static const char *const top_keys[] = {"models", "routes", "budget", NULL};
-static const char *const model_keys[] = {"provider",          "model",  "price",
-                                         "max_output_tokens", "limits", NULL};
+static const char *const model_keys[] = {"provider", "model",       "price", "max_output_tokens",
+                                         "limits",   "unsupported", NULL};
+/* in the order of enum policy_field */
+static const char *const field_names[POLICY_NFIELDS + 1] = {
+    "top_p",  "stop",      "seed",      "response_format", "tools", "tool_choice",
+    "images", "image_url", "reasoning", "temperature",     NULL};
 static const char *const model_limit_keys[] = {"requests_per_minute", "tokens_per_minute",
                                                "max_concurrent", NULL};
 static const char *const route_keys[] = {"candidates", "on_rate_limit", NULL};
@@ -23,13 +27,68 @@ static const char *const route_keys[] = {"candidates", "on_rate_limit", NULL};
 static const char *const on_rate_limit_names[] = {"wait", "fallback", NULL};
 static const char *const price_keys[COST_NCAT + 1] = {"input",       "output",    "cache_read",
                                                       "cache_write", "reasoning", NULL};
-static const char *const budget_keys[] = {"default_usd", "over_budget", "min_output_tokens",
-                                          "input_bytes_per_token", NULL};
+static const char *const budget_keys[] = {"default_usd",       "over_budget",
+                                          "min_output_tokens", "input_bytes_per_token",
+                                          "image_tokens",      NULL};
 static const char *const over_budget_names[] = {"downgrade", "reject", NULL};
 
 static char *xstrdup(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+const char *policy_field_name(enum policy_field f)
+{
+    return (unsigned)f < POLICY_NFIELDS ? field_names[f] : NULL;
+}
+
+/* unsupported: [seed, tools]: the fields this model cannot honour on top
+ * of what its provider type cannot (a vLLM server behind an OpenAI-shaped
+ * API, a text-only model). */
+static void policy_bind_unsupported(struct ydoc *doc, const struct ydoc_node *seq,
+                                    const char *model_what, struct policy_model *m)
+{
+    char what[112];
+    snprintf(what, sizeof what, "%.80s.unsupported", model_what);
+    if (ydoc_expect_seq(doc, seq, what) < 0)
+        return;
+    for (size_t i = 0; i < seq->count; i++) {
+        const struct ydoc_node *v = seq->items[i];
+        const char *name;
+        if (ydoc_string(doc, v, "unsupported", &name) < 0)
+            continue;
+        int f = 0;
+        while (field_names[f] && strcmp(field_names[f], name) != 0)
+            f++;
+        if (!field_names[f]) {
+            const char *near = text_nearest(name, field_names);
+            ydoc_error(doc, v,
+                       "%s: unknown field \"%.64s\"%s%s%s (the fields: top_p, stop, seed, "
+                       "response_format, tools, tool_choice, images, image_url, reasoning, "
+                       "temperature)",
+                       what, name, near ? ", did you mean \"" : "", near ? near : "",
+                       near ? "\"?" : "");
+            continue;
+        }
+        if (m->unsupported & (1u << f))
+            ydoc_error(doc, v, "%s: \"%s\" is listed twice", what, name);
+        m->unsupported |= 1u << f;
+    }
+}
+
+/* The provider's type: worker.yaml says it; without a config, a provider
+ * named after a type is taken to be of that type (test policies), and any
+ * other is unknown (no type rule, only the model's own list). */
+static enum provider_type policy_provider_type(const struct config *cfg, const char *provider)
+{
+    if (cfg) {
+        const struct config_provider *cp = config_provider_find(cfg, provider);
+        return cp ? cp->type : PROVIDER_NTYPES;
+    }
+    for (int t = 0; t < PROVIDER_NTYPES; t++)
+        if (strcmp(provider_type_name((enum provider_type)t), provider) == 0)
+            return (enum provider_type)t;
+    return PROVIDER_NTYPES;
 }
 
 static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map, struct policy_model *m)
@@ -87,6 +146,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
                               struct policy_model *m)
 {
     m->name = xstrdup(k->value);
+    m->type = PROVIDER_NTYPES;
     char what[96];
     snprintf(what, sizeof what, "models.%.64s", k->value);
     policy_bind_model_limits(doc, ydoc_get(map, "limits"), what, m);
@@ -99,6 +159,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
         ydoc_error(doc, map, "%s: missing \"provider\"", what);
     else if (ydoc_string(doc, v, "provider", &s) == 0) {
         m->provider = xstrdup(s);
+        m->type = policy_provider_type(cfg, s);
         if (cfg && !config_provider_find(cfg, s)) {
             /* names the first few, and says how many more: a file with many
              * models naming a missing provider must not cost models x providers */
@@ -129,6 +190,8 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
     if ((v = ydoc_get(map, "max_output_tokens")) &&
         ydoc_int(doc, v, "max_output_tokens", 1, 10000000, &cap) == 0)
         m->max_output_tokens = (uint32_t)cap;
+    if ((v = ydoc_get(map, "unsupported")))
+        policy_bind_unsupported(doc, v, what, m);
 }
 
 static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,
@@ -225,23 +288,30 @@ static void policy_bind_routes(struct ydoc *doc, const struct ydoc_node *map, st
     if (ydoc_expect_map(doc, map, "routes") < 0)
         return;
     p->routes = calloc(map->count ? map->count : 1, sizeof *p->routes);
-    struct text_index *models = text_index_new(p->nmodels);
-    if (!p->routes || !models)
-        goto out;
-    for (size_t i = 0; i < p->nmodels; i++)
-        if (p->models[i].name && text_index_add(models, p->models[i].name, i) == TEXT_INDEX_NONE)
-            goto out;
+    if (!p->routes || !p->model_index)
+        return;
     for (size_t i = 0; i < map->count; i++) {
         const struct ydoc_node *k = ydoc_key_at(map, i);
         if (k->type != YDOC_SCALAR)
             continue;
         struct policy_route *r = &p->routes[p->nroutes++];
-        policy_bind_route(doc, k, ydoc_value_at(map, i), p, models, r);
+        policy_bind_route(doc, k, ydoc_value_at(map, i), p, p->model_index, r);
         if (strcmp(k->value, "default") == 0)
             p->default_route = r;
     }
-out:
-    text_index_free(models);
+}
+
+/* Models by name, for routes and policy_model_find: the first of a name
+ * (a duplicate is an error of its own). */
+static int policy_index_models(struct policy *p)
+{
+    if (!(p->model_index = text_index_new(p->nmodels)))
+        return -1;
+    for (size_t i = 0; i < p->nmodels; i++)
+        if (p->models[i].name &&
+            text_index_add(p->model_index, p->models[i].name, i) == TEXT_INDEX_NONE)
+            return -1;
+    return 0;
 }
 
 /* Routes by task, for policy_route_find: the first route of a name. */
@@ -262,6 +332,7 @@ static void policy_bind_budget(struct ydoc *doc, const struct ydoc_node *map, st
     p->over_budget = POLICY_DOWNGRADE;
     p->min_output_tokens = 16;
     p->input_bytes_per_token = 3;
+    p->image_tokens = 1600; /* Anthropic's documented most for one image */
     if (!map)
         return;
     if (ydoc_expect_map(doc, map, "budget") < 0)
@@ -286,6 +357,9 @@ static void policy_bind_budget(struct ydoc *doc, const struct ydoc_node *map, st
     if ((v = ydoc_get(map, "input_bytes_per_token")) &&
         ydoc_int(doc, v, "input_bytes_per_token", 1, 16, &n) == 0)
         p->input_bytes_per_token = (uint32_t)n;
+    if ((v = ydoc_get(map, "image_tokens")) &&
+        ydoc_int(doc, v, "image_tokens", 1, 1000000, &n) == 0)
+        p->image_tokens = (uint32_t)n;
 }
 
 static struct policy *policy_bind(struct ydoc *doc, const struct config *cfg,
@@ -303,6 +377,8 @@ static struct policy *policy_bind(struct ydoc *doc, const struct config *cfg,
         policy_bind_models(doc, v, cfg, p);
     else
         ydoc_error(doc, root, "missing \"models\"");
+    if (policy_index_models(p) < 0)
+        ydoc_error(doc, NULL, "out of memory");
     if ((v = ydoc_get(root, "routes")))
         policy_bind_routes(doc, v, p);
     else
@@ -354,6 +430,7 @@ void policy_release(struct policy *p)
         free(p->routes[i].task);
     free(p->routes);
     text_index_free(p->route_index);
+    text_index_free(p->model_index);
     free(p);
 }
 
@@ -361,4 +438,10 @@ const struct policy_route *policy_route_find(const struct policy *p, const char 
 {
     size_t i = p->route_index ? text_index_find(p->route_index, task) : TEXT_INDEX_NONE;
     return i == TEXT_INDEX_NONE ? NULL : &p->routes[i];
+}
+
+const struct policy_model *policy_model_find(const struct policy *p, const char *name)
+{
+    size_t i = p->model_index ? text_index_find(p->model_index, name) : TEXT_INDEX_NONE;
+    return i == TEXT_INDEX_NONE ? NULL : &p->models[i];
 }

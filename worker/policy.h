@@ -16,10 +16,33 @@
 
 #define POLICY_MAX_CANDIDATES 16
 
+/* The request fields a model may be unable to honour, as a route's reason
+ * names them ("unsupported: seed") and as a model's `unsupported: [...]`
+ * lists them. images: any image part; image_url: an image by an http(s)
+ * URL (a data: URL is bytes, not a URL to fetch). */
+enum policy_field {
+    POLICY_FIELD_TOP_P,
+    POLICY_FIELD_STOP,
+    POLICY_FIELD_SEED,
+    POLICY_FIELD_RESPONSE_FORMAT,
+    POLICY_FIELD_TOOLS,
+    POLICY_FIELD_TOOL_CHOICE,
+    POLICY_FIELD_IMAGES,
+    POLICY_FIELD_IMAGE_URL,
+    POLICY_FIELD_REASONING,
+    POLICY_FIELD_TEMPERATURE,
+    POLICY_NFIELDS
+};
+
 struct policy_model {
     char *name;     /* the policy's own name, e.g. "opus" */
     char *provider; /* a provider name from worker.yaml */
     char *model;    /* the provider's model id */
+    /* the provider's type, from worker.yaml; loaded without a config, the
+     * type whose name the provider's name is ("openai", "anthropic", ...),
+     * else PROVIDER_NTYPES: unknown, so only `unsupported` narrows it */
+    enum provider_type type;
+    uint32_t unsupported; /* bit (1u << enum policy_field) per field it cannot honour */
     struct cost_prices prices;
     uint32_t max_output_tokens; /* the model's own cap; 0 = none known */
     /* limits: {...} of the model's entry; a field is -1 when the entry does
@@ -53,7 +76,9 @@ struct policy {
     enum policy_over_budget over_budget;
     uint32_t min_output_tokens;     /* a candidate that cannot afford this many is skipped */
     uint32_t input_bytes_per_token; /* input estimate; 1 is a strict bound for byte BPE */
+    uint32_t image_tokens;          /* input estimate of one image part (1600) */
     struct text_index *route_index; /* task -> index in routes, for policy_route_find */
+    struct text_index *model_index; /* name -> index in models, for policy_model_find */
 };
 
 struct text_index;
@@ -73,5 +98,10 @@ void policy_release(struct policy *p);
 
 /* Borrowed: the route for `task` (exact match), or NULL. */
 const struct policy_route *policy_route_find(const struct policy *p, const char *task);
+/* Borrowed: the model named `name` (exact match), or NULL. */
+const struct policy_model *policy_model_find(const struct policy *p, const char *name);
+
+/* "top_p", "seed", ...; NULL for a value that is no field. Static. */
+const char *policy_field_name(enum policy_field f);
 
 #endif

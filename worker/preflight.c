@@ -196,7 +196,7 @@ static void preflight_budget(const struct policy *policy, const struct preflight
             policy->over_budget == POLICY_REJECT && route->ncandidates ? 1 : route->ncandidates;
         for (size_t c = 0; c < n; c++) {
             const struct policy_model *m = &policy->models[route->candidates[c]];
-            if (router_fit(policy, m, input, 0, policy->default_budget_nusd) > 0)
+            if (router_fit(policy, m, input, 0, 0, policy->default_budget_nusd) > 0)
                 return;
             if (m->max_output_tokens && m->max_output_tokens < policy->min_output_tokens)
                 continue; /* no budget would do: min_output_tokens is the problem */

@@ -14,7 +14,7 @@
 /* What the router decided about one candidate of the route. */
 enum router_decision {
     ROUTER_TAKEN,   /* in the plan */
-    ROUTER_SKIPPED, /* left out: over budget */
+    ROUTER_SKIPPED, /* left out: over budget, or it cannot honour a field of the request */
 };
 
 struct router_candidate {
@@ -22,41 +22,67 @@ struct router_candidate {
     enum router_decision decision;
     uint32_t max_tokens;      /* taken: the cap to send to the provider */
     uint64_t worst_case_nusd; /* taken: cost if every allowed token is used */
-    char reason[160];         /* why taken or skipped, for the result's route */
+    /* taken: the thinking budget to send (provider_call.reasoning_budget):
+     * the request's, never lowered (max_tokens holds it and min_output
+     * more); 0 = no reasoning */
+    uint32_t reasoning_budget;
+    /* skipped because it cannot honour a field: that field, else
+     * POLICY_NFIELDS; the reason is then exactly "unsupported: FIELD" */
+    enum policy_field unsupported;
+    char reason[160]; /* why taken or skipped, for the result's route */
 };
 
 enum router_outcome {
-    ROUTER_OK,          /* at least one candidate taken */
-    ROUTER_NO_ROUTE,    /* unknown task and no default route */
-    ROUTER_OVER_BUDGET, /* nothing fits (or, with over_budget: reject, the best does not) */
+    ROUTER_OK,            /* at least one candidate taken */
+    ROUTER_NO_ROUTE,      /* unknown task and no default route */
+    ROUTER_OVER_BUDGET,   /* nothing fits (or, with over_budget: reject, the best does not) */
+    ROUTER_UNKNOWN_MODEL, /* the request pins a model the policy does not have */
+    ROUTER_UNSUPPORTED,   /* every candidate cannot honour some field of the request */
 };
 
 struct plan {
     enum router_outcome outcome;
-    const struct policy_route *route; /* NULL for ROUTER_NO_ROUTE */
-    int used_default;                 /* the task had no route of its own */
+    /* the task's route (its on_rate_limit holds for pinned models too);
+     * NULL for ROUTER_NO_ROUTE, and for a pinned request whose task has
+     * none (then wait) */
+    const struct policy_route *route;
+    int used_default; /* the task had no route of its own */
+    /* the request pinned its models ("model"): the candidates are those,
+     * in the request's order, not the route's */
+    int pinned;
     uint64_t budget_nusd;
     uint64_t input_tokens; /* the estimate every candidate was priced with */
-    struct router_candidate candidates[POLICY_MAX_CANDIDATES]; /* route order */
+    struct router_candidate candidates[POLICY_MAX_CANDIDATES]; /* route (or pinned) order */
     size_t ncandidates;
-    char reason[256]; /* for NO_ROUTE / OVER_BUDGET: one sentence */
+    char reason[256]; /* when not ROUTER_OK: one sentence, the error result's message */
 };
 
 /* Fills *plan. The plan borrows from policy; keep a reference to it for as
- * long as the plan is used. */
+ * long as the plan is used.
+ * Precedence: a pinned name the policy lacks is UNKNOWN_MODEL before
+ * anything is priced; a candidate that cannot honour a field is skipped
+ * before it is priced ("unsupported: FIELD"); the outcome is UNSUPPORTED
+ * only when every candidate was skipped so, and OVER_BUDGET when some
+ * candidate that honours the request is over budget (more budget would
+ * serve it: that is the actionable error). With over_budget: reject, the
+ * first candidate that honours the request is the one that must fit. */
 void router_plan(const struct policy *policy, const struct request *req, struct plan *plan);
 
 /* The input-token estimate for req under policy: ceil(bytes / bytes per
- * token) plus framing overhead per message. */
+ * token) plus framing overhead per message, plus policy->image_tokens for
+ * each image part. */
 uint64_t router_estimate_input(const struct policy *policy, const struct request *req);
 
-/* Fit one model into budget_nusd given the input estimate and the
- * request's own max_tokens (0 = none): returns the max_tokens it may use,
- * or 0 when it cannot afford policy->min_output_tokens (or the requested
- * max_tokens). Used again by dispatch for fallbacks, with what is left of
- * the budget after billable attempts. */
+/* Fit one model into budget_nusd given the input estimate, the request's
+ * own max_tokens (0 = none) and its thinking budget (0 = none; thinking
+ * counts inside the output cap at every provider): returns the max_tokens
+ * it may use, or 0 when it cannot afford policy->min_output_tokens (or the
+ * requested max_tokens), or when the cap cannot hold reasoning_budget +
+ * policy->min_output_tokens. Used again by dispatch for fallbacks, with
+ * what is left of the budget after billable attempts. */
 uint32_t router_fit(const struct policy *policy, const struct policy_model *model,
-                    uint64_t input_tokens, uint32_t requested_max, uint64_t budget_nusd);
+                    uint64_t input_tokens, uint32_t requested_max, uint32_t reasoning_budget,
+                    uint64_t budget_nusd);
 
 const char *router_outcome_name(enum router_outcome o);
 

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "cost.h"
 #include "err.h"
+#include "policy.h"
 #include "request.h"
 
 #define PROVIDER_MAX_HEADERS 12
@@ -104,6 +105,13 @@ struct provider_ops {
  * (tests/data/providers/capabilities.txt). */
 const char *provider_unsupported(enum provider_type type, const char *model_id,
                                  const struct request *req);
+
+/* 1 when req uses `field`, so that a model that cannot honour it must not
+ * take the request: top_p, stop, seed, temperature when given;
+ * response_format when json_object or json_schema; tools when any;
+ * tool_choice when not auto; images when any image part; image_url when
+ * an image part is an http(s) URL; reasoning when asked for. Pure. */
+int provider_field_used(enum policy_field field, const struct request *req);
 
 /* Borrowed: the adapter for a provider type. */
 const struct provider_ops *provider_ops_for(enum provider_type type);
