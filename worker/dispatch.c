@@ -816,7 +816,8 @@ static void lane_enqueue(struct dispatch_lane *lane, struct job *job)
 static int job_build_call(struct job *job, struct err *e)
 {
     struct dispatch_provider *dp = job_provider(job);
-    const struct policy_model *m = &job->policy->models[job->plan.candidates[job->current].model];
+    const struct router_candidate *c = &job->plan.candidates[job->current];
+    const struct policy_model *m = &job->policy->models[c->model];
     struct provider_call call = {.req = job->req,
                                  .base_url = dp->cfg->base_url,
                                  .model = m->model,
@@ -824,7 +825,7 @@ static int job_build_call(struct job *job, struct err *e)
                                  .api_key = dp->api_key ? dp->api_key : "",
                                  .api_version = dp->cfg->api_version,
                                  .max_tokens_field = dp->cfg->max_tokens_field,
-                                 .reasoning_budget = job->req->reasoning_budget,
+                                 .reasoning_budget = c->reasoning_budget,
                                  .region = dp->cfg->region,
                                  .access_key_id = dp->aws_access_key_id,
                                  .secret_access_key = dp->aws_secret_access_key,
