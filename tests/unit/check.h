@@ -49,5 +49,6 @@ void test_notify(void);
 void test_reply(void);
 void test_log(void);
 void test_stats(void);
+void test_sigv4(void);
 
 #endif
