@@ -181,7 +181,7 @@ static int sigv4_canonical_path(struct sigv4_buf *b, const char *path, size_t n)
 }
 
 struct sigv4_param {
-    char *key; /* encoded */
+    char *key;  /* encoded */
     char *pair; /* encoded "key=value" */
 };
 
@@ -294,12 +294,9 @@ static char *sigv4_header_value(const char *v)
 
 static int sigv4_reserved_name(const char *lower)
 {
-    static const char *const names[] = {"host",
-                                        "authorization",
-                                        "date",
-                                        "x-amz-date",
-                                        "x-amz-security-token",
-                                        "x-amz-content-sha256"};
+    static const char *const names[] = {
+        "host",       "authorization",        "date",
+        "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(lower, names[i]) == 0)
             return 1;

@@ -18,10 +18,10 @@
 
 #include "err.h"
 
-#define SIGV4_MAX_HEADERS 16     /* headers the caller asks to sign */
-#define SIGV4_MAX_URL 8192       /* bytes of the URL */
-#define SIGV4_MAX_FIELD 8192     /* bytes of one header value, token or key */
-#define SIGV4_MAX_OUT_HEADERS 5  /* host, x-amz-date, token, content sha256, authorization */
+#define SIGV4_MAX_HEADERS 16    /* headers the caller asks to sign */
+#define SIGV4_MAX_URL 8192      /* bytes of the URL */
+#define SIGV4_MAX_FIELD 8192    /* bytes of one header value, token or key */
+#define SIGV4_MAX_OUT_HEADERS 5 /* host, x-amz-date, token, content sha256, authorization */
 #define SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* A header to sign and send; the caller sends it itself. */
@@ -65,7 +65,8 @@ struct sigv4_output {
      * x-amz-content-sha256 (when asked), authorization */
     char *headers[SIGV4_MAX_OUT_HEADERS];
     size_t nheaders;
-    char *authorization;     /* "AWS4-HMAC-SHA256 Credential=AKID/scope, SignedHeaders=..., Signature=hex" */
+    /* "AWS4-HMAC-SHA256 Credential=AKID/scope, SignedHeaders=..., Signature=hex" */
+    char *authorization;
     char amz_date[17];       /* "20150830T123600Z" (always 16 characters) */
     char signature[65];      /* lowercase hex */
     char *canonical_request; /* what was signed, for diagnostics and tests */

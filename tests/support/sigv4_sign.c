@@ -57,9 +57,9 @@ static json_t *sign_one(const json_t *req)
     json_t *lines = json_array();
     for (size_t i = 0; lines && i < out.nheaders; i++)
         json_array_append_new(lines, json_string(out.headers[i]));
-    json_t *res = json_pack("{s:s, s:s, s:s, s:o*}", "authorization", out.authorization,
-                            "amz_date", out.amz_date, "canonical_request", out.canonical_request,
-                            "headers", lines);
+    json_t *res =
+        json_pack("{s:s, s:s, s:s, s:o*}", "authorization", out.authorization, "amz_date",
+                  out.amz_date, "canonical_request", out.canonical_request, "headers", lines);
     sigv4_output_release(&out);
     return res;
 }

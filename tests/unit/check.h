@@ -50,5 +50,6 @@ void test_reply(void);
 void test_log(void);
 void test_stats(void);
 void test_sigv4(void);
+void test_bedrock(void);
 
 #endif

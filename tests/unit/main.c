@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         {"reload", test_reload},   {"producer", test_producer}, {"commit", test_commit},
         {"kafka", test_kafka},     {"breaker", test_breaker},   {"ratelimit", test_ratelimit},
         {"notify", test_notify},   {"reply", test_reply},       {"log", test_log},
-        {"stats", test_stats},     {"sigv4", test_sigv4},
+        {"stats", test_stats},     {"sigv4", test_sigv4},       {"bedrock", test_bedrock},
     };
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)

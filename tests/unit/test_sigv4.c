@@ -84,8 +84,7 @@ static void suite_case(char *line, int lineno, void *ctx)
     ok(rc == 0 && strcmp(out.authorization, want) == 0 && strcmp(out.signature, f[7]) == 0,
        "aws suite %s:\n    want %s\n    got  %s\n    canonical request:\n%s", f[0], want,
        rc == 0 ? out.authorization : e.msg, rc == 0 ? out.canonical_request : "");
-    ok(rc == 0 && strcmp(out.amz_date, "20150830T123600Z") == 0, "aws suite %s: x-amz-date",
-       f[0]);
+    ok(rc == 0 && strcmp(out.amz_date, "20150830T123600Z") == 0, "aws suite %s: x-amz-date", f[0]);
     sigv4_output_release(&out);
 }
 
@@ -174,9 +173,8 @@ static void test_output_headers(void)
            strcmp(out.headers[2], "x-amz-security-token: FwoGZXIvYXdzEXAMPLE") == 0 &&
            strcmp(out.headers[3], want_sha) == 0 && strcmp(out.headers[4], want_auth) == 0,
        "host, date, token, payload hash and authorization, in that order");
-    ok(strstr(out.authorization,
-              "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;"
-              "x-amz-security-token, Signature=") != NULL,
+    ok(strstr(out.authorization, "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;"
+                                 "x-amz-security-token, Signature=") != NULL,
        "every header sent is signed: %s", out.authorization);
     ok(strstr(out.canonical_request, "/model/anthropic.claude-3-5-sonnet-20240620-v1%253A0/"
                                      "converse\n") != NULL,
