@@ -23,7 +23,7 @@
 
 /* The canonical request is built from capped inputs; this bounds it too,
  * so a bug cannot grow it without limit. */
-#define SIGV4_MAX_TEXT (256 * 1024)
+#define SIGV4_MAX_TEXT ((size_t)256 * 1024)
 
 struct sigv4_buf {
     char *p;
@@ -279,7 +279,9 @@ static char *sigv4_header_value(const char *v)
     if (!d)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        char c = v[i] == '\r' || v[i] == '\n' || v[i] == '\t' ? ' ' : v[i];
+        char c = v[i];
+        if (c == '\r' || c == '\n' || c == '\t')
+            c = ' ';
         if (c == ' ' && o > 0 && d[o - 1] == ' ')
             continue;
         d[o++] = c;

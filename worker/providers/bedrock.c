@@ -425,10 +425,12 @@ static int bedrock_build(const struct provider_call *call, struct provider_http 
     }
     if (call->auth == CONFIG_AUTH_BEARER || call->auth == CONFIG_AUTH_API_KEY) {
         /* a Bedrock API key: a bearer token, no signature */
-        char *value = malloc(strlen("Bearer ") + strlen(call->api_key ? call->api_key : "") + 1);
+        const char *key = call->api_key ? call->api_key : "";
+        size_t klen = strlen(key);
+        char *value = malloc(sizeof "Bearer " + klen);
         if (value) {
-            strcpy(value, "Bearer ");
-            strcat(value, call->api_key ? call->api_key : "");
+            memcpy(value, "Bearer ", sizeof "Bearer " - 1);
+            memcpy(value + sizeof "Bearer " - 1, key, klen + 1);
         }
         int hrc = value ? adapter_header(out, "authorization", value) : -1;
         free(value);
