@@ -17,6 +17,7 @@
 #include "check.h"
 #include "providers/adapter.h"
 #include "providers/provider.h"
+#include "redact.h"
 #include "sigv4.h"
 
 #define BEDROCK_DIR "tests/data/providers/bedrock/"
@@ -433,10 +434,40 @@ static void test_model_ids(void)
     fill_free(req);
 }
 
+/* AWS's signature errors quote the canonical request, which holds the
+ * session token and the key id: the quote in e->msg masks them (dispatch
+ * registers the AWS credentials for redaction). */
+static void test_credentials_not_echoed(void)
+{
+    static const char token[] = "FwoGZXIvYXdzEXAMPLETOKEN//////////wEaDExampleSessionToken";
+    static const char akid[] = "AKIAIOSFODNN7EXAMPLE";
+    redact_reset();
+    ok(redact_register(token) == 0 && redact_register(akid) == 0, "credentials registered");
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"message\":\"The request signature we calculated does not match the signature "
+             "you provided. Credential=%s/20240620/us-east-1/bedrock/aws4_request\\n"
+             "x-amz-security-token:%s\\n\"}",
+             akid, token);
+    struct provider_reply r = {0};
+    struct err e = {0};
+    int rc = bedrock_ops.parse(403, body, strlen(body), &r, &e);
+    ok(rc < 0 && e.kind == ERR_UPSTREAM && strcmp(e.code, "auth") == 0, "a bad signature: auth");
+    int leak = 0;
+    for (size_t i = 0; i + 8 <= sizeof token - 1; i++)
+        leak |= strstr(e.msg,
+                       (char[9]){token[i], token[i + 1], token[i + 2], token[i + 3], token[i + 4],
+                                 token[i + 5], token[i + 6], token[i + 7], '\0'}) != NULL;
+    ok(!leak && !strstr(e.msg, "AKIAIOSF"), "no piece of the token or key id is quoted: %s", e.msg);
+    ok(strstr(e.msg, "signature we calculated") != NULL, "the message is quoted: %s", e.msg);
+    redact_reset();
+}
+
 void test_bedrock(void)
 {
     ok(run_replies() >= 25, "bedrock: at least 25 reply cases");
     ok(run_builds() >= 15, "bedrock: at least 15 build cases");
     test_usage_rule();
     test_model_ids();
+    test_credentials_not_echoed();
 }
