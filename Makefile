@@ -3,7 +3,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := rdkafka libcurl jansson yaml-0.1 libsystemd
+PKGS     := rdkafka libcurl jansson yaml-0.1 libsystemd libcrypto
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wundef -Werror
@@ -41,6 +41,10 @@ $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libswitchyard.a
 # test support programs: one self-contained .c each
 $(BUILD)/%: tests/support/%.c
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(PKG_LIBS) $(LDFLAGS) -o $@
+
+# but sigv4_sign runs the worker's own signer (tests/cli/check_sigv4.sh)
+$(BUILD)/sigv4_sign: tests/support/sigv4_sign.c $(BUILD)/libswitchyard.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iworker $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
 deps:
 	@bash scripts/install-deps.sh

@@ -12,6 +12,7 @@ packages=(
     clang libclang-rt-14-dev valgrind curl
     clang-format clang-tidy cppcheck bc jq
     libsystemd-dev systemd groff-base man-db
+    nodejs
 )
 
 missing=()
@@ -19,6 +20,9 @@ for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
+# npm (tests/cli/check_sigv4.sh): Debian packages it apart from nodejs,
+# NodeSource's nodejs carries it (and conflicts with Debian's npm)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -52,5 +52,7 @@ void test_reply(void);
 void test_log(void);
 void test_stats(void);
 void test_gemini(void);
+void test_sigv4(void);
+void test_bedrock(void);
 
 #endif
