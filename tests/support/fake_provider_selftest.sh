@@ -895,7 +895,8 @@ with open(sys.argv[1] + ".responses", "w") as f:
             f.write(json.dumps(x["response"]) + "\n")
 with open(sys.argv[1] + ".errors", "w") as f:
     for x in rows:
-        if x["path"] in openai_paths and x["status"] and x["status"] >= 400 and x["response"] is not None:
+        # Azure's own errors ({"error":{"code","message"}}) are not OpenAI's
+        if x["path"] == "/v1/chat/completions" and x["status"] and x["status"] >= 400 and x["response"] is not None:
             f.write(json.dumps(x["response"]) + "\n")
 EOF
 while IFS=$'\t' read -r verdict desc why; do
