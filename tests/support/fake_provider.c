@@ -2,18 +2,77 @@
  * fake_provider.c - a fake LLM provider for switchyard's end-to-end tests,
  * demo and benchmarks.
  *
- * It speaks OpenAI Chat Completions (and Azure OpenAI's deployment path) and
- * Anthropic Messages over real HTTP/1.1 on a loopback address, with token
- * usage computed by a fixed rule (so tests can predict exact costs), a
- * configurable latency, and injected faults: error statuses with
- * Retry-After, timeouts, dropped connections, truncated, malformed and slow
- * bodies. A status fault with echo_key:N answers a long error message
+ * It speaks, over real HTTP/1.1 on a loopback address, each provider's
+ * public wire format, with token usage computed by a fixed rule (so tests
+ * can predict exact costs), a configurable latency, and injected faults:
+ *   POST /v1/chat/completions                        OpenAI (Bearer)
+ *   POST /openai/deployments/{d}/chat/completions    Azure: ?api-version= required
+ *        (400 MissingApiVersionParameter), api-key or Bearer; model = {d}
+ *   POST /openai/v1/chat/completions                 Azure v1: model in the body
+ *   POST /v1/messages                                Anthropic (x-api-key, anthropic-version)
+ *   POST /v1beta/models/{model}:generateContent      Gemini (x-goog-api-key or ?key=; else 403)
+ *   POST /model/{modelId}/converse                   Bedrock Converse, modelId %-decoded;
+ *        a Bearer API key, or SigV4's SHAPE (Credential=AKID/YYYYMMDD/REGION/bedrock/
+ *        aws4_request, sorted SignedHeaders with host and x-amz-date, each present,
+ *        x-amz-date of that day, 64-hex Signature; never the signature itself); else 403
+ * Errors come in each provider's shape: OpenAI {"error":{message,type,param,
+ * code}} (Azure's own: {"error":{code,message}}), Anthropic {"type":"error",
+ * ...}, Gemini {"error":{code,message,status}} (429: details RetryInfo
+ * retryDelay, no Retry-After), Bedrock {"message"} + x-amzn-ErrorType.
+ *
+ * Each format checks what its provider checks, 400 in its shape otherwise:
+ * fields the provider does not have (e.g. "seed" to Anthropic, "topK" in
+ * Bedrock's inferenceConfig, "additionalProperties" in Gemini's
+ * responseSchema), sampling ranges (temperature 0..2 OpenAI/Gemini, 0..1
+ * Anthropic/Bedrock; top_p 0..1; stop <= 4 OpenAI, <= 5 Gemini), tool
+ * declarations and tool_choice, tool calls answered by tool results in the
+ * next turn (and no result without its call), images (base64 that decodes,
+ * a known media type; OpenAI/Anthropic also take http(s) URLs, Gemini only
+ * inline data (png jpeg webp heic heif), Bedrock bytes), reasoning (OpenAI
+ * reasoning_effort, and then no max_tokens; Anthropic thinking
+ * budget_tokens >= 1024 and < max_tokens, temperature 1, no forced tool;
+ * Gemini thinkingConfig; Bedrock thinking in additionalModelRequestFields
+ * for "anthropic." models only); OpenAI json_object needs the word "json"
+ * in the messages.
+ *
+ * Usage: input = sum over messages of ceil(text bytes / 4) + 3, plus
+ * ceil(system bytes / 4), plus FAKE_IMAGE_TOKENS (85) per image part;
+ * output = --output-tokens or #out=N, capped by the request's max tokens
+ * (at the cap: length / max_tokens / MAX_TOKENS). #cached=N, #cache_write=N,
+ * #reasoning=N in each provider's own accounting: OpenAI cached inside
+ * prompt_tokens, reasoning inside completion_tokens; Anthropic cache apart
+ * from input_tokens (thinking inside output_tokens when enabled); Gemini
+ * promptTokenCount INCLUDES cachedContentTokenCount, thoughtsTokenCount
+ * apart from candidatesTokenCount, total = all; Bedrock inputTokens
+ * EXCLUDES cacheRead/WriteInputTokens, total = all.
+ *
+ * Tools: #tool=NAME in the last user text (unless a tool result ends the
+ * conversation), or a tool choice forcing a tool (named; required/any: the
+ * first), answers one call whose arguments are a minimal instance of the
+ * tool's schema (required properties: "" 0 false [] {} null, or the first
+ * enum / const, minimum, minLength, minItems; $ref and anyOf followed),
+ * output tokens = ceil(JSON bytes / 4): OpenAI tool_calls + finish
+ * tool_calls, Anthropic tool_use, Gemini functionCall (finishReason STOP),
+ * Bedrock toolUse (stopReason tool_use). Structured output (OpenAI
+ * json_schema / json_object, Gemini responseMimeType application/json with
+ * responseSchema / responseJsonSchema): the text is that minimal instance
+ * ({} without a schema), cut to 4 bytes a token at the cap.
+ *
+ * Faults (--fault, #fault=) and limits (--limit) apply to every route. A
+ * status fault with echo_key:N answers a long error message
  * (N + key + 120 bytes, one word around the key, like a real provider
  * quoting a value) that holds, at byte N, the API key the request carried
- * (Authorization: Bearer, api-key or x-api-key): the tests' way to check
- * that no piece of a key a provider echoes ever leaves the worker. One thread, one epoll loop and a
- * binary min-heap of due times: it serves tens of thousands of requests a second and ten thousand
- * open keep-alive connections.
+ * (Bearer, api-key, x-api-key, x-goog-api-key, ?key=, SigV4's AKID): the
+ * tests' way to check that no piece of a key a provider echoes ever leaves
+ * the worker. `content_filter` refuses as the provider does: Azure 400
+ * {"error":{"code":"content_filter",...,"innererror":{"code":
+ * "ResponsibleAIPolicyViolation","content_filter_result":{...}}}}, OpenAI
+ * 200 finish_reason content_filter (content null), Anthropic 200
+ * stop_reason refusal (no content), Gemini 200 promptFeedback.blockReason
+ * SAFETY (no candidates), Bedrock 200 stopReason content_filtered. One
+ * thread, one epoll loop and a binary min-heap of due times: it serves tens
+ * of thousands of requests a second and ten thousand open keep-alive
+ * connections.
  *
  * Faults never answered: `timeout` and `hang` are the same behaviour under
  * two names (scenarios say which they test): the request is read, no byte
@@ -38,16 +97,22 @@
  * requests per min (RPM): Limit N, Used U, Requested 1. Please try again in
  * D. ...","type":"requests"|"tokens","param":null,"code":"rate_limit_exceeded"}}
  * with retry-after (whole seconds, rounded up, at least 1) and
- * retry-after-ms (exact); Anthropic {"type":"error","error":{"type":
- * "rate_limit_error","message":...}} with retry-after. With headers=1 every
- * reply to an admitted or refused call of a limited model carries the
- * provider's headers: OpenAI x-ratelimit-{limit,remaining,reset}-{requests,
- * tokens} (reset: a Go duration until the bucket is full again, "0s",
- * "17ms", "1.5s", "6m0s"); Anthropic anthropic-ratelimit-{requests,tokens,
- * input-tokens,output-tokens}-{limit,remaining,reset} (reset: RFC 3339 UTC
- * when full again; the three token families show the one tpm bucket). Only
- * the limits a rule sets get headers. headers=0 sends none of them; 429s
- * keep retry-after (and retry-after-ms).
+ * retry-after-ms (exact); Azure {"error":{"code":"429","message":"Requests
+ * to the ChatCompletions_Create Operation ... Please retry after N
+ * seconds..."}} with both; Anthropic {"type":"error","error":{"type":
+ * "rate_limit_error","message":...}} with retry-after; Gemini 429
+ * RESOURCE_EXHAUSTED with details QuotaFailure, Help and RetryInfo
+ * retryDelay ("7s", "1.500s") and no header; Bedrock 429 x-amzn-ErrorType
+ * ThrottlingException and nothing else. With headers=1 every reply to an
+ * admitted or refused call of a limited model carries the provider's
+ * headers: OpenAI x-ratelimit-{limit,remaining,reset}-{requests,tokens}
+ * (reset: a Go duration until the bucket is full again, "0s", "17ms",
+ * "1.5s", "6m0s"); Azure x-ratelimit-remaining-{requests,tokens} only;
+ * Anthropic anthropic-ratelimit-{requests,tokens,input-tokens,
+ * output-tokens}-{limit,remaining,reset} (reset: RFC 3339 UTC when full
+ * again; the three token families show the one tpm bucket); Gemini and
+ * Bedrock none. Only the limits a rule sets get headers. headers=0 sends
+ * none of them; 429s keep retry-after (and retry-after-ms).
  *
  * Control while it runs (not logged, no seq, not in requests_total, never
  * limited): POST /control {"limits":["SPEC",...]} replaces the --limit
@@ -58,14 +123,17 @@
  * counts they have left), or 400 {"error":"why"}. GET /control shows the
  * rules. GET /stats adds "rate_limited" and "models": {MODEL: {"requests",
  * "rate_limited", "status": {"200": n, "429": n, "none": n}}}. Log lines
- * of provider calls carry "model", and a refused call "rate_limited": true
- * with status 429.
+ * of provider calls carry "api" (openai|azure|anthropic|gemini|bedrock),
+ * "request" (the parsed JSON body, as "body"), "model" (once the request is
+ * valid; Bedrock's decoded), and a refused call "rate_limited": true with
+ * status 429.
  *
  * It must never: listen on anything but loopback, connect anywhere, block
  * (no sleep, no blocking socket call: latency is a timer), or let a client
  * grow a buffer past its cap (request head 64 KiB, body 8 MiB, 64
  * pipelined requests awaiting their replies, 100,000 rate-limit buckets
- * after which all start afresh, 1,024 models counted by name in /stats).
+ * after which all start afresh, 1,024 models counted by name in /stats,
+ * 128 tools a request, schemas followed 32 levels deep).
  */
 
 #include <arpa/inet.h>
@@ -5711,8 +5779,14 @@ static void fake_usage(FILE *f)
         "                     [--fault MODEL:KIND[@COUNT]]...\n"
         "                     [--limit "
         "MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1]]...\n"
+        "routes: POST /v1/chat/completions (OpenAI), /openai/deployments/D/chat/completions\n"
+        "      ?api-version= and /openai/v1/chat/completions (Azure), /v1/messages (Anthropic),\n"
+        "      /v1beta/models/M:generateContent (Gemini), /model/ID/converse (Bedrock)\n"
+        "directives in the last user text: #out=N #cached=N #cache_write=N #reasoning=N\n"
+        "      #latency=MS #fault=KIND #tool=NAME (call that declared tool); images: 85 tokens\n"
         "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |\n"
-        "      malformed | slow | stall   (echo_key:N: the request's API key at byte N of a\n"
+        "      malformed | slow | stall | content_filter (the provider's refusal)\n"
+        "      (echo_key:N: the request's API key at byte N of a\n"
         "      long error message, N <= 4096; timeout = hang: never answers, keeps the\n"
         "      connection until the client closes it; stall: head and half the body, then\n"
         "      nothing; slow: the whole reply over about 1 s)\n"
@@ -5791,7 +5865,7 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
                 fprintf(stderr,
                         "fake_provider: bad --fault %s (want MODEL:KIND[@COUNT], KIND one of "
                         "status:NNN[,retry_after:S][,echo_key:N] timeout hang close truncate "
-                        "malformed slow stall)\n",
+                        "malformed slow stall content_filter)\n",
                         optarg);
                 return -1;
             }
