@@ -2,18 +2,77 @@
  * fake_provider.c - a fake LLM provider for switchyard's end-to-end tests,
  * demo and benchmarks.
  *
- * It speaks OpenAI Chat Completions (and Azure OpenAI's deployment path) and
- * Anthropic Messages over real HTTP/1.1 on a loopback address, with token
- * usage computed by a fixed rule (so tests can predict exact costs), a
- * configurable latency, and injected faults: error statuses with
- * Retry-After, timeouts, dropped connections, truncated, malformed and slow
- * bodies. A status fault with echo_key:N answers a long error message
+ * It speaks, over real HTTP/1.1 on a loopback address, each provider's
+ * public wire format, with token usage computed by a fixed rule (so tests
+ * can predict exact costs), a configurable latency, and injected faults:
+ *   POST /v1/chat/completions                        OpenAI (Bearer)
+ *   POST /openai/deployments/{d}/chat/completions    Azure: ?api-version= required
+ *        (400 MissingApiVersionParameter), api-key or Bearer; model = {d}
+ *   POST /openai/v1/chat/completions                 Azure v1: model in the body
+ *   POST /v1/messages                                Anthropic (x-api-key, anthropic-version)
+ *   POST /v1beta/models/{model}:generateContent      Gemini (x-goog-api-key or ?key=; else 403)
+ *   POST /model/{modelId}/converse                   Bedrock Converse, modelId %-decoded;
+ *        a Bearer API key, or SigV4's SHAPE (Credential=AKID/YYYYMMDD/REGION/bedrock/
+ *        aws4_request, sorted SignedHeaders with host and x-amz-date, each present,
+ *        x-amz-date of that day, 64-hex Signature; never the signature itself); else 403
+ * Errors come in each provider's shape: OpenAI {"error":{message,type,param,
+ * code}} (Azure's own: {"error":{code,message}}), Anthropic {"type":"error",
+ * ...}, Gemini {"error":{code,message,status}} (429: details RetryInfo
+ * retryDelay, no Retry-After), Bedrock {"message"} + x-amzn-ErrorType.
+ *
+ * Each format checks what its provider checks, 400 in its shape otherwise:
+ * fields the provider does not have (e.g. "seed" to Anthropic, "topK" in
+ * Bedrock's inferenceConfig, "additionalProperties" in Gemini's
+ * responseSchema), sampling ranges (temperature 0..2 OpenAI/Gemini, 0..1
+ * Anthropic/Bedrock; top_p 0..1; stop <= 4 OpenAI, <= 5 Gemini), tool
+ * declarations and tool_choice, tool calls answered by tool results in the
+ * next turn (and no result without its call), images (base64 that decodes,
+ * a known media type; OpenAI/Anthropic also take http(s) URLs, Gemini only
+ * inline data (png jpeg webp heic heif), Bedrock bytes), reasoning (OpenAI
+ * reasoning_effort, and then no max_tokens; Anthropic thinking
+ * budget_tokens >= 1024 and < max_tokens, temperature 1, no forced tool;
+ * Gemini thinkingConfig; Bedrock thinking in additionalModelRequestFields
+ * for "anthropic." models only); OpenAI json_object needs the word "json"
+ * in the messages.
+ *
+ * Usage: input = sum over messages of ceil(text bytes / 4) + 3, plus
+ * ceil(system bytes / 4), plus FAKE_IMAGE_TOKENS (85) per image part;
+ * output = --output-tokens or #out=N, capped by the request's max tokens
+ * (at the cap: length / max_tokens / MAX_TOKENS). #cached=N, #cache_write=N,
+ * #reasoning=N in each provider's own accounting: OpenAI cached inside
+ * prompt_tokens, reasoning inside completion_tokens; Anthropic cache apart
+ * from input_tokens (thinking inside output_tokens when enabled); Gemini
+ * promptTokenCount INCLUDES cachedContentTokenCount, thoughtsTokenCount
+ * apart from candidatesTokenCount, total = all; Bedrock inputTokens
+ * EXCLUDES cacheRead/WriteInputTokens, total = all.
+ *
+ * Tools: #tool=NAME in the last user text (unless a tool result ends the
+ * conversation), or a tool choice forcing a tool (named; required/any: the
+ * first), answers one call whose arguments are a minimal instance of the
+ * tool's schema (required properties: "" 0 false [] {} null, or the first
+ * enum / const, minimum, minLength, minItems; $ref and anyOf followed),
+ * output tokens = ceil(JSON bytes / 4): OpenAI tool_calls + finish
+ * tool_calls, Anthropic tool_use, Gemini functionCall (finishReason STOP),
+ * Bedrock toolUse (stopReason tool_use). Structured output (OpenAI
+ * json_schema / json_object, Gemini responseMimeType application/json with
+ * responseSchema / responseJsonSchema): the text is that minimal instance
+ * ({} without a schema), cut to 4 bytes a token at the cap.
+ *
+ * Faults (--fault, #fault=) and limits (--limit) apply to every route. A
+ * status fault with echo_key:N answers a long error message
  * (N + key + 120 bytes, one word around the key, like a real provider
  * quoting a value) that holds, at byte N, the API key the request carried
- * (Authorization: Bearer, api-key or x-api-key): the tests' way to check
- * that no piece of a key a provider echoes ever leaves the worker. One thread, one epoll loop and a
- * binary min-heap of due times: it serves tens of thousands of requests a second and ten thousand
- * open keep-alive connections.
+ * (Bearer, api-key, x-api-key, x-goog-api-key, ?key=, SigV4's AKID): the
+ * tests' way to check that no piece of a key a provider echoes ever leaves
+ * the worker. `content_filter` refuses as the provider does: Azure 400
+ * {"error":{"code":"content_filter",...,"innererror":{"code":
+ * "ResponsibleAIPolicyViolation","content_filter_result":{...}}}}, OpenAI
+ * 200 finish_reason content_filter (content null), Anthropic 200
+ * stop_reason refusal (no content), Gemini 200 promptFeedback.blockReason
+ * SAFETY (no candidates), Bedrock 200 stopReason content_filtered. One
+ * thread, one epoll loop and a binary min-heap of due times: it serves tens
+ * of thousands of requests a second and ten thousand open keep-alive
+ * connections.
  *
  * Faults never answered: `timeout` and `hang` are the same behaviour under
  * two names (scenarios say which they test): the request is read, no byte
@@ -38,16 +97,22 @@
  * requests per min (RPM): Limit N, Used U, Requested 1. Please try again in
  * D. ...","type":"requests"|"tokens","param":null,"code":"rate_limit_exceeded"}}
  * with retry-after (whole seconds, rounded up, at least 1) and
- * retry-after-ms (exact); Anthropic {"type":"error","error":{"type":
- * "rate_limit_error","message":...}} with retry-after. With headers=1 every
- * reply to an admitted or refused call of a limited model carries the
- * provider's headers: OpenAI x-ratelimit-{limit,remaining,reset}-{requests,
- * tokens} (reset: a Go duration until the bucket is full again, "0s",
- * "17ms", "1.5s", "6m0s"); Anthropic anthropic-ratelimit-{requests,tokens,
- * input-tokens,output-tokens}-{limit,remaining,reset} (reset: RFC 3339 UTC
- * when full again; the three token families show the one tpm bucket). Only
- * the limits a rule sets get headers. headers=0 sends none of them; 429s
- * keep retry-after (and retry-after-ms).
+ * retry-after-ms (exact); Azure {"error":{"code":"429","message":"Requests
+ * to the ChatCompletions_Create Operation ... Please retry after N
+ * seconds..."}} with both; Anthropic {"type":"error","error":{"type":
+ * "rate_limit_error","message":...}} with retry-after; Gemini 429
+ * RESOURCE_EXHAUSTED with details QuotaFailure, Help and RetryInfo
+ * retryDelay ("7s", "1.500s") and no header; Bedrock 429 x-amzn-ErrorType
+ * ThrottlingException and nothing else. With headers=1 every reply to an
+ * admitted or refused call of a limited model carries the provider's
+ * headers: OpenAI x-ratelimit-{limit,remaining,reset}-{requests,tokens}
+ * (reset: a Go duration until the bucket is full again, "0s", "17ms",
+ * "1.5s", "6m0s"); Azure x-ratelimit-remaining-{requests,tokens} only;
+ * Anthropic anthropic-ratelimit-{requests,tokens,input-tokens,
+ * output-tokens}-{limit,remaining,reset} (reset: RFC 3339 UTC when full
+ * again; the three token families show the one tpm bucket); Gemini and
+ * Bedrock none. Only the limits a rule sets get headers. headers=0 sends
+ * none of them; 429s keep retry-after (and retry-after-ms).
  *
  * Control while it runs (not logged, no seq, not in requests_total, never
  * limited): POST /control {"limits":["SPEC",...]} replaces the --limit
@@ -58,14 +123,17 @@
  * counts they have left), or 400 {"error":"why"}. GET /control shows the
  * rules. GET /stats adds "rate_limited" and "models": {MODEL: {"requests",
  * "rate_limited", "status": {"200": n, "429": n, "none": n}}}. Log lines
- * of provider calls carry "model", and a refused call "rate_limited": true
- * with status 429.
+ * of provider calls carry "api" (openai|azure|anthropic|gemini|bedrock),
+ * "request" (the parsed JSON body, as "body"), "model" (once the request is
+ * valid; Bedrock's decoded), and a refused call "rate_limited": true with
+ * status 429.
  *
  * It must never: listen on anything but loopback, connect anywhere, block
  * (no sleep, no blocking socket call: latency is a timer), or let a client
  * grow a buffer past its cap (request head 64 KiB, body 8 MiB, 64
  * pipelined requests awaiting their replies, 100,000 rate-limit buckets
- * after which all start afresh, 1,024 models counted by name in /stats).
+ * after which all start afresh, 1,024 models counted by name in /stats,
+ * 128 tools a request, schemas followed 32 levels deep).
  */
 
 #include <arpa/inet.h>
@@ -77,6 +145,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,6 +185,10 @@
 #define FAKE_BUCKETS_MAX ((size_t)100000) /* (key, model) pairs; past it all start afresh */
 #define FAKE_MODELS_MAX 1024              /* models counted by name in /stats */
 #define FAKE_EXTRA_MAX ((size_t)2048)     /* rate-limit headers of one reply */
+#define FAKE_IMAGE_TOKENS 85              /* input tokens of one image, whatever its size */
+#define FAKE_TOOLS_MAX 128                /* tools of one request (OpenAI's limit) */
+#define FAKE_SCHEMA_DEPTH 32              /* nesting of a schema the fake follows */
+#define FAKE_NAME_MAX 64                  /* a tool name in #tool= */
 
 enum fake_fault_kind {
     FAKE_FAULT_NONE,
@@ -127,6 +200,7 @@ enum fake_fault_kind {
     FAKE_FAULT_SLOW,
     FAKE_FAULT_HANG,
     FAKE_FAULT_STALL,
+    FAKE_FAULT_CONTENT_FILTER,
 };
 
 struct fake_fault {
@@ -189,7 +263,10 @@ struct fake_options {
 enum fake_route {
     FAKE_ROUTE_OPENAI,
     FAKE_ROUTE_AZURE,
+    FAKE_ROUTE_AZURE_V1,
     FAKE_ROUTE_ANTHROPIC,
+    FAKE_ROUTE_GEMINI,
+    FAKE_ROUTE_BEDROCK,
     FAKE_ROUTE_HEALTHZ,
     FAKE_ROUTE_STATS,
     FAKE_ROUTE_CONTROL,
@@ -200,14 +277,19 @@ enum fake_route {
 static const char *const fake_route_names[FAKE_ROUTE_COUNT] = {
     "/v1/chat/completions",
     "/openai/deployments/{deployment}/chat/completions",
+    "/openai/v1/chat/completions",
     "/v1/messages",
+    "/v1beta/models/{model}:generateContent",
+    "/model/{modelId}/converse",
     "/healthz",
     "/stats",
     "/control",
     "other",
 };
 
-enum fake_api { FAKE_API_OPENAI, FAKE_API_ANTHROPIC };
+enum fake_api { FAKE_API_OPENAI, FAKE_API_ANTHROPIC, FAKE_API_AZURE, FAKE_API_GEMINI, FAKE_API_BEDROCK };
+
+static const char *const fake_api_names[] = {"openai", "anthropic", "azure", "gemini", "bedrock"};
 
 enum fake_action {
     FAKE_ACT_SEND,
@@ -327,7 +409,7 @@ struct fake_request {
     const struct fake_head *head; /* NULL when the head could not be read */
     uint64_t seq;
     enum fake_route route;
-    const char *path, *query, *deployment;
+    const char *path, *query, *deployment; /* deployment: Azure's, Gemini's model, Bedrock's modelId */
     size_t path_len, query_len, deployment_len;
     const char *body;
     size_t body_len;
@@ -341,7 +423,8 @@ struct fake_outcome {
     char *raw;    /* non-JSON reply body; owned */
     size_t raw_len;
     const char *content_type;
-    const char *id_header; /* header carrying a request id, or NULL */
+    const char *id_header;  /* header carrying a request id, or NULL */
+    const char *error_type; /* Bedrock's x-amzn-ErrorType, or NULL */
     long retry_after;      /* seconds for Retry-After; -1: none */
     long latency;          /* ms from #latency=; -1: the configured latency */
     bool provider;         /* a provider endpoint: latency applies */
@@ -357,6 +440,7 @@ struct fake_directives {
     long out, cached, cache_write, reasoning, latency; /* -1: absent */
     bool has_fault;
     struct fake_fault fault;
+    char tool[FAKE_NAME_MAX + 1]; /* #tool=NAME; "" when absent */
 };
 
 static int fake_tag_listen, fake_tag_signal; /* epoll tags: their addresses */
@@ -628,6 +712,8 @@ static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
             kind = FAKE_FAULT_HANG;
         else if (fake_eq(item, len, "stall"))
             kind = FAKE_FAULT_STALL;
+        else if (fake_eq(item, len, "content_filter"))
+            kind = FAKE_FAULT_CONTENT_FILTER;
         else if (fake_prefix(item, len, "status:")) {
             if (fake_parse_num(item + 7, len - 7, 599, &v) != 0 || v < 400)
                 return -1;
@@ -683,6 +769,8 @@ static const char *fake_fault_format(const struct fake_fault *f, char *buf, size
         return "hang";
     case FAKE_FAULT_STALL:
         return "stall";
+    case FAKE_FAULT_CONTENT_FILTER:
+        return "content_filter";
     case FAKE_FAULT_NONE:
         break;
     }
@@ -771,6 +859,15 @@ static void fake_directives_scan(const char *s, size_t n, struct fake_directives
         if (name_len == 0 || j >= n || s[j] != '=')
             continue;
         v = ++j;
+        if (fake_eq(s + name, name_len, "tool")) {
+            while (j < n && (fake_is_fault_char(s[j]) || s[j] == '-') && s[j] != ':' && s[j] != ',')
+                j++;
+            if (j > v && j - v <= FAKE_NAME_MAX) {
+                memcpy(d->tool, s + v, j - v);
+                d->tool[j - v] = '\0';
+            }
+            continue;
+        }
         if (fake_eq(s + name, name_len, "fault")) {
             struct fake_fault f;
 
@@ -811,35 +908,6 @@ static bool fake_is_text_part(json_t *part)
            json_is_string(json_object_get(part, "text"));
 }
 
-static void fake_directives_from(json_t *messages, struct fake_directives *d)
-{
-    json_t *m, *last = NULL, *content, *part;
-    size_t i;
-
-    json_array_foreach(messages, i, m)
-    {
-        const char *role = json_string_value(json_object_get(m, "role"));
-
-        if (role != NULL && strcmp(role, "user") == 0)
-            last = m;
-    }
-    if (last == NULL)
-        return;
-    content = json_object_get(last, "content");
-    if (json_is_string(content)) {
-        fake_directives_scan(json_string_value(content), json_string_length(content), d);
-        return;
-    }
-    json_array_foreach(content, i, part)
-    {
-        if (fake_is_text_part(part)) {
-            json_t *text = json_object_get(part, "text");
-
-            fake_directives_scan(json_string_value(text), json_string_length(text), d);
-        }
-    }
-}
-
 /* ---- usage ---- */
 
 static uint64_t fake_tokens(uint64_t bytes)
@@ -862,20 +930,6 @@ static uint64_t fake_content_bytes(json_t *content)
         if (fake_is_text_part(part))
             n += json_string_length(json_object_get(part, "text"));
     }
-    return n;
-}
-
-/* sum over messages of ceil(content bytes / 4) + 3, plus ceil(system bytes / 4) */
-static uint64_t fake_input_tokens(json_t *messages, json_t *system)
-{
-    uint64_t n = 0;
-    json_t *m;
-    size_t i;
-
-    json_array_foreach(messages, i, m) n +=
-        fake_tokens(fake_content_bytes(json_object_get(m, "content"))) + 3;
-    if (system != NULL)
-        n += fake_tokens(fake_content_bytes(system));
     return n;
 }
 
@@ -971,9 +1025,61 @@ static const char *fake_anthropic_error_type(int status)
     }
 }
 
+/* google.rpc.Code name of an HTTP status, as Google's APIs pair them */
+static const char *fake_gemini_status(int status)
+{
+    switch (status) {
+    case 400:
+        return "INVALID_ARGUMENT";
+    case 401:
+        return "UNAUTHENTICATED";
+    case 403:
+        return "PERMISSION_DENIED";
+    case 404:
+        return "NOT_FOUND";
+    case 409:
+        return "ABORTED";
+    case 429:
+        return "RESOURCE_EXHAUSTED";
+    case 499:
+        return "CANCELLED";
+    case 501:
+        return "NOT_IMPLEMENTED";
+    case 503:
+        return "UNAVAILABLE";
+    case 504:
+        return "DEADLINE_EXCEEDED";
+    default:
+        return status < 500 ? "FAILED_PRECONDITION" : "INTERNAL";
+    }
+}
+
+/* x-amzn-ErrorType of a Bedrock runtime status */
+static const char *fake_bedrock_error_type(int status)
+{
+    switch (status) {
+    case 403:
+        return "AccessDeniedException";
+    case 404:
+        return "ResourceNotFoundException";
+    case 408:
+        return "ModelTimeoutException";
+    case 424:
+        return "ModelErrorException";
+    case 429:
+        return "ThrottlingException";
+    case 503:
+        return "ServiceUnavailableException";
+    default:
+        return status < 500 ? "ValidationException" : "InternalServerException";
+    }
+}
+
 /* Sets an error reply in the provider's own shape.
- * OpenAI: {"error":{"message","type","param","code"}}
- * Anthropic: {"type":"error","error":{"type","message"},"request_id"} */
+ * OpenAI (and Azure's validation errors): {"error":{"message","type","param","code"}}
+ * Anthropic: {"type":"error","error":{"type","message"},"request_id"}
+ * Gemini: {"error":{"code": N,"message","status"}}
+ * Bedrock: {"message"} with x-amzn-ErrorType (code, when given, names it) */
 static void fake_fail(struct fake_outcome *o, enum fake_api api, int status, const char *message,
                       const char *param, const char *code, uint64_t seq)
 {
@@ -986,6 +1092,16 @@ static void fake_fail(struct fake_outcome *o, enum fake_api api, int status, con
         o->json =
             json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
                       fake_anthropic_error_type(status), "message", message, "request_id", rid);
+        return;
+    }
+    if (api == FAKE_API_GEMINI) {
+        o->json = json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", message,
+                            "status", fake_gemini_status(status));
+        return;
+    }
+    if (api == FAKE_API_BEDROCK) {
+        o->json = json_pack("{s:s}", "message", message);
+        o->error_type = code != NULL ? code : fake_bedrock_error_type(status);
         return;
     }
     const char *type = "invalid_request_error";
@@ -1001,15 +1117,86 @@ static void fake_fail(struct fake_outcome *o, enum fake_api api, int status, con
                         "param", param, "code", code);
 }
 
+/* Azure's own errors (keys, api-version, quotas, faults): {"error":{"code","message"}}
+ * with code a string ("401", "429", "MissingApiVersionParameter"). */
+static void fake_fail_azure(struct fake_outcome *o, int status, const char *code,
+                            const char *message)
+{
+    char num[16];
+
+    if (code == NULL) {
+        snprintf(num, sizeof num, "%d", status);
+        code = num;
+    }
+    json_decref(o->json);
+    o->status = status;
+    o->json = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+}
+
+/* A duration as protobuf's JSON mapping prints one: "7s", "1.500s". */
+static void fake_proto_duration(char *buf, size_t cap, uint64_t ms)
+{
+    if (ms % 1000 == 0)
+        snprintf(buf, cap, "%" PRIu64 "s", ms / 1000);
+    else
+        snprintf(buf, cap, "%" PRIu64 ".%03us", ms / 1000, (unsigned)(ms % 1000));
+}
+
+/* Appends Gemini's RetryInfo (and, for a quota, QuotaFailure) to a 429's
+ * error.details: Gemini sends no Retry-After header, the delay is here. */
+static void fake_gemini_retry(struct fake_outcome *o, uint64_t ms, const char *model,
+                              uint64_t limit, bool tokens)
+{
+    json_t *err = json_object_get(o->json, "error"), *details = json_array();
+    char delay[48], value[24];
+
+    if (err == NULL || details == NULL) {
+        json_decref(details);
+        return;
+    }
+    if (model != NULL) {
+        snprintf(value, sizeof value, "%" PRIu64, limit);
+        json_array_append_new(
+            details,
+            json_pack("{s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s}]}", "@type",
+                      "type.googleapis.com/google.rpc.QuotaFailure", "violations", "quotaMetric",
+                      tokens ? "generativelanguage.googleapis.com/generate_content_input_token_count"
+                             : "generativelanguage.googleapis.com/generate_content_requests",
+                      "quotaId",
+                      tokens ? "GenerateContentInputTokensPerModelPerMinute"
+                             : "GenerateRequestsPerMinutePerProjectPerModel",
+                      "quotaDimensions", "location", "global", "model", model, "quotaValue",
+                      value));
+        json_array_append_new(details,
+                              json_pack("{s:s, s:[{s:s, s:s}]}", "@type",
+                                        "type.googleapis.com/google.rpc.Help", "links",
+                                        "description", "Learn more about Gemini API quotas", "url",
+                                        "https://ai.google.dev/gemini-api/docs/rate-limits"));
+    }
+    fake_proto_duration(delay, sizeof delay, ms);
+    json_array_append_new(details, json_pack("{s:s, s:s}", "@type",
+                                             "type.googleapis.com/google.rpc.RetryInfo",
+                                             "retryDelay", delay));
+    json_object_set_new(err, "details", details);
+}
+
 static const char *fake_fault_message(enum fake_api api, int status)
 {
     switch (status) {
     case 429:
-        return api == FAKE_API_OPENAI
-                   ? "Rate limit reached for requests (injected by fake_provider). "
-                     "Please try again in 1s."
-                   : "Number of requests has exceeded your rate limit "
-                     "(injected by fake_provider).";
+        switch (api) {
+        case FAKE_API_OPENAI:
+            return "Rate limit reached for requests (injected by fake_provider). "
+                   "Please try again in 1s.";
+        case FAKE_API_GEMINI:
+            return "Resource has been exhausted (e.g. check quota). (injected by fake_provider)";
+        case FAKE_API_BEDROCK:
+            return "Too many requests, please wait before trying again. (injected by "
+                   "fake_provider)";
+        default:
+            return "Number of requests has exceeded your rate limit "
+                   "(injected by fake_provider).";
+        }
     case 500:
         return api == FAKE_API_OPENAI
                    ? "The server had an error while processing your request. Sorry "
@@ -1040,22 +1227,67 @@ static bool fake_header_present(const struct fake_head *h, const char *name)
     return v != NULL && v->value_len > 0;
 }
 
-/* The key a request carries: Bearer token, api-key or x-api-key. */
-static const char *fake_request_key(const struct fake_head *h, size_t *len)
+/* The value of query parameter name (not decoded), or NULL. */
+static const char *fake_query_get(const struct fake_request *req, const char *name, size_t *len)
 {
+    size_t n = strlen(name);
+    const char *q = req->query;
+    size_t left = req->query_len;
+
+    while (q != NULL && left > 0) {
+        const char *amp = memchr(q, '&', left);
+        size_t l = amp != NULL ? (size_t)(amp - q) : left;
+
+        if (l > n && memcmp(q, name, n) == 0 && q[n] == '=') {
+            *len = l - n - 1;
+            return q + n + 1;
+        }
+        if (amp == NULL)
+            break;
+        left -= l + 1;
+        q = amp + 1;
+    }
+    return NULL;
+}
+
+static bool fake_query_has(const struct fake_request *req, const char *name)
+{
+    size_t len;
+
+    return fake_query_get(req, name, &len) != NULL;
+}
+
+/* The key a request carries: Bearer token, api-key, x-api-key,
+ * x-goog-api-key, ?key=, or a SigV4 access key id. */
+static const char *fake_request_key(const struct fake_request *req, size_t *len)
+{
+    const struct fake_head *h = req->head;
     const struct fake_header *v = fake_header_get(h, "authorization");
+    const char *q;
 
     if (v != NULL && v->value_len > 7 && strncasecmp(v->value, "bearer ", 7) == 0) {
         *len = v->value_len - 7;
         return v->value + 7;
     }
+    if (v != NULL && fake_prefix(v->value, v->value_len, "AWS4-HMAC-SHA256 Credential=")) {
+        const char *akid = v->value + 28, *end = v->value + v->value_len;
+        const char *slash = memchr(akid, '/', (size_t)(end - akid));
+
+        *len = slash != NULL ? (size_t)(slash - akid) : (size_t)(end - akid);
+        return akid;
+    }
     v = fake_header_get(h, "x-api-key");
     if (v == NULL)
         v = fake_header_get(h, "api-key");
+    if (v == NULL)
+        v = fake_header_get(h, "x-goog-api-key");
     if (v != NULL) {
         *len = v->value_len;
         return v->value;
     }
+    q = fake_query_get(req, "key", len);
+    if (q != NULL)
+        return q;
     *len = 6;
     return "(none)";
 }
@@ -1063,7 +1295,7 @@ static const char *fake_request_key(const struct fake_head *h, size_t *len)
 /* echo_key:N: filler words up to byte N, the key glued to them (a long
  * word, as when a provider quotes a value), then more words. NULL on
  * allocation failure. */
-static char *fake_echo_message(const struct fake_head *h, long at)
+static char *fake_echo_message(const struct fake_request *req, long at)
 {
     static const char filler[] =
         "Incorrect API key provided (injected by fake_provider): the value received was "
@@ -1073,7 +1305,7 @@ static char *fake_echo_message(const struct fake_head *h, long at)
         "=received. You can find your API keys in your account settings (injected by "
         "fake_provider).";
     size_t klen, n = 0, at_n = (size_t)at;
-    const char *key = fake_request_key(h, &klen);
+    const char *key = fake_request_key(req, &klen);
     char *msg = malloc(at_n + klen + sizeof tail);
 
     if (msg == NULL)
@@ -1089,21 +1321,29 @@ static char *fake_echo_message(const struct fake_head *h, long at)
     return msg;
 }
 
-/* Applies a status fault: the error reply, and Retry-After for 429 (1 s
- * unless retry_after says otherwise) or whenever retry_after is given. */
+/* Applies a status fault: the error reply in the format's shape. Retry-After
+ * for 429 (1 s unless retry_after says otherwise) or whenever retry_after is
+ * given; Gemini says it in RetryInfo instead, Bedrock only when given. */
 static void fake_fail_fault(struct fake_outcome *o, enum fake_api api, const struct fake_fault *f,
                             const struct fake_request *req)
 {
-    uint64_t seq = req->seq;
-    char *echo = f->echo_key >= 0 ? fake_echo_message(req->head, f->echo_key) : NULL;
+    char *echo = f->echo_key >= 0 ? fake_echo_message(req, f->echo_key) : NULL;
+    const char *msg = echo != NULL ? echo : fake_fault_message(api, f->status);
+    long retry = f->retry_after >= 0 ? f->retry_after : (f->status == 429 ? 1 : -1);
 
-    fake_fail(o, api, f->status, echo != NULL ? echo : fake_fault_message(api, f->status), NULL,
-              NULL, seq);
+    if (api == FAKE_API_AZURE)
+        fake_fail_azure(o, f->status, NULL, msg);
+    else
+        fake_fail(o, api, f->status, msg, NULL, NULL, req->seq);
     free(echo);
-    if (f->retry_after >= 0)
-        o->retry_after = f->retry_after;
-    else if (f->status == 429)
-        o->retry_after = 1;
+    if (api == FAKE_API_GEMINI) {
+        if (f->status == 429)
+            fake_gemini_retry(o, (uint64_t)retry * 1000, NULL, 0, false);
+        return;
+    }
+    if (api == FAKE_API_BEDROCK && f->retry_after < 0)
+        return;
+    o->retry_after = retry;
 }
 
 /* ---- rate limits: --limit rules and per-(key, model) buckets ---- */
@@ -1477,24 +1717,32 @@ static void fake_extra_num(struct fake_outcome *o, const char *name, uint64_t v)
 }
 
 /* The provider's rate-limit headers for one meter: OpenAI
- * x-ratelimit-{limit,remaining,reset}-WHAT, Anthropic
- * anthropic-ratelimit-WHAT-{limit,remaining,reset}. */
+ * x-ratelimit-{limit,remaining,reset}-WHAT, Azure only
+ * x-ratelimit-remaining-WHAT, Anthropic
+ * anthropic-ratelimit-WHAT-{limit,remaining,reset}; Gemini and Bedrock
+ * send none. */
 static void fake_meter_headers(struct fake_outcome *o, enum fake_api api, const char *what,
                                const struct fake_meter *m, uint64_t limit, bool fixed, uint64_t now)
 {
     char name[64], value[64];
     uint64_t reset = fake_meter_reset_ms(m, limit, fixed, now);
 
-    if (api == FAKE_API_OPENAI) {
-        snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
-        fake_extra_num(o, name, limit);
+    if (api == FAKE_API_OPENAI || api == FAKE_API_AZURE) {
+        if (api == FAKE_API_OPENAI) {
+            snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
+            fake_extra_num(o, name, limit);
+        }
         snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
         fake_extra_num(o, name, fake_meter_left(m, limit, fixed));
-        snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
-        fake_go_duration(value, sizeof value, reset);
-        fake_extra_add(o, name, value);
+        if (api == FAKE_API_OPENAI) {
+            snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
+            fake_go_duration(value, sizeof value, reset);
+            fake_extra_add(o, name, value);
+        }
         return;
     }
+    if (api != FAKE_API_ANTHROPIC)
+        return;
     snprintf(name, sizeof name, "anthropic-ratelimit-%s-limit", what);
     fake_extra_num(o, name, limit);
     snprintf(name, sizeof name, "anthropic-ratelimit-%s-remaining", what);
@@ -1518,27 +1766,32 @@ static void fake_limit_headers(struct fake_outcome *o, enum fake_api api,
     }
 }
 
-/* The 429 of a limit, in the provider's shape, with Retry-After (whole
- * seconds, rounded up, at least 1) and, for OpenAI, retry-after-ms. */
+/* The 429 of a limit, in the provider's shape: Retry-After (whole seconds,
+ * rounded up, at least 1) for OpenAI, Azure and Anthropic, retry-after-ms
+ * too for OpenAI and Azure; Gemini's delay is in the body's RetryInfo;
+ * Bedrock says nothing of when. */
 static void fake_limit_refuse(struct fake_outcome *o, enum fake_api api, const char *model,
                               bool tokens, uint64_t limit, uint64_t used, uint64_t cost,
                               uint64_t wait_ms, uint64_t seq)
 {
-    char wait[64], msg[512];
+    char wait[64], msg[768];
     const char *what = tokens ? "tokens" : "requests";
+    long secs = wait_ms == 0 ? 1 : (long)((wait_ms + 999) / 1000);
 
     fake_go_duration(wait, sizeof wait, wait_ms);
-    if (api == FAKE_API_OPENAI) {
+    o->rate_limited = true;
+    switch (api) {
+    case FAKE_API_OPENAI:
         if (cost > limit)
             snprintf(msg, sizeof msg,
-                     "Request too large for %s in organization org-fake on %s per min (%s): "
+                     "Request too large for %.200s in organization org-fake on %s per min (%s): "
                      "Limit %" PRIu64 ", Requested %" PRIu64
                      ". The input or output tokens must be reduced in order to run successfully. "
                      "Visit https://platform.openai.com/account/rate-limits to learn more.",
                      model, what, tokens ? "TPM" : "RPM", limit, cost);
         else
             snprintf(msg, sizeof msg,
-                     "Rate limit reached for %s in organization org-fake on %s per min (%s): "
+                     "Rate limit reached for %.200s in organization org-fake on %s per min (%s): "
                      "Limit %" PRIu64 ", Used %" PRIu64 ", Requested %" PRIu64
                      ". Please try again in %s. Visit "
                      "https://platform.openai.com/account/rate-limits to learn more.",
@@ -1548,7 +1801,31 @@ static void fake_limit_refuse(struct fake_outcome *o, enum fake_api api, const c
                             "param", "code", "rate_limit_exceeded");
         o->status = 429;
         fake_extra_num(o, "retry-after-ms", wait_ms);
-    } else {
+        break;
+    case FAKE_API_AZURE:
+        snprintf(msg, sizeof msg,
+                 "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+                 "2024-10-21 have exceeded %s rate limit of your current OpenAI S0 pricing tier. "
+                 "Please retry after %ld second%s. Please go here: https://aka.ms/oai/quotaincrease "
+                 "if you would like to further increase the default rate limit.",
+                 tokens ? "token" : "call", secs, secs == 1 ? "" : "s");
+        fake_fail_azure(o, 429, NULL, msg);
+        fake_extra_num(o, "retry-after-ms", wait_ms);
+        break;
+    case FAKE_API_GEMINI:
+        snprintf(msg, sizeof msg,
+                 "You exceeded your current quota, please check your plan and billing details. "
+                 "For more information on this error, head to: "
+                 "https://ai.google.dev/gemini-api/docs/rate-limits. Please retry in %ss.",
+                 wait);
+        fake_fail(o, api, 429, msg, NULL, NULL, seq);
+        fake_gemini_retry(o, wait_ms, model, limit, tokens);
+        return;
+    case FAKE_API_BEDROCK:
+        fake_fail(o, api, 429, "Too many requests, please wait before trying again.", NULL, NULL,
+                  seq);
+        return;
+    case FAKE_API_ANTHROPIC:
         snprintf(msg, sizeof msg,
                  "This request would exceed the rate limit for your organization (org-fake) of "
                  "%" PRIu64 " %s per minute. For details, refer to: "
@@ -1557,9 +1834,9 @@ static void fake_limit_refuse(struct fake_outcome *o, enum fake_api api, const c
                  "requested, or try again later.",
                  limit, tokens ? "tokens" : "requests");
         fake_fail(o, api, 429, msg, NULL, NULL, seq);
+        break;
     }
-    o->retry_after = wait_ms == 0 ? 1 : (long)((wait_ms + 999) / 1000);
-    o->rate_limited = true;
+    o->retry_after = secs;
 }
 
 /* Admission of a provider call under the model's --limit rule: cost is one
@@ -1580,7 +1857,7 @@ static int fake_limit_admit(struct fake_server *srv, const struct fake_request *
 
     if (l == NULL)
         return 0;
-    key = fake_request_key(req->head, &key_len);
+    key = fake_request_key(req, &key_len);
     b = fake_bucket_get(srv, l, model, key, key_len, now);
     if (b == NULL)
         return 0; /* out of memory: not limited rather than a made-up 429 */
@@ -1669,26 +1946,6 @@ static bool fake_has_bearer(const struct fake_head *h)
     return false;
 }
 
-static bool fake_query_has(const struct fake_request *req, const char *name)
-{
-    size_t n = strlen(name);
-    const char *q = req->query;
-    size_t left = req->query_len;
-
-    while (q != NULL && left > 0) {
-        const char *amp = memchr(q, '&', left);
-        size_t len = amp != NULL ? (size_t)(amp - q) : left;
-
-        if (len > n && memcmp(q, name, n) == 0 && q[n] == '=')
-            return true;
-        if (amp == NULL)
-            break;
-        left -= len + 1;
-        q = amp + 1;
-    }
-    return false;
-}
-
 /* The max output tokens field: absent/null -> *cap stays; -1 if malformed. */
 static int fake_cap_get(json_t *body, const char *field, uint64_t *cap, bool *seen)
 {
@@ -1716,220 +1973,2527 @@ static uint64_t fake_directive(long v)
     return v > 0 ? (uint64_t)v : 0;
 }
 
-/* POST /v1/chat/completions and Azure's /openai/deployments/{d}/chat/completions */
+/* ---- request features: what every format asks for in its own shape ----
+ *
+ * Each format's parser checks a request as its provider does (answering
+ * 400 in the provider's shape) and fills one struct fake_call; one core
+ * then admits it (limits), picks its fault and computes the answer, which
+ * the format renders. */
+
+struct fake_tool {
+    const char *name; /* borrowed from the request body */
+    json_t *schema;   /* the parameters' JSON Schema; borrowed, NULL: none */
+};
+
+struct fake_call {
+    enum fake_api api;
+    const char *model; /* borrowed */
+    uint64_t input;    /* input estimate: text tokens + FAKE_IMAGE_TOKENS per image */
+    uint64_t images;
+    uint64_t cap; /* output cap; UINT64_MAX: none */
+    bool capped;
+    struct fake_directives d;
+    bool have_directives;
+    struct fake_tool tools[FAKE_TOOLS_MAX];
+    size_t ntools;
+    long forced;     /* index of the tool the tool choice forces; -1: none */
+    bool tools_off;  /* tool choice "none" */
+    bool after_tool; /* the last turn is a tool result: #tool= does not apply */
+    bool json_reply; /* structured output: the text is a minimal instance of schema */
+    json_t *schema;  /* borrowed; NULL with json_reply: {} */
+    bool thinking;   /* Anthropic thinking: a thinking block, reasoning inside output */
+};
+
+/* What the model answers. */
+struct fake_answer {
+    const struct fake_tool *tool; /* the tool called, or NULL */
+    json_t *args;                 /* its arguments; owned */
+    char *text;                   /* owned; NULL with a tool call */
+    size_t text_len;
+    uint64_t out; /* output tokens, reasoning apart */
+    bool length;  /* stopped at the cap */
+    uint64_t cached, cache_write, reasoning;
+};
+
+static void fake_call_init(struct fake_call *call, enum fake_api api)
+{
+    memset(call, 0, sizeof *call);
+    call->api = api;
+    call->cap = UINT64_MAX;
+    call->forced = -1;
+    fake_directives_init(&call->d);
+}
+
+/* Fails the request with 400 in the format's shape; always -1. */
+__attribute__((format(printf, 6, 7))) static int
+fake_reject(struct fake_outcome *o, enum fake_api api, uint64_t seq, const char *param,
+            const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fake_fail(o, api, 400, msg, param, code, seq);
+    return -1;
+}
+
+/* RFC 4648 base64 with padding, at least one quantum */
+static bool fake_base64_ok(const char *s, size_t n)
+{
+    size_t pad = 0;
+
+    if (n == 0 || n % 4 != 0)
+        return false;
+    while (pad < 2 && s[n - 1 - pad] == '=')
+        pad++;
+    for (size_t i = 0; i < n - pad; i++) {
+        char ch = s[i];
+
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || fake_is_digit(ch) ||
+              ch == '+' || ch == '/'))
+            return false;
+    }
+    return true;
+}
+
+static bool fake_in_list(const char *s, const char *const *list)
+{
+    for (size_t i = 0; s != NULL && list[i] != NULL; i++) {
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *const fake_image_types[] = {"image/png", "image/jpeg", "image/gif",
+                                               "image/webp", NULL};
+
+/* The first key of obj not in list, or NULL. */
+static const char *fake_unknown_key(json_t *obj, const char *const *list)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(obj, k, v)
+    {
+        if (!fake_in_list(k, list))
+            return k;
+    }
+    return NULL;
+}
+
+/* 0: a number within [lo, hi] or absent; -1: not a number; 1: out of range */
+static int fake_range(json_t *v, double lo, double hi)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_is_number(v))
+        return -1;
+    return json_number_value(v) < lo || json_number_value(v) > hi ? 1 : 0;
+}
+
+static bool fake_tool_name_ok(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+              fake_is_digit(s[i]) || s[i] == '_' || s[i] == '-'))
+            return false;
+    }
+    return true;
+}
+
+static long fake_tool_find(const struct fake_call *call, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < call->ntools; i++) {
+        if (strcmp(call->tools[i].name, name) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Adds a tool; -1 when the table is full or the name is taken. */
+static int fake_tool_add(struct fake_call *call, const char *name, json_t *schema)
+{
+    if (call->ntools == FAKE_TOOLS_MAX || fake_tool_find(call, name) >= 0)
+        return -1;
+    call->tools[call->ntools].name = name;
+    call->tools[call->ntools].schema = schema;
+    call->ntools++;
+    return 0;
+}
+
+/* A minimal instance of a JSON Schema (or of Gemini's OpenAPI subset, whose
+ * types are upper-case): const, else the first enum value, else by type the
+ * required properties, minItems items, a string of minLength, minimum, false
+ * or null. $ref into the root ("#/$defs/X") and the first of anyOf / oneOf /
+ * allOf are followed. Return value: new reference (NULL on allocation
+ * failure). */
+static json_t *fake_schema_min(json_t *root, json_t *s, int depth)
+{
+    json_t *v, *t;
+    const char *type = NULL, *ref;
+    static const char *const combos[] = {"anyOf", "oneOf", "allOf", "any_of"};
+
+    if (depth > FAKE_SCHEMA_DEPTH || !json_is_object(s))
+        return json_object();
+    if ((v = json_object_get(s, "const")) != NULL)
+        return json_deep_copy(v);
+    v = json_object_get(s, "enum");
+    if (json_array_size(v) > 0)
+        return json_deep_copy(json_array_get(v, 0));
+    ref = json_string_value(json_object_get(s, "$ref"));
+    if (ref != NULL) {
+        json_t *target = root;
+        const char *p = ref + 1;
+
+        if (ref[0] != '#')
+            return json_object();
+        while (target != NULL && *p == '/') {
+            const char *e = strchr(p + 1, '/');
+            size_t n = e != NULL ? (size_t)(e - p - 1) : strlen(p + 1);
+
+            target = json_object_getn(target, p + 1, n);
+            p += n + 1;
+        }
+        return fake_schema_min(root, target, depth + 1);
+    }
+    for (size_t i = 0; i < sizeof combos / sizeof combos[0]; i++) {
+        v = json_object_get(s, combos[i]);
+        if (json_array_size(v) > 0)
+            return fake_schema_min(root, json_array_get(v, 0), depth + 1);
+    }
+    t = json_object_get(s, "type");
+    if (json_is_array(t)) {
+        size_t i;
+
+        json_array_foreach(t, i, v)
+        {
+            type = json_string_value(v);
+            if (type != NULL && strcasecmp(type, "null") != 0)
+                break;
+        }
+    } else {
+        type = json_string_value(t);
+    }
+    if (type == NULL)
+        type = json_object_get(s, "items") != NULL ? "array" : "object";
+    if (strcasecmp(type, "object") == 0) {
+        json_t *o = json_object(), *props = json_object_get(s, "properties"), *name;
+        size_t i;
+
+        json_array_foreach(json_object_get(s, "required"), i, name)
+        {
+            const char *k = json_string_value(name);
+
+            if (k != NULL && o != NULL)
+                json_object_set_new(o, k,
+                                    fake_schema_min(root, json_object_get(props, k), depth + 1));
+        }
+        return o;
+    }
+    if (strcasecmp(type, "array") == 0) {
+        json_t *a = json_array(), *n = json_object_get(s, "minItems");
+        json_int_t count = json_is_integer(n) ? json_integer_value(n) : 0;
+
+        for (json_int_t i = 0; a != NULL && i < count && i < 16; i++)
+            json_array_append_new(a,
+                                  fake_schema_min(root, json_object_get(s, "items"), depth + 1));
+        return a;
+    }
+    if (strcasecmp(type, "string") == 0) {
+        json_t *n = json_object_get(s, "minLength");
+        json_int_t len = json_is_integer(n) ? json_integer_value(n) : 0;
+        char buf[65];
+
+        if (len < 0)
+            len = 0;
+        if (len > 64)
+            len = 64;
+        memset(buf, 'a', (size_t)len);
+        return json_stringn(buf, (size_t)len);
+    }
+    if (strcasecmp(type, "integer") == 0 || strcasecmp(type, "number") == 0) {
+        json_t *m = json_object_get(s, "minimum");
+
+        if (json_is_number(m) && json_number_value(m) > 0) {
+            double d = json_number_value(m);
+            json_int_t i = d < 1e15 ? (json_int_t)d : (json_int_t)1e15;
+
+            if ((double)i < d)
+                i++;
+            return json_integer(i);
+        }
+        return json_integer(0);
+    }
+    if (strcasecmp(type, "boolean") == 0)
+        return json_false();
+    if (strcasecmp(type, "null") == 0)
+        return json_null();
+    return json_object();
+}
+
+/* ---- the core: admission, fault, answer ---- */
+
+/* Cuts s[0..n) to at most max bytes on a UTF-8 boundary. */
+static size_t fake_utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+/* Output: a tool call when #tool=NAME names a declared tool (and no tool
+ * result ends the conversation) or the tool choice forces one (its
+ * arguments a minimal instance of its schema, the output tokens those of
+ * their JSON); else for structured output a minimal instance of the schema
+ * as compact JSON (cut at 4 bytes a token when the cap is reached); else
+ * the fake words. -1 on allocation failure. */
+static int fake_answer_make(struct fake_server *srv, const struct fake_request *req,
+                            const struct fake_call *call, struct fake_answer *a)
+{
+    const struct fake_directives *d = &call->d;
+    long idx = -1;
+    char *dumped;
+    size_t len;
+    uint64_t n;
+
+    memset(a, 0, sizeof *a);
+    a->cached = fake_directive(d->cached);
+    a->cache_write = fake_directive(d->cache_write);
+    a->reasoning = fake_directive(d->reasoning);
+    if (!call->tools_off) {
+        if (d->tool[0] != '\0' && !call->after_tool)
+            idx = fake_tool_find(call, d->tool);
+        if (idx < 0)
+            idx = call->forced;
+    }
+    if (idx >= 0) {
+        const struct fake_tool *t = &call->tools[idx];
+
+        a->tool = t;
+        a->args = fake_schema_min(t->schema, t->schema, 0);
+        if (a->args != NULL && !json_is_object(a->args)) {
+            json_decref(a->args);
+            a->args = json_object();
+        }
+        if (a->args == NULL)
+            return -1;
+        dumped = json_dumps(a->args, JSON_COMPACT);
+        len = dumped != NULL ? strlen(dumped) : 0;
+        free(dumped);
+        n = d->out >= 0 ? (uint64_t)d->out : fake_tokens(len);
+        a->out = n < call->cap ? n : call->cap;
+        return 0;
+    }
+    if (call->json_reply) {
+        json_t *inst = call->schema != NULL ? fake_schema_min(call->schema, call->schema, 0)
+                                            : json_object();
+
+        a->text = inst != NULL ? json_dumps(inst, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        json_decref(inst);
+        if (a->text == NULL)
+            return -1;
+        a->text_len = strlen(a->text);
+        n = d->out >= 0 ? (uint64_t)d->out : fake_tokens(a->text_len);
+        if (n >= call->cap) {
+            a->out = call->cap;
+            a->length = true;
+            if (call->cap < SIZE_MAX / 4)
+                a->text_len = fake_utf8_cut(a->text, a->text_len, (size_t)call->cap * 4);
+            a->text[a->text_len] = '\0';
+        } else {
+            a->out = n;
+        }
+        return 0;
+    }
+    a->text = malloc(4096);
+    if (a->text == NULL)
+        return -1;
+    a->out = fake_output_tokens(srv, d, call->cap);
+    a->text_len = fake_reply_text(a->text, 4096, req->seq, a->out);
+    a->length = a->out == call->cap;
+    return 0;
+}
+
+static void fake_answer_release(struct fake_answer *a)
+{
+    json_decref(a->args);
+    free(a->text);
+}
+
+/* Counts the model, admits the call under its limit, picks its fault and
+ * applies a status fault. Returns 1 when the call goes on to an answer (or
+ * a content_filter refusal, o->fault says), 0 when o is final. */
+static int fake_admit(struct fake_server *srv, const struct fake_request *req,
+                      struct fake_outcome *o, const struct fake_call *call)
+{
+    o->mstats = fake_model_count(srv, req, call->model);
+    if (fake_limit_admit(srv, req, o, call->api, call->model,
+                         call->input + (call->capped ? call->cap : 0)) != 0)
+        return 0;
+    o->latency = call->d.latency;
+    o->fault = fake_fault_pick(srv, call->model, &call->d);
+    if (o->fault.kind == FAKE_FAULT_STATUS) {
+        fake_fail_fault(o, call->api, &o->fault, req);
+        return 0;
+    }
+    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_HANG ||
+        o->fault.kind == FAKE_FAULT_CLOSE)
+        return 0;
+    return 1;
+}
+
+/* Sets a built 200 reply, or a 500 when building failed. */
+static void fake_succeed(struct fake_outcome *o, enum fake_api api, json_t *reply, uint64_t seq)
+{
+    if (reply == NULL) {
+        fake_fail(o, api, 500, "fake_provider could not build its reply", NULL, NULL, seq);
+        return;
+    }
+    json_decref(o->json);
+    o->status = 200;
+    o->json = reply;
+}
+
+/* ---- OpenAI Chat Completions, and Azure OpenAI's two paths ---- */
+
+/* CreateChatCompletionRequest's properties (OpenAI's OpenAPI description) */
+static const char *const fake_openai_fields[] = {
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
+    "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+    "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
+    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+    "verbosity", "web_search_options",
+    "data_sources", /* Azure's "on your data"; accepted on Azure paths only */
+    NULL};
+
+/* An image_url part: an http(s) URL, or a data: URL of a known image type
+ * whose payload is base64. */
+static int fake_openai_image(struct fake_outcome *o, struct fake_call *call, json_t *part,
+                             size_t mi, size_t pi, uint64_t seq)
+{
+    json_t *iu = json_object_get(part, "image_url");
+    const char *url = json_string_value(json_object_get(iu, "url"));
+    const char *detail = json_string_value(json_object_get(iu, "detail"));
+    char param[96];
+
+    snprintf(param, sizeof param, "messages.[%zu].content.[%zu].image_url", mi, pi);
+    if (url == NULL)
+        return fake_reject(o, call->api, seq, param, "invalid_type",
+                           "Invalid type for 'messages[%zu].content[%zu].image_url.url': expected "
+                           "a string.",
+                           mi, pi);
+    if (detail != NULL && strcmp(detail, "auto") != 0 && strcmp(detail, "low") != 0 &&
+        strcmp(detail, "high") != 0)
+        return fake_reject(o, call->api, seq, param, "invalid_value",
+                           "Invalid value: '%.64s'. Supported values are: 'auto', 'low', and "
+                           "'high'.",
+                           detail);
+    if (strncmp(url, "data:", 5) == 0) {
+        const char *semi = strstr(url, ";base64,");
+        char type[32];
+        size_t tl = semi != NULL ? (size_t)(semi - url - 5) : 0;
+
+        if (semi == NULL || tl >= sizeof type)
+            return fake_reject(o, call->api, seq, param, "invalid_image_url",
+                               "Invalid image URL: a data URL must be data:<media "
+                               "type>;base64,<data>.");
+        memcpy(type, url + 5, tl);
+        type[tl] = '\0';
+        if (!fake_in_list(type, fake_image_types))
+            return fake_reject(o, call->api, seq, param, "invalid_image_format",
+                               "You uploaded an unsupported image. Please make sure your image "
+                               "is below 20 MB in size and is of one the following formats: "
+                               "['png', 'jpeg', 'gif', 'webp'].");
+        if (!fake_base64_ok(semi + 8, strlen(semi + 8)))
+            return fake_reject(o, call->api, seq, param, "invalid_image_url",
+                               "Invalid base64 image_url.");
+    } else if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+        return fake_reject(o, call->api, seq, param, "invalid_image_url",
+                           "Invalid image URL: '%.64s'. Expected a base64-encoded data URL "
+                           "with an image MIME type (e.g. 'data:image/png;base64,...') or an "
+                           "http(s) URL.",
+                           url);
+    }
+    call->images++;
+    return 0;
+}
+
+/* Text bytes and images of one message's content; -1 when a part is bad. */
+static int fake_openai_content(struct fake_outcome *o, struct fake_call *call, json_t *content,
+                               size_t mi, const char *role, uint64_t seq, uint64_t *bytes)
+{
+    json_t *part;
+    size_t i;
+
+    if (content == NULL || json_is_null(content) || json_is_string(content)) {
+        *bytes += json_string_length(content);
+        return 0;
+    }
+    if (!json_is_array(content))
+        return fake_reject(o, call->api, seq, "messages", "invalid_type",
+                           "Invalid type for 'messages[%zu].content': expected one of a string "
+                           "or array of objects.",
+                           mi);
+    json_array_foreach(content, i, part)
+    {
+        const char *type = json_string_value(json_object_get(part, "type"));
+
+        if (type != NULL && strcmp(type, "text") == 0 &&
+            json_is_string(json_object_get(part, "text"))) {
+            *bytes += json_string_length(json_object_get(part, "text"));
+        } else if (type != NULL && strcmp(type, "image_url") == 0 && strcmp(role, "user") == 0) {
+            if (fake_openai_image(o, call, part, mi, i, seq) != 0)
+                return -1;
+        } else if (type != NULL && (strcmp(type, "refusal") == 0 ||
+                                    (strcmp(role, "user") == 0 &&
+                                     (strcmp(type, "input_audio") == 0 ||
+                                      strcmp(type, "file") == 0)))) {
+            continue;
+        } else {
+            return fake_reject(o, call->api, seq, "messages", "invalid_value",
+                               "Invalid value: '%.40s'. Supported values are: 'text', "
+                               "'image_url', 'input_audio', 'refusal', and 'file'. (in "
+                               "messages[%zu].content[%zu], role %.20s)",
+                               type != NULL ? type : "(none)", mi, i, role);
+        }
+    }
+    return 0;
+}
+
+/* Whether the tool message at messages[at+1..end) answers id */
+static bool fake_openai_answered(json_t *messages, size_t from, size_t end, const char *id)
+{
+    for (size_t k = from; k < end; k++) {
+        const char *tid = json_string_value(json_object_get(json_array_get(messages, k),
+                                                            "tool_call_id"));
+
+        if (tid != NULL && strcmp(tid, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* An assistant turn's tool_calls must each be answered by the tool
+ * messages that follow it (at..end). */
+static int fake_openai_calls_closed(struct fake_outcome *o, const struct fake_call *call,
+                                    json_t *messages, size_t at, size_t end, uint64_t seq)
+{
+    json_t *tc;
+    size_t i;
+
+    json_array_foreach(json_object_get(json_array_get(messages, at), "tool_calls"), i, tc)
+    {
+        const char *id = json_string_value(json_object_get(tc, "id"));
+
+        if (id == NULL || !fake_openai_answered(messages, at + 1, end, id))
+            return fake_reject(o, call->api, seq, "messages", NULL,
+                               "An assistant message with 'tool_calls' must be followed by tool "
+                               "messages responding to each 'tool_call_id'. The following "
+                               "tool_call_ids did not have response messages: %.100s",
+                               id != NULL ? id : "(none)");
+    }
+    return 0;
+}
+
+static int fake_openai_messages(struct fake_outcome *o, struct fake_call *call, json_t *messages,
+                                uint64_t seq, bool *mentions_json)
+{
+    static const char *const roles[] = {"system", "developer", "user", "assistant", "tool",
+                                        "function", NULL};
+    json_t *m;
+    size_t i, calls_at = SIZE_MAX, last_user = SIZE_MAX;
+
+    json_array_foreach(messages, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content"), *tc;
+        uint64_t bytes = 0;
+        size_t k;
+
+        if (role == NULL)
+            return fake_reject(o, call->api, seq, "messages", NULL,
+                               "Missing required parameter: 'messages[%zu].role'.", i);
+        if (!fake_in_list(role, roles))
+            return fake_reject(o, call->api, seq, "messages", "invalid_value",
+                               "Invalid value: '%.40s'. Supported values are: 'system', "
+                               "'assistant', 'user', 'tool', and 'function'.",
+                               role);
+        if (strcmp(role, "tool") == 0) {
+            const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+
+            if (id == NULL)
+                return fake_reject(o, call->api, seq, "messages", NULL,
+                                   "Missing required parameter: 'messages[%zu].tool_call_id'.", i);
+            if (calls_at == SIZE_MAX)
+                return fake_reject(o, call->api, seq, "messages", NULL,
+                                   "Invalid parameter: messages with role 'tool' must be a "
+                                   "response to a preceeding message with 'tool_calls'.");
+            json_array_foreach(json_object_get(json_array_get(messages, calls_at), "tool_calls"),
+                               k, tc)
+            {
+                const char *cid = json_string_value(json_object_get(tc, "id"));
+
+                if (cid != NULL && strcmp(cid, id) == 0)
+                    break;
+            }
+            if (k == json_array_size(
+                         json_object_get(json_array_get(messages, calls_at), "tool_calls")))
+                return fake_reject(o, call->api, seq, "messages", NULL,
+                                   "Invalid parameter: messages with role 'tool' must be a "
+                                   "response to a preceeding message with 'tool_calls' (no "
+                                   "call %.100s).",
+                                   id);
+        } else {
+            if (calls_at != SIZE_MAX &&
+                fake_openai_calls_closed(o, call, messages, calls_at, i, seq) != 0)
+                return -1;
+            calls_at = SIZE_MAX;
+        }
+        if (strcmp(role, "assistant") == 0 && (tc = json_object_get(m, "tool_calls")) != NULL) {
+            json_t *c;
+
+            if (!json_is_array(tc) || json_array_size(tc) == 0)
+                return fake_reject(o, call->api, seq, "messages", "invalid_type",
+                                   "Invalid 'messages[%zu].tool_calls': expected a non-empty "
+                                   "array.",
+                                   i);
+            json_array_foreach(tc, k, c)
+            {
+                json_t *fn = json_object_get(c, "function");
+
+                if (!json_is_string(json_object_get(c, "id")) ||
+                    !json_is_string(json_object_get(fn, "name")))
+                    return fake_reject(o, call->api, seq, "messages", NULL,
+                                       "Missing required parameter: "
+                                       "'messages[%zu].tool_calls[%zu].id' or '.function.name'.",
+                                       i, k);
+                if (!json_is_string(json_object_get(fn, "arguments")))
+                    return fake_reject(o, call->api, seq, "messages", "invalid_type",
+                                       "Invalid type for "
+                                       "'messages[%zu].tool_calls[%zu].function.arguments': "
+                                       "expected a string, but got another type instead.",
+                                       i, k);
+            }
+            calls_at = i;
+        } else if (content == NULL && strcmp(role, "assistant") != 0) {
+            return fake_reject(o, call->api, seq, "messages", NULL,
+                               "Missing required parameter: 'messages[%zu].content'.", i);
+        }
+        if (fake_openai_content(o, call, content, i, role, seq, &bytes) != 0)
+            return -1;
+        call->input += fake_tokens(bytes) + 3;
+        if (strcmp(role, "user") == 0 && bytes > 0)
+            last_user = i;
+        if (json_is_string(content) && strcasestr(json_string_value(content), "json") != NULL)
+            *mentions_json = true;
+        json_array_foreach(json_is_array(content) ? content : NULL, k, tc)
+        {
+            const char *t = json_string_value(json_object_get(tc, "text"));
+
+            if (t != NULL && strcasestr(t, "json") != NULL)
+                *mentions_json = true;
+        }
+    }
+    if (calls_at != SIZE_MAX &&
+        fake_openai_calls_closed(o, call, messages, calls_at, json_array_size(messages), seq) != 0)
+        return -1;
+    m = json_array_get(messages, json_array_size(messages) - 1);
+    call->after_tool = strcmp(json_string_value(json_object_get(m, "role")), "tool") == 0;
+    if (last_user != SIZE_MAX) {
+        json_t *content = json_object_get(json_array_get(messages, last_user), "content"), *part;
+
+        if (json_is_string(content))
+            fake_directives_scan(json_string_value(content), json_string_length(content),
+                                 &call->d);
+        json_array_foreach(json_is_array(content) ? content : NULL, i, part)
+        {
+            json_t *t = json_object_get(part, "text");
+
+            if (fake_is_text_part(part))
+                fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
+        }
+    }
+    call->input += call->images * FAKE_IMAGE_TOKENS;
+    return 0;
+}
+
+static int fake_openai_tools(struct fake_outcome *o, struct fake_call *call, json_t *body,
+                             uint64_t seq)
+{
+    json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
+    json_t *t;
+    size_t i;
+
+    if (tools != NULL && (!json_is_array(tools) || json_array_size(tools) == 0))
+        return fake_reject(o, call->api, seq, "tools", "empty_array",
+                           "Invalid 'tools': empty array. Expected an array with minimum length "
+                           "1, but got an empty array instead.");
+    if (json_array_size(tools) > FAKE_TOOLS_MAX)
+        return fake_reject(o, call->api, seq, "tools", "array_above_max_length",
+                           "Invalid 'tools': array too long. Expected an array with maximum "
+                           "length 128, but got an array with length %zu instead.",
+                           json_array_size(tools));
+    json_array_foreach(tools, i, t)
+    {
+        json_t *fn = json_object_get(t, "function"), *params = json_object_get(fn, "parameters");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        const char *type = json_string_value(json_object_get(t, "type"));
+
+        if (type == NULL || strcmp(type, "function") != 0 || !json_is_object(fn))
+            return fake_reject(o, call->api, seq, "tools", "invalid_value",
+                               "Invalid value for 'tools[%zu].type': expected 'function' with a "
+                               "'function' object.",
+                               i);
+        if (!fake_tool_name_ok(name, 64))
+            return fake_reject(o, call->api, seq, "tools", "invalid_value",
+                               "Invalid 'tools[%zu].function.name': string does not match "
+                               "pattern. Expected a string that matches the pattern "
+                               "'^[a-zA-Z0-9_-]{1,64}$'.",
+                               i);
+        if (params != NULL && !json_is_object(params))
+            return fake_reject(o, call->api, seq, "tools", "invalid_type",
+                               "Invalid type for 'tools[%zu].function.parameters': expected an "
+                               "object.",
+                               i);
+        if (fake_tool_add(call, name, params) != 0)
+            return fake_reject(o, call->api, seq, "tools", NULL,
+                               "Invalid 'tools': tool names must be unique (%.64s).", name);
+    }
+    if (choice == NULL)
+        return 0;
+    if (tools == NULL)
+        return fake_reject(o, call->api, seq, "tool_choice", NULL,
+                           "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                           "'tools' are specified.");
+    if (json_is_string(choice)) {
+        const char *c = json_string_value(choice);
+
+        if (strcmp(c, "none") == 0)
+            call->tools_off = true;
+        else if (strcmp(c, "required") == 0)
+            call->forced = 0;
+        else if (strcmp(c, "auto") != 0)
+            return fake_reject(o, call->api, seq, "tool_choice", "invalid_value",
+                               "Invalid value: '%.40s'. Supported values are: 'none', 'auto', "
+                               "and 'required'.",
+                               c);
+        return 0;
+    }
+    const char *type = json_string_value(json_object_get(choice, "type"));
+    const char *name = json_string_value(json_object_get(json_object_get(choice, "function"),
+                                                         "name"));
+
+    if (type == NULL || strcmp(type, "function") != 0 || name == NULL)
+        return fake_reject(o, call->api, seq, "tool_choice", "invalid_value",
+                           "Invalid 'tool_choice': expected 'none', 'auto', 'required' or "
+                           "{\"type\": \"function\", \"function\": {\"name\": ...}}.");
+    call->forced = fake_tool_find(call, name);
+    if (call->forced < 0)
+        return fake_reject(o, call->api, seq, "tool_choice", NULL,
+                           "Invalid 'tool_choice': function '%.64s' not found in 'tools'.", name);
+    return 0;
+}
+
+/* sampling, reasoning and response_format */
+static int fake_openai_options(struct fake_outcome *o, struct fake_call *call, json_t *body,
+                               uint64_t seq, bool mentions_json)
+{
+    static const struct {
+        const char *name;
+        double lo, hi;
+    } ranges[] = {{"temperature", 0, 2},
+                  {"top_p", 0, 1},
+                  {"presence_penalty", -2, 2},
+                  {"frequency_penalty", -2, 2}};
+    static const char *const efforts[] = {"none", "minimal", "low", "medium", "high", NULL};
+    json_t *stop = json_object_get(body, "stop"), *rf = json_object_get(body, "response_format");
+    json_t *seed = json_object_get(body, "seed"), *v;
+    const char *effort;
+    size_t i;
+
+    for (i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        v = json_object_get(body, ranges[i].name);
+        switch (fake_range(v, ranges[i].lo, ranges[i].hi)) {
+        case -1:
+            return fake_reject(o, call->api, seq, ranges[i].name, "invalid_type",
+                               "Invalid type for '%s': expected a decimal, but got another type "
+                               "instead.",
+                               ranges[i].name);
+        case 1:
+            return fake_reject(o, call->api, seq, ranges[i].name,
+                               json_number_value(v) > ranges[i].hi ? "decimal_above_max_value"
+                                                                   : "decimal_below_min_value",
+                               "Invalid '%s': decimal %s value. Expected a value %s %g, but got "
+                               "%g instead.",
+                               ranges[i].name,
+                               json_number_value(v) > ranges[i].hi ? "above maximum"
+                                                                   : "below minimum",
+                               json_number_value(v) > ranges[i].hi ? "<=" : ">=",
+                               json_number_value(v) > ranges[i].hi ? ranges[i].hi : ranges[i].lo,
+                               json_number_value(v));
+        default:
+            break;
+        }
+    }
+    if (seed != NULL && !json_is_null(seed) && !json_is_integer(seed))
+        return fake_reject(o, call->api, seq, "seed", "invalid_type",
+                           "Invalid type for 'seed': expected an integer, but got another type "
+                           "instead.");
+    if (stop != NULL && !json_is_null(stop) && !json_is_string(stop)) {
+        if (!json_is_array(stop))
+            return fake_reject(o, call->api, seq, "stop", "invalid_type",
+                               "Invalid type for 'stop': expected one of a string or array of "
+                               "strings.");
+        if (json_array_size(stop) > 4)
+            return fake_reject(o, call->api, seq, "stop", "array_above_max_length",
+                               "Invalid 'stop': array too long. Expected an array with maximum "
+                               "length 4, but got an array with length %zu instead.",
+                               json_array_size(stop));
+        json_array_foreach(stop, i, v)
+        {
+            if (!json_is_string(v))
+                return fake_reject(o, call->api, seq, "stop", "invalid_type",
+                                   "Invalid type for 'stop[%zu]': expected a string.", i);
+        }
+    }
+    v = json_object_get(body, "reasoning_effort");
+    effort = json_string_value(v);
+    if (v != NULL && !json_is_null(v) && !fake_in_list(effort, efforts))
+        return fake_reject(o, call->api, seq, "reasoning_effort", "invalid_value",
+                           "Invalid value: '%.40s'. Supported values are: 'none', 'minimal', "
+                           "'low', 'medium', and 'high'.",
+                           effort != NULL ? effort : "(not a string)");
+    /* the reasoning models refuse max_tokens */
+    if (effort != NULL && json_object_get(body, "max_tokens") != NULL)
+        return fake_reject(o, call->api, seq, "max_tokens", "unsupported_parameter",
+                           "Unsupported parameter: 'max_tokens' is not supported with this "
+                           "model. Use 'max_completion_tokens' instead.");
+    if (rf == NULL || json_is_null(rf))
+        return 0;
+    const char *type = json_string_value(json_object_get(rf, "type"));
+
+    if (type != NULL && strcmp(type, "text") == 0)
+        return 0;
+    if (type != NULL && strcmp(type, "json_object") == 0) {
+        if (!mentions_json)
+            return fake_reject(o, call->api, seq, "messages", NULL,
+                               "'messages' must contain the word 'json' in some form, to use "
+                               "'response_format' of type 'json_object'.");
+        call->json_reply = true;
+        return 0;
+    }
+    if (type == NULL || strcmp(type, "json_schema") != 0)
+        return fake_reject(o, call->api, seq, "response_format.type", "invalid_value",
+                           "Invalid value: '%.40s'. Supported values are: 'text', "
+                           "'json_object', and 'json_schema'.",
+                           type != NULL ? type : "(none)");
+    json_t *js = json_object_get(rf, "json_schema");
+
+    if (!json_is_object(js) || json_object_get(js, "name") == NULL)
+        return fake_reject(o, call->api, seq, "response_format.json_schema.name", NULL,
+                           "Missing required parameter: 'response_format.json_schema.name'.");
+    if (!fake_tool_name_ok(json_string_value(json_object_get(js, "name")), 64))
+        return fake_reject(o, call->api, seq, "response_format.json_schema.name",
+                           "invalid_value",
+                           "Invalid 'response_format.json_schema.name': string does not match "
+                           "pattern. Expected a string that matches the pattern "
+                           "'^[a-zA-Z0-9_-]+$'.");
+    v = json_object_get(js, "schema");
+    if (v != NULL && !json_is_object(v))
+        return fake_reject(o, call->api, seq, "response_format.json_schema.schema",
+                           "invalid_type",
+                           "Invalid type for 'response_format.json_schema.schema': expected an "
+                           "object.");
+    call->json_reply = true;
+    call->schema = v;
+    return 0;
+}
+
+static void fake_openai_render(struct fake_outcome *o, const struct fake_request *req,
+                               const struct fake_call *call, const struct fake_answer *a)
+{
+    bool filtered = o->fault.kind == FAKE_FAULT_CONTENT_FILTER;
+    uint64_t out = filtered ? 0 : a->out, reasoning = filtered ? 0 : a->reasoning;
+    json_t *message, *reply;
+    const char *finish;
+    char id[64];
+
+    if (filtered) {
+        message = json_pack("{s:s, s:n, s:n, s:[]}", "role", "assistant", "content", "refusal",
+                            "annotations");
+        finish = "content_filter";
+    } else if (a->tool != NULL) {
+        char *args = json_dumps(a->args, JSON_COMPACT);
+
+        snprintf(id, sizeof id, "call_fake%016" PRIx64, req->seq);
+        message = args == NULL ? NULL
+                               : json_pack("{s:s, s:n, s:n, s:[], s:[{s:s, s:s, s:{s:s, s:s}}]}",
+                                           "role", "assistant", "content", "refusal",
+                                           "annotations", "tool_calls", "id", id, "type",
+                                           "function", "function", "name", a->tool->name,
+                                           "arguments", args);
+        free(args);
+        finish = "tool_calls";
+    } else {
+        message = json_pack("{s:s, s:s%, s:n, s:[]}", "role", "assistant", "content", a->text,
+                            a->text_len, "refusal", "annotations");
+        finish = a->length ? "length" : "stop";
+    }
+    snprintf(id, sizeof id, "chatcmpl-fake%016" PRIx64, req->seq);
+    /* cached tokens are INSIDE prompt_tokens, reasoning INSIDE completion_tokens */
+    reply = json_pack(
+        "{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:n, s:s}],"
+        " s:{s:I, s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}}, s:s, s:s}",
+        "id", id, "object", "chat.completion", "created", (json_int_t)time(NULL), "model",
+        call->model, "choices", "index", 0, "message", message, "logprobs", "finish_reason",
+        finish, "usage", "prompt_tokens", (json_int_t)(call->input + a->cached),
+        "completion_tokens", (json_int_t)(out + reasoning), "total_tokens",
+        (json_int_t)(call->input + a->cached + out + reasoning), "prompt_tokens_details",
+        "cached_tokens", (json_int_t)a->cached, "audio_tokens", (json_int_t)0,
+        "completion_tokens_details", "reasoning_tokens", (json_int_t)reasoning, "audio_tokens",
+        (json_int_t)0, "accepted_prediction_tokens", (json_int_t)0, "rejected_prediction_tokens",
+        (json_int_t)0, "service_tier", "default", "system_fingerprint", "fp_fake");
+    fake_succeed(o, call->api, reply, req->seq);
+}
+
+/* POST /v1/chat/completions, Azure's /openai/deployments/{d}/chat/completions
+ * (?api-version= required; the deployment is the model) and Azure's
+ * /openai/v1/chat/completions (the model in the body) */
 static void fake_openai(struct fake_server *srv, const struct fake_request *req,
                         struct fake_outcome *o)
 {
-    bool azure = req->route == FAKE_ROUTE_AZURE;
-    json_t *body = req->json, *messages, *m, *reply;
-    const char *model;
+    bool azure = req->route == FAKE_ROUTE_AZURE || req->route == FAKE_ROUTE_AZURE_V1;
+    enum fake_api api = azure ? FAKE_API_AZURE : FAKE_API_OPENAI;
+    json_t *body = req->json, *messages;
     char *model_owned = NULL;
-    uint64_t cap = UINT64_MAX, input, out, cached, reasoning;
-    bool capped = false;
-    struct fake_directives d;
-    char id[64], text[4096];
-    size_t i, text_len;
+    bool mentions_json = false;
+    const char *unknown;
+    struct fake_call call;
+    struct fake_answer a;
 
+    memset(&a, 0, sizeof a);
+    fake_call_init(&call, api);
     o->id_header = "x-request-id";
     if (!fake_has_bearer(req->head) && !(azure && fake_header_present(req->head, "api-key"))) {
-        fake_fail(
-            o, FAKE_API_OPENAI, 401,
-            azure
-                ? "Access denied due to missing subscription key. Make sure to include an api-key "
-                  "header when making requests to an API."
-                : "You didn't provide an API key. You need to provide your API key in an "
-                  "Authorization "
-                  "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            NULL, NULL, req->seq);
+        if (azure)
+            fake_fail_azure(o, 401, NULL,
+                            "Access denied due to missing subscription key. Make sure to include "
+                            "an api-key header when making requests to an API.");
+        else
+            fake_fail(o, api, 401,
+                      "You didn't provide an API key. You need to provide your API key in an "
+                      "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                      "YOUR_KEY).",
+                      NULL, NULL, req->seq);
         return;
     }
-    if (azure && !fake_query_has(req, "api-version")) {
-        fake_fail(o, FAKE_API_OPENAI, 400, "Missing required query parameter: api-version",
-                  "api-version", NULL, req->seq);
+    if (req->route == FAKE_ROUTE_AZURE && !fake_query_has(req, "api-version")) {
+        fake_fail_azure(o, 400, "MissingApiVersionParameter",
+                        "The api-version query parameter (?api-version=) is required for all "
+                        "requests.");
         return;
     }
     if (!json_is_object(body)) {
-        fake_fail(o, FAKE_API_OPENAI, 400,
+        fake_fail(o, api, 400,
                   "We could not parse the JSON body of your request. The OpenAI API expects a JSON "
                   "object.",
                   NULL, NULL, req->seq);
         return;
     }
-    model = json_string_value(json_object_get(body, "model"));
-    if (model == NULL && azure) {
-        model_owned = strndup(req->deployment, req->deployment_len);
-        model = model_owned;
+    unknown = fake_unknown_key(body, fake_openai_fields);
+    if (unknown == NULL && !azure && json_object_get(body, "data_sources") != NULL)
+        unknown = "data_sources";
+    if (unknown != NULL) {
+        fake_reject(o, api, req->seq, NULL, NULL,
+                    "Unrecognized request argument supplied: %.100s", unknown);
+        return;
     }
-    if (model == NULL) {
-        fake_fail(o, FAKE_API_OPENAI, 400, "you must provide a model parameter", "model", NULL,
-                  req->seq);
+    call.model = json_string_value(json_object_get(body, "model"));
+    if (req->route == FAKE_ROUTE_AZURE) {
+        model_owned = strndup(req->deployment, req->deployment_len);
+        call.model = model_owned;
+    }
+    if (call.model == NULL) {
+        fake_fail(o, api, 400, "you must provide a model parameter", "model", NULL, req->seq);
         goto out;
     }
     messages = json_object_get(body, "messages");
     if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        fake_fail(o, FAKE_API_OPENAI, 400, "'messages' must be a non-empty array", "messages", NULL,
+        fake_fail(o, api, 400, "'messages' must be a non-empty array", "messages", NULL,
                   req->seq);
         goto out;
     }
-    json_array_foreach(messages, i, m)
-    {
-        if (!json_is_string(json_object_get(m, "role"))) {
-            fake_fail(o, FAKE_API_OPENAI, 400, "each message needs a string 'role'", "messages",
-                      NULL, req->seq);
-            goto out;
-        }
-    }
-    if (fake_cap_get(body, "max_completion_tokens", &cap, &capped) != 0) {
-        fake_fail(o, FAKE_API_OPENAI, 400,
-                  "Invalid 'max_completion_tokens': expected a non-negative integer",
+    if (fake_cap_get(body, "max_completion_tokens", &call.cap, &call.capped) != 0) {
+        fake_fail(o, api, 400, "Invalid 'max_completion_tokens': expected a non-negative integer",
                   "max_completion_tokens", "invalid_value", req->seq);
         goto out;
     }
-    if (!capped && fake_cap_get(body, "max_tokens", &cap, &capped) != 0) {
-        fake_fail(o, FAKE_API_OPENAI, 400, "Invalid 'max_tokens': expected a non-negative integer",
+    if (!call.capped && fake_cap_get(body, "max_tokens", &call.cap, &call.capped) != 0) {
+        fake_fail(o, api, 400, "Invalid 'max_tokens': expected a non-negative integer",
                   "max_tokens", "invalid_value", req->seq);
         goto out;
     }
-    o->mstats = fake_model_count(srv, req, model);
-    if (fake_limit_admit(srv, req, o, FAKE_API_OPENAI, model,
-                         fake_input_tokens(messages, NULL) + (capped ? cap : 0)) != 0)
+    if (fake_openai_messages(o, &call, messages, req->seq, &mentions_json) != 0 ||
+        fake_openai_tools(o, &call, body, req->seq) != 0 ||
+        fake_openai_options(o, &call, body, req->seq, mentions_json) != 0)
         goto out;
-
-    fake_directives_init(&d);
-    fake_directives_from(messages, &d);
-    o->latency = d.latency;
-    o->fault = fake_fault_pick(srv, model, &d);
-    if (o->fault.kind == FAKE_FAULT_STATUS) {
-        fake_fail_fault(o, FAKE_API_OPENAI, &o->fault, req);
+    if (fake_admit(srv, req, o, &call) == 0)
         goto out;
-    }
-    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_HANG ||
-        o->fault.kind == FAKE_FAULT_CLOSE)
-        goto out;
-
-    /* cached tokens are INSIDE prompt_tokens, reasoning INSIDE completion_tokens */
-    input = fake_input_tokens(messages, NULL);
-    out = fake_output_tokens(srv, &d, cap);
-    cached = fake_directive(d.cached);
-    reasoning = fake_directive(d.reasoning);
-    text_len = fake_reply_text(text, sizeof text, req->seq, out);
-    snprintf(id, sizeof id, "chatcmpl-fake%016" PRIx64, req->seq);
-    reply = json_pack(
-        "{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s%, s:n, s:[]}, s:n, s:s}],"
-        " s:{s:I, s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}}, s:s, s:s}",
-        "id", id, "object", "chat.completion", "created", (json_int_t)time(NULL), "model", model,
-        "choices", "index", 0, "message", "role", "assistant", "content", text, text_len, "refusal",
-        "annotations", "logprobs", "finish_reason", out == cap ? "length" : "stop", "usage",
-        "prompt_tokens", (json_int_t)(input + cached), "completion_tokens",
-        (json_int_t)(out + reasoning), "total_tokens",
-        (json_int_t)(input + cached + out + reasoning), "prompt_tokens_details", "cached_tokens",
-        (json_int_t)cached, "audio_tokens", (json_int_t)0, "completion_tokens_details",
-        "reasoning_tokens", (json_int_t)reasoning, "audio_tokens", (json_int_t)0,
-        "accepted_prediction_tokens", (json_int_t)0, "rejected_prediction_tokens", (json_int_t)0,
-        "service_tier", "default", "system_fingerprint", "fp_fake");
-    if (reply == NULL) {
-        fake_fail(o, FAKE_API_OPENAI, 500, "fake_provider could not build its reply", NULL, NULL,
-                  req->seq);
+    if (o->fault.kind == FAKE_FAULT_CONTENT_FILTER && azure) {
+        fake_fail_azure(o, 400, "content_filter", "");
+        json_decref(o->json);
+        o->json = json_pack(
+            "{s:{s:s, s:s, s:s, s:i, s:{s:s, s:{s:{s:b, s:s}, s:{s:b, s:b}, s:{s:b, s:s},"
+            " s:{s:b, s:s}, s:{s:b, s:s}}}}}",
+            "error", "code", "content_filter", "message",
+            "The response was filtered due to the prompt triggering Azure OpenAI's content "
+            "management policy. Please modify your prompt and retry. To learn more about our "
+            "content filtering policies please read our documentation: "
+            "https://go.microsoft.com/fwlink/?linkid=2198766",
+            "param", "prompt", "status", 400, "innererror", "code", "ResponsibleAIPolicyViolation",
+            "content_filter_result", "hate", "filtered", 1, "severity", "high", "jailbreak",
+            "filtered", 0, "detected", 0, "self_harm", "filtered", 0, "severity", "safe",
+            "sexual", "filtered", 0, "severity", "safe", "violence", "filtered", 0, "severity",
+            "safe");
         goto out;
     }
-    o->status = 200;
-    o->json = reply;
+    if (fake_answer_make(srv, req, &call, &a) != 0) {
+        fake_fail(o, api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+        goto out;
+    }
+    fake_openai_render(o, req, &call, &a);
 out:
+    fake_answer_release(&a);
     free(model_owned);
+}
+
+/* ---- Anthropic Messages ---- */
+
+static const char *const fake_anthropic_fields[] = {
+    "model",       "messages", "max_tokens",   "system",      "metadata",     "stop_sequences",
+    "stream",      "temperature", "top_p",     "top_k",       "tools",        "tool_choice",
+    "thinking",    "service_tier", "container", "mcp_servers", "context_management", NULL};
+
+/* An image block: source base64 (known media type, base64 data), url or file */
+static int fake_anthropic_image(struct fake_outcome *o, struct fake_call *call, json_t *block,
+                                size_t mi, size_t bi, uint64_t seq)
+{
+    json_t *src = json_object_get(block, "source");
+    const char *type = json_string_value(json_object_get(src, "type"));
+    const char *mt = json_string_value(json_object_get(src, "media_type"));
+    json_t *data = json_object_get(src, "data");
+
+    if (type != NULL && strcmp(type, "base64") == 0) {
+        if (!fake_in_list(mt, fake_image_types))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "messages.%zu.content.%zu.image.source.base64.media_type: Input "
+                               "should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'",
+                               mi, bi);
+        if (!json_is_string(data) ||
+            !fake_base64_ok(json_string_value(data), json_string_length(data)))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "messages.%zu.content.%zu.image.source.base64.data: The image "
+                               "data is not valid base64.",
+                               mi, bi);
+    } else if (type != NULL && strcmp(type, "url") == 0) {
+        const char *url = json_string_value(json_object_get(src, "url"));
+
+        if (url == NULL || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "messages.%zu.content.%zu.image.source.url.url: Input should be "
+                               "a valid URL",
+                               mi, bi);
+    } else if (type == NULL || strcmp(type, "file") != 0) {
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "messages.%zu.content.%zu.image.source: Input tag '%.40s' found using "
+                           "'type' does not match any of the expected tags: 'base64', 'file', "
+                           "'url'",
+                           mi, bi, type != NULL ? type : "(none)");
+    }
+    call->images++;
+    return 0;
+}
+
+/* Whether message m (an assistant turn) has a tool_use block with id */
+static bool fake_anthropic_has_use(json_t *m, const char *id)
+{
+    json_t *b;
+    size_t i;
+
+    json_array_foreach(json_object_get(m, "content"), i, b)
+    {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        const char *bid = json_string_value(json_object_get(b, "id"));
+
+        if (type != NULL && strcmp(type, "tool_use") == 0 && bid != NULL && strcmp(bid, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether message m (a user turn) has a tool_result block for id */
+static bool fake_anthropic_has_result(json_t *m, const char *id)
+{
+    json_t *b;
+    size_t i;
+
+    json_array_foreach(json_object_get(m, "content"), i, b)
+    {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        const char *bid = json_string_value(json_object_get(b, "tool_use_id"));
+
+        if (type != NULL && strcmp(type, "tool_result") == 0 && bid != NULL &&
+            strcmp(bid, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *call,
+                                   json_t *messages, uint64_t seq)
+{
+    json_t *m, *b;
+    size_t i, k, last_user = SIZE_MAX, n = json_array_size(messages);
+
+    json_array_foreach(messages, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content");
+        bool user = role != NULL && strcmp(role, "user") == 0, results = false;
+        uint64_t bytes = 0;
+
+        if (role == NULL || (!user && strcmp(role, "assistant") != 0))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "messages.%zu.role: Input should be 'user' or 'assistant'", i);
+        if (json_is_string(content)) {
+            bytes = json_string_length(content);
+        } else if (!json_is_array(content)) {
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "messages.%zu.content: Input should be a valid list or string", i);
+        }
+        json_array_foreach(json_is_array(content) ? content : NULL, k, b)
+        {
+            const char *type = json_string_value(json_object_get(b, "type"));
+
+            if (type == NULL) {
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "messages.%zu.content.%zu.type: Field required", i, k);
+            } else if (strcmp(type, "text") == 0) {
+                bytes += json_string_length(json_object_get(b, "text"));
+            } else if (strcmp(type, "image") == 0 && user) {
+                if (fake_anthropic_image(o, call, b, i, k, seq) != 0)
+                    return -1;
+            } else if (strcmp(type, "tool_use") == 0 && !user) {
+                if (!json_is_string(json_object_get(b, "id")) ||
+                    !json_is_string(json_object_get(b, "name")) ||
+                    !json_is_object(json_object_get(b, "input")))
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "messages.%zu.content.%zu.tool_use: id, name and input "
+                                       "(an object) are required",
+                                       i, k);
+                if (!fake_anthropic_has_result(json_array_get(messages, i + 1),
+                                               json_string_value(json_object_get(b, "id"))))
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "messages.%zu: `tool_use` ids were found without "
+                                       "`tool_result` blocks immediately after: %.100s. Each "
+                                       "`tool_use` block must have a corresponding "
+                                       "`tool_result` block in the next message.",
+                                       i, json_string_value(json_object_get(b, "id")));
+            } else if (strcmp(type, "tool_result") == 0 && user) {
+                const char *id = json_string_value(json_object_get(b, "tool_use_id"));
+                json_t *rc = json_object_get(b, "content");
+
+                if (id == NULL || i == 0 ||
+                    !fake_anthropic_has_use(json_array_get(messages, i - 1), id))
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "messages.%zu.content.%zu: unexpected `tool_use_id` found "
+                                       "in `tool_result` blocks: %.100s. Each `tool_result` "
+                                       "block must have a corresponding `tool_use` block in the "
+                                       "previous message.",
+                                       i, k, id != NULL ? id : "(none)");
+                results = true;
+                bytes += fake_content_bytes(rc);
+            } else if (strcmp(type, "thinking") != 0 && strcmp(type, "redacted_thinking") != 0 &&
+                       strcmp(type, "document") != 0 && strcmp(type, "search_result") != 0) {
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "messages.%zu.content.%zu: Input tag '%.40s' found using "
+                                   "'type' does not match any of the expected tags for a %s "
+                                   "message",
+                                   i, k, type, role);
+            }
+        }
+        call->input += fake_tokens(bytes) + 3;
+        if (user && (json_is_string(content) || fake_content_bytes(content) > 0))
+            last_user = i;
+        if (i == n - 1)
+            call->after_tool = results;
+    }
+    if (last_user != SIZE_MAX) {
+        json_t *content = json_object_get(json_array_get(messages, last_user), "content");
+
+        if (json_is_string(content))
+            fake_directives_scan(json_string_value(content), json_string_length(content),
+                                 &call->d);
+        json_array_foreach(json_is_array(content) ? content : NULL, i, b)
+        {
+            json_t *t = json_object_get(b, "text");
+
+            if (fake_is_text_part(b))
+                fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
+        }
+    }
+    call->input += call->images * FAKE_IMAGE_TOKENS;
+    return 0;
+}
+
+/* tools, tool_choice, thinking and sampling */
+static int fake_anthropic_options(struct fake_outcome *o, struct fake_call *call, json_t *body,
+                                  uint64_t seq)
+{
+    json_t *tools = json_object_get(body, "tools"), *choice = json_object_get(body, "tool_choice");
+    json_t *thinking = json_object_get(body, "thinking"), *t, *v;
+    json_t *temp = json_object_get(body, "temperature"), *stops;
+    const char *ctype;
+    size_t i;
+
+    if (fake_range(temp, 0, 1) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "temperature: Input should be less than or equal to 1 (and at least "
+                           "0)");
+    if (fake_range(json_object_get(body, "top_p"), 0, 1) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "top_p: Input should be less than or equal to 1 (and at least 0)");
+    v = json_object_get(body, "top_k");
+    if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "top_k: Input should be greater than or equal to 0");
+    stops = json_object_get(body, "stop_sequences");
+    if (stops != NULL && !json_is_array(stops))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "stop_sequences: Input should be a valid list");
+    json_array_foreach(stops, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "stop_sequences.%zu: each stop sequence must be a non-empty "
+                               "string",
+                               i);
+    }
+    if (thinking != NULL) {
+        const char *type = json_string_value(json_object_get(thinking, "type"));
+        json_t *budget = json_object_get(thinking, "budget_tokens");
+
+        if (type != NULL && strcmp(type, "enabled") == 0) {
+            if (!json_is_integer(budget) || json_integer_value(budget) < 1024)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "thinking.enabled.budget_tokens: Input should be greater than "
+                                   "or equal to 1024");
+            if ((uint64_t)json_integer_value(budget) >= call->cap)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "`max_tokens` must be greater than `thinking.budget_tokens`. "
+                                   "Please consult our documentation at "
+                                   "https://docs.claude.com/en/docs/build-with-claude/"
+                                   "extended-thinking#max-tokens-and-context-window-size");
+            if (temp != NULL && json_number_value(temp) != 1.0)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "`temperature` may only be set to 1 when thinking is enabled. "
+                                   "Please consult our documentation at "
+                                   "https://docs.claude.com/en/docs/build-with-claude/"
+                                   "extended-thinking#feature-compatibility");
+            if (json_object_get(body, "top_k") != NULL)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "`top_k` is not compatible with thinking enabled.");
+            call->thinking = true;
+        } else if (type == NULL || strcmp(type, "disabled") != 0) {
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "thinking: Input tag '%.40s' found using 'type' does not match any "
+                               "of the expected tags: 'disabled', 'enabled'",
+                               type != NULL ? type : "(none)");
+        }
+    }
+    if (tools != NULL && !json_is_array(tools))
+        return fake_reject(o, call->api, seq, NULL, NULL, "tools: Input should be a valid list");
+    json_array_foreach(tools, i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        const char *type = json_string_value(json_object_get(t, "type"));
+        json_t *schema = json_object_get(t, "input_schema");
+
+        if (type != NULL && strcmp(type, "custom") != 0) {
+            if (name != NULL)
+                fake_tool_add(call, name, NULL); /* a server tool: never called by the fake */
+            continue;
+        }
+        if (!fake_tool_name_ok(name, 128))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "tools.%zu.custom.name: String should match pattern "
+                               "'^[a-zA-Z0-9_-]{1,128}$'",
+                               i);
+        if (!json_is_object(schema) ||
+            strcmp(json_string_value(json_object_get(schema, "type")) != NULL
+                       ? json_string_value(json_object_get(schema, "type"))
+                       : "",
+                   "object") != 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "tools.%zu.custom.input_schema: Field required (a JSON Schema "
+                               "with type 'object')",
+                               i);
+        if (fake_tool_add(call, name, schema) != 0)
+            return fake_reject(o, call->api, seq, NULL, NULL, "tools: Tool names must be unique.");
+    }
+    if (choice == NULL)
+        return 0;
+    ctype = json_string_value(json_object_get(choice, "type"));
+    if (ctype == NULL || !fake_in_list(ctype, (const char *const[]){"auto", "any", "tool", "none",
+                                                                     NULL}))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "tool_choice: Input tag '%.40s' found using 'type' does not match any "
+                           "of the expected tags: 'auto', 'any', 'tool', 'none'",
+                           ctype != NULL ? ctype : "(none)");
+    if (tools == NULL && strcmp(ctype, "none") != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "tool_choice: tool_choice may only be specified while providing tools.");
+    if (call->thinking && (strcmp(ctype, "any") == 0 || strcmp(ctype, "tool") == 0))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "Thinking may not be enabled when tool_choice forces tool use.");
+    if (strcmp(ctype, "none") == 0) {
+        call->tools_off = true;
+    } else if (strcmp(ctype, "any") == 0) {
+        call->forced = call->ntools > 0 && call->tools[0].schema != NULL ? 0 : -1;
+    } else if (strcmp(ctype, "tool") == 0) {
+        const char *name = json_string_value(json_object_get(choice, "name"));
+
+        call->forced = fake_tool_find(call, name);
+        if (call->forced < 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "tool_choice.tool.name: Tool '%.64s' not found in provided tools",
+                               name != NULL ? name : "(none)");
+    }
+    return 0;
+}
+
+static void fake_anthropic_render(struct fake_outcome *o, const struct fake_request *req,
+                                  const struct fake_call *call, const struct fake_answer *a)
+{
+    bool filtered = o->fault.kind == FAKE_FAULT_CONTENT_FILTER;
+    json_t *content = json_array(), *reply;
+    uint64_t out = filtered ? 0 : a->out + (call->thinking ? a->reasoning : 0);
+    const char *stop;
+    char id[64];
+
+    if (content == NULL) {
+        fake_succeed(o, call->api, NULL, req->seq);
+        return;
+    }
+    if (filtered) {
+        stop = "refusal";
+    } else {
+        if (call->thinking)
+            json_array_append_new(content,
+                                  json_pack("{s:s, s:s, s:s}", "type", "thinking", "thinking",
+                                            "The fake provider thinks briefly.", "signature",
+                                            "ZmFrZS1zaWduYXR1cmU="));
+        if (a->tool != NULL) {
+            snprintf(id, sizeof id, "toolu_fake%016" PRIx64, req->seq);
+            json_array_append_new(content, json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
+                                                     "id", id, "name", a->tool->name, "input",
+                                                     a->args));
+            stop = "tool_use";
+        } else {
+            json_array_append_new(content, json_pack("{s:s, s:s%}", "type", "text", "text",
+                                                     a->text, a->text_len));
+            stop = a->length ? "max_tokens" : "end_turn";
+        }
+    }
+    snprintf(id, sizeof id, "msg_fake%016" PRIx64, req->seq);
+    /* cache reads and writes are SEPARATE from input_tokens; thinking is output */
+    reply = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I, s:I, s:I}}", "id", id,
+                      "type", "message", "role", "assistant", "model", call->model, "content",
+                      content, "stop_reason", stop, "stop_sequence", "usage", "input_tokens",
+                      (json_int_t)call->input, "output_tokens", (json_int_t)out,
+                      "cache_creation_input_tokens", (json_int_t)a->cache_write,
+                      "cache_read_input_tokens", (json_int_t)a->cached);
+    fake_succeed(o, call->api, reply, req->seq);
 }
 
 /* POST /v1/messages */
 static void fake_anthropic(struct fake_server *srv, const struct fake_request *req,
                            struct fake_outcome *o)
 {
-    json_t *body = req->json, *messages, *max_tokens, *m, *reply;
-    const char *model;
-    uint64_t cap, input, out;
-    struct fake_directives d;
-    char id[64], text[4096];
-    size_t i, text_len;
+    json_t *body = req->json, *messages, *max_tokens, *system;
+    const char *unknown;
+    struct fake_call call;
+    struct fake_answer a;
 
+    memset(&a, 0, sizeof a);
+    fake_call_init(&call, FAKE_API_ANTHROPIC);
     o->id_header = "request-id";
     if (!fake_header_present(req->head, "x-api-key")) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 401, "x-api-key header is required", NULL, NULL, req->seq);
+        fake_fail(o, call.api, 401, "x-api-key header is required", NULL, NULL, req->seq);
         return;
     }
     if (!fake_header_present(req->head, "anthropic-version")) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 401, "anthropic-version header is required", NULL, NULL,
-                  req->seq);
+        fake_fail(o, call.api, 401, "anthropic-version header is required", NULL, NULL, req->seq);
         return;
     }
     if (!json_is_object(body)) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 400, "The request body is not a valid JSON object", NULL,
-                  NULL, req->seq);
+        fake_fail(o, call.api, 400, "The request body is not a valid JSON object", NULL, NULL,
+                  req->seq);
         return;
     }
-    model = json_string_value(json_object_get(body, "model"));
-    if (model == NULL) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 400, "model: Field required", NULL, NULL, req->seq);
+    unknown = fake_unknown_key(body, fake_anthropic_fields);
+    if (unknown != NULL) {
+        fake_reject(o, call.api, req->seq, NULL, NULL, "%.100s: Extra inputs are not permitted",
+                    unknown);
+        return;
+    }
+    call.model = json_string_value(json_object_get(body, "model"));
+    if (call.model == NULL) {
+        fake_fail(o, call.api, 400, "model: Field required", NULL, NULL, req->seq);
         return;
     }
     messages = json_object_get(body, "messages");
     if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 400, "messages: Field required (a non-empty list)", NULL,
-                  NULL, req->seq);
-        return;
-    }
-    json_array_foreach(messages, i, m)
-    {
-        if (!json_is_string(json_object_get(m, "role"))) {
-            fake_fail(o, FAKE_API_ANTHROPIC, 400, "messages: each message needs a string role",
-                      NULL, NULL, req->seq);
-            return;
-        }
-    }
-    max_tokens = json_object_get(body, "max_tokens");
-    if (max_tokens == NULL) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 400, "max_tokens: Field required", NULL, NULL, req->seq);
-        return;
-    }
-    if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 400, "max_tokens: Input should be an integer >= 1", NULL,
-                  NULL, req->seq);
-        return;
-    }
-    cap = (uint64_t)json_integer_value(max_tokens);
-    o->mstats = fake_model_count(srv, req, model);
-    if (fake_limit_admit(srv, req, o, FAKE_API_ANTHROPIC, model,
-                         fake_input_tokens(messages, json_object_get(body, "system")) + cap) != 0)
-        return;
-
-    fake_directives_init(&d);
-    fake_directives_from(messages, &d);
-    o->latency = d.latency;
-    o->fault = fake_fault_pick(srv, model, &d);
-    if (o->fault.kind == FAKE_FAULT_STATUS) {
-        fake_fail_fault(o, FAKE_API_ANTHROPIC, &o->fault, req);
-        return;
-    }
-    if (o->fault.kind == FAKE_FAULT_TIMEOUT || o->fault.kind == FAKE_FAULT_HANG ||
-        o->fault.kind == FAKE_FAULT_CLOSE)
-        return;
-
-    /* cache reads and writes are SEPARATE from input_tokens */
-    input = fake_input_tokens(messages, json_object_get(body, "system"));
-    out = fake_output_tokens(srv, &d, cap);
-    text_len = fake_reply_text(text, sizeof text, req->seq, out);
-    snprintf(id, sizeof id, "msg_fake%016" PRIx64, req->seq);
-    reply = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s%}], s:s, s:n, s:{s:I, s:I, s:I, s:I}}",
-                      "id", id, "type", "message", "role", "assistant", "model", model, "content",
-                      "type", "text", "text", text, text_len, "stop_reason",
-                      out == cap ? "max_tokens" : "end_turn", "stop_sequence", "usage",
-                      "input_tokens", (json_int_t)input, "output_tokens", (json_int_t)out,
-                      "cache_creation_input_tokens", (json_int_t)fake_directive(d.cache_write),
-                      "cache_read_input_tokens", (json_int_t)fake_directive(d.cached));
-    if (reply == NULL) {
-        fake_fail(o, FAKE_API_ANTHROPIC, 500, "fake_provider could not build its reply", NULL, NULL,
+        fake_fail(o, call.api, 400, "messages: Field required (a non-empty list)", NULL, NULL,
                   req->seq);
         return;
     }
-    o->status = 200;
-    o->json = reply;
+    max_tokens = json_object_get(body, "max_tokens");
+    if (max_tokens == NULL) {
+        fake_fail(o, call.api, 400, "max_tokens: Field required", NULL, NULL, req->seq);
+        return;
+    }
+    if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1) {
+        fake_fail(o, call.api, 400, "max_tokens: Input should be an integer >= 1", NULL, NULL,
+                  req->seq);
+        return;
+    }
+    call.cap = (uint64_t)json_integer_value(max_tokens);
+    call.capped = true;
+    system = json_object_get(body, "system");
+    if (system != NULL && !json_is_string(system) && !json_is_array(system)) {
+        fake_fail(o, call.api, 400, "system: Input should be a valid string or list", NULL, NULL,
+                  req->seq);
+        return;
+    }
+    call.input = fake_tokens(fake_content_bytes(system));
+    if (fake_anthropic_messages(o, &call, messages, req->seq) != 0 ||
+        fake_anthropic_options(o, &call, body, req->seq) != 0)
+        return;
+    if (fake_admit(srv, req, o, &call) == 0)
+        return;
+    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
+        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+        goto out;
+    }
+    fake_anthropic_render(o, req, &call, &a);
+out:
+    fake_answer_release(&a);
+}
+
+/* ---- Google Gemini generateContent ---- */
+
+/* A field by its JSON name or its proto name (Google's JSON parser takes
+ * both: "inlineData" and "inline_data"). Return value: borrowed. */
+static json_t *fake_gget(json_t *obj, const char *camel, const char *snake)
+{
+    json_t *v = json_object_get(obj, camel);
+
+    return v != NULL ? v : json_object_get(obj, snake);
+}
+
+static int fake_gemini_unknown(struct fake_outcome *o, json_t *obj, const char *const *known,
+                               const char *at, uint64_t seq)
+{
+    const char *k = json_is_object(obj) ? fake_unknown_key(obj, known) : NULL;
+
+    if (k == NULL)
+        return 0;
+    if (at == NULL)
+        return fake_reject(o, FAKE_API_GEMINI, seq, NULL, NULL,
+                           "Invalid JSON payload received. Unknown name \"%.100s\": Cannot find "
+                           "field.",
+                           k);
+    return fake_reject(o, FAKE_API_GEMINI, seq, NULL, NULL,
+                       "Invalid JSON payload received. Unknown name \"%.100s\" at '%s': Cannot "
+                       "find field.",
+                       k, at);
+}
+
+/* Gemini's Schema (an OpenAPI subset): keys it does not have are refused,
+ * e.g. additionalProperties or $schema of a JSON Schema sent as
+ * responseSchema or parameters. */
+static int fake_gemini_schema(struct fake_outcome *o, json_t *s, const char *at, int depth,
+                              uint64_t seq)
+{
+    static const char *const known[] = {
+        "type",        "format",     "title",    "description",   "nullable",
+        "enum",        "maxItems",   "minItems", "properties",    "required",
+        "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
+        "example",     "anyOf",      "any_of",   "propertyOrdering", "property_ordering",
+        "default",     "items",      "minimum",  "maximum",       "max_items",
+        "min_items",   NULL};
+    json_t *v;
+    const char *k;
+    size_t i;
+
+    if (!json_is_object(s) || depth > FAKE_SCHEMA_DEPTH)
+        return 0;
+    if (fake_gemini_unknown(o, s, known, at, seq) != 0)
+        return -1;
+    json_object_foreach(json_object_get(s, "properties"), k, v)
+    {
+        if (fake_gemini_schema(o, v, at, depth + 1, seq) != 0)
+            return -1;
+    }
+    if (fake_gemini_schema(o, json_object_get(s, "items"), at, depth + 1, seq) != 0)
+        return -1;
+    json_array_foreach(fake_gget(s, "anyOf", "any_of"), i, v)
+    {
+        if (fake_gemini_schema(o, v, at, depth + 1, seq) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool fake_gemini_part_has(json_t *content, const char *camel, const char *snake)
+{
+    json_t *p;
+    size_t i;
+
+    json_array_foreach(json_object_get(content, "parts"), i, p)
+    {
+        if (fake_gget(p, camel, snake) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static size_t fake_gemini_count(json_t *content, const char *camel, const char *snake)
+{
+    json_t *p;
+    size_t i, n = 0;
+
+    json_array_foreach(json_object_get(content, "parts"), i, p)
+    {
+        if (fake_gget(p, camel, snake) != NULL)
+            n++;
+    }
+    return n;
+}
+
+static int fake_gemini_contents(struct fake_outcome *o, struct fake_call *call, json_t *contents,
+                                uint64_t seq)
+{
+    static const char *const part_keys[] = {
+        "text", "inlineData", "inline_data", "fileData", "file_data", "functionCall",
+        "function_call", "functionResponse", "function_response", "thought", "thoughtSignature",
+        "thought_signature", "executableCode", "executable_code", "codeExecutionResult",
+        "code_execution_result", "videoMetadata", "video_metadata", NULL};
+    static const char *const gemini_images[] = {"image/png", "image/jpeg", "image/webp",
+                                                "image/heic", "image/heif", NULL};
+    json_t *c, *p;
+    size_t i, k, last_user = SIZE_MAX;
+
+    if (!json_is_array(contents) || json_array_size(contents) == 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.contents: contents is not specified");
+    json_array_foreach(contents, i, c)
+    {
+        const char *role = json_string_value(json_object_get(c, "role"));
+        json_t *parts = json_object_get(c, "parts");
+        bool user = role == NULL || strcmp(role, "user") == 0;
+        uint64_t bytes = 0;
+
+        if (role != NULL && !user && strcmp(role, "model") != 0 && strcmp(role, "function") != 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "Please use a valid role: user, model.");
+        if (!json_is_array(parts) || json_array_size(parts) == 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "* GenerateContentRequest.contents[%zu].parts: contents.parts "
+                               "must not be empty.",
+                               i);
+        if (fake_gemini_part_has(c, "functionResponse", "function_response")) {
+            json_t *prev = i > 0 ? json_array_get(contents, i - 1) : NULL;
+
+            if (prev == NULL || !fake_gemini_part_has(prev, "functionCall", "function_call"))
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "Please ensure that function response turn comes immediately "
+                                   "after a function call turn.");
+            if (fake_gemini_count(prev, "functionCall", "function_call") !=
+                fake_gemini_count(c, "functionResponse", "function_response"))
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "Please ensure that the number of function response parts is "
+                                   "equal to the number of function call parts of the function "
+                                   "call turn.");
+        }
+        json_array_foreach(parts, k, p)
+        {
+            json_t *inl = fake_gget(p, "inlineData", "inline_data");
+            json_t *file = fake_gget(p, "fileData", "file_data");
+            char at[64];
+
+            snprintf(at, sizeof at, "contents[%zu].parts[%zu]", i, k);
+            if (fake_gemini_unknown(o, p, part_keys, at, seq) != 0)
+                return -1;
+            bytes += json_string_length(json_object_get(p, "text"));
+            if (inl != NULL) {
+                const char *mt = json_string_value(fake_gget(inl, "mimeType", "mime_type"));
+                json_t *data = json_object_get(inl, "data");
+
+                if (!json_is_string(data) ||
+                    !fake_base64_ok(json_string_value(data), json_string_length(data)))
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "Invalid value at '%s.inline_data.data' (TYPE_BYTES), "
+                                       "Base64 decoding failed",
+                                       at);
+                if (!fake_in_list(mt, gemini_images))
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "Unsupported MIME type: %.60s",
+                                       mt != NULL ? mt : "(none)");
+                call->images++;
+            }
+            if (file != NULL) {
+                const char *uri = json_string_value(fake_gget(file, "fileUri", "file_uri"));
+
+                if (uri == NULL ||
+                    strncmp(uri, "https://generativelanguage.googleapis.com/", 42) != 0)
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "Invalid or unsupported file uri: %.100s",
+                                       uri != NULL ? uri : "(none)");
+                call->images++;
+            }
+        }
+        call->input += fake_tokens(bytes) + 3;
+        if (user && bytes > 0)
+            last_user = i;
+    }
+    c = json_array_get(contents, json_array_size(contents) - 1);
+    call->after_tool = fake_gemini_part_has(c, "functionResponse", "function_response");
+    json_array_foreach(last_user != SIZE_MAX
+                           ? json_object_get(json_array_get(contents, last_user), "parts")
+                           : NULL,
+                       k, p)
+    {
+        json_t *t = json_object_get(p, "text");
+
+        if (json_is_string(t))
+            fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
+    }
+    call->input += call->images * FAKE_IMAGE_TOKENS;
+    return 0;
+}
+
+static int fake_gemini_tools(struct fake_outcome *o, struct fake_call *call, json_t *body,
+                             uint64_t seq)
+{
+    json_t *tools = json_object_get(body, "tools"), *t, *fd;
+    json_t *fcc = fake_gget(fake_gget(body, "toolConfig", "tool_config"), "functionCallingConfig",
+                            "function_calling_config");
+    json_t *allowed = fake_gget(fcc, "allowedFunctionNames", "allowed_function_names");
+    const char *mode = json_string_value(json_object_get(fcc, "mode"));
+    size_t i, k;
+
+    if (tools != NULL && !json_is_array(tools))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "Invalid JSON payload received. 'tools': expected a list.");
+    json_array_foreach(tools, i, t)
+    {
+        json_array_foreach(fake_gget(t, "functionDeclarations", "function_declarations"), k, fd)
+        {
+            const char *name = json_string_value(json_object_get(fd, "name"));
+            json_t *params = json_object_get(fd, "parameters");
+            json_t *js = fake_gget(fd, "parametersJsonSchema", "parameters_json_schema");
+            char at[96];
+
+            if (name == NULL || strlen(name) > 64 || strlen(name) == 0)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "* GenerateContentRequest.tools[%zu].function_declarations[%zu]"
+                                   ".name: Invalid function name. Must start with a letter or an "
+                                   "underscore. Must be alphameric (a-z, A-Z, 0-9), underscores "
+                                   "(_), dots (.), colons (:), or dashes (-), with a maximum "
+                                   "length of 64.",
+                                   i, k);
+            if (params != NULL && js != NULL)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "* GenerateContentRequest.tools[%zu].function_declarations[%zu]"
+                                   ": parameters and parameters_json_schema cannot both be set",
+                                   i, k);
+            snprintf(at, sizeof at, "tools[%zu].function_declarations[%zu].parameters", i, k);
+            if (fake_gemini_schema(o, params, at, 0, seq) != 0)
+                return -1;
+            if (fake_tool_add(call, name, params != NULL ? params : js) != 0)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "* GenerateContentRequest.tools: duplicate function name "
+                                   "%.64s (or over 128 functions)",
+                                   name);
+        }
+    }
+    if (mode == NULL) {
+        if (json_object_get(fcc, "mode") != NULL)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "Invalid value at 'tool_config.function_calling_config.mode'");
+    } else if (strcmp(mode, "NONE") == 0) {
+        call->tools_off = true;
+    } else if (strcmp(mode, "ANY") == 0) {
+        const char *first = json_string_value(json_array_get(allowed, 0));
+
+        call->forced = first != NULL ? fake_tool_find(call, first) : (call->ntools > 0 ? 0 : -1);
+        if (first != NULL && call->forced < 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "* GenerateContentRequest.tool_config.function_calling_config."
+                               "allowed_function_names: function %.64s is not declared",
+                               first);
+    } else if (strcmp(mode, "AUTO") != 0 && strcmp(mode, "VALIDATED") != 0 &&
+               strcmp(mode, "MODE_UNSPECIFIED") != 0) {
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "Invalid value at 'tool_config.function_calling_config.mode' "
+                           "(type.googleapis.com/"
+                           "google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "
+                           "\"%.40s\"",
+                           mode);
+    }
+    if (allowed != NULL && (mode == NULL || strcmp(mode, "ANY") != 0))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.tool_config.function_calling_config."
+                           "allowed_function_names: only allowed when mode is ANY");
+    return 0;
+}
+
+static int fake_gemini_config(struct fake_outcome *o, struct fake_call *call, json_t *gc,
+                              uint64_t seq)
+{
+    static const char *const known[] = {
+        "stopSequences", "stop_sequences", "responseMimeType", "response_mime_type",
+        "responseSchema", "response_schema", "responseJsonSchema", "response_json_schema",
+        "candidateCount", "candidate_count", "maxOutputTokens", "max_output_tokens",
+        "temperature", "topP", "top_p", "topK", "top_k", "seed", "presencePenalty",
+        "presence_penalty", "frequencyPenalty", "frequency_penalty", "responseLogprobs",
+        "response_logprobs", "logprobs", "enableEnhancedCivicAnswers",
+        "enable_enhanced_civic_answers", "responseModalities", "response_modalities",
+        "speechConfig", "speech_config", "thinkingConfig", "thinking_config", "mediaResolution",
+        "media_resolution", NULL};
+    json_t *v, *schema, *jschema, *tc;
+    const char *mime;
+    size_t i;
+
+    if (gc == NULL)
+        return 0;
+    if (!json_is_object(gc))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "Invalid JSON payload received. 'generation_config': expected an "
+                           "object.");
+    if (fake_gemini_unknown(o, gc, known, "generation_config", seq) != 0)
+        return -1;
+    v = fake_gget(gc, "maxOutputTokens", "max_output_tokens");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "* GenerateContentRequest.generation_config.max_output_tokens: "
+                               "max_output_tokens must be positive.");
+        call->cap = (uint64_t)json_integer_value(v);
+        call->capped = true;
+    }
+    if (fake_range(json_object_get(gc, "temperature"), 0, 2) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.temperature: temperature "
+                           "must be in the range [0.0, 2.0]");
+    if (fake_range(fake_gget(gc, "topP", "top_p"), 0, 1) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.top_p: top_p must be in "
+                           "the range [0.0, 1.0]");
+    v = fake_gget(gc, "candidateCount", "candidate_count");
+    if (v != NULL && (!json_is_integer(v) || json_integer_value(v) != 1))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.candidate_count: only "
+                           "candidate_count 1 is served (the fake answers one candidate)");
+    v = json_object_get(gc, "seed");
+    if (v != NULL && !json_is_integer(v))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "Invalid value at 'generation_config.seed' (TYPE_INT32)");
+    v = fake_gget(gc, "stopSequences", "stop_sequences");
+    if (v != NULL && (!json_is_array(v) || json_array_size(v) > 5))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.stop_sequences: at most 5 "
+                           "stop sequences");
+    json_array_foreach(v, i, tc)
+    {
+        if (!json_is_string(tc))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "Invalid value at 'generation_config.stop_sequences[%zu]' "
+                               "(TYPE_STRING)",
+                               i);
+    }
+    tc = fake_gget(gc, "thinkingConfig", "thinking_config");
+    if (tc != NULL) {
+        static const char *const tknown[] = {"thinkingBudget", "thinking_budget",
+                                             "includeThoughts", "include_thoughts",
+                                             "thinkingLevel",  "thinking_level", NULL};
+        json_t *budget = fake_gget(tc, "thinkingBudget", "thinking_budget");
+
+        if (fake_gemini_unknown(o, tc, tknown, "generation_config.thinking_config", seq) != 0)
+            return -1;
+        if (budget != NULL && (!json_is_integer(budget) || json_integer_value(budget) < -1 ||
+                               json_integer_value(budget) > 32768))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "The thinking budget is invalid. Please choose a value between -1 "
+                               "and 32768.");
+    }
+    mime = json_string_value(fake_gget(gc, "responseMimeType", "response_mime_type"));
+    schema = fake_gget(gc, "responseSchema", "response_schema");
+    jschema = fake_gget(gc, "responseJsonSchema", "response_json_schema");
+    if (mime != NULL && strcmp(mime, "text/plain") != 0 && strcmp(mime, "application/json") != 0 &&
+        strcmp(mime, "text/x.enum") != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.response_mime_type: "
+                           "allowed mimetypes are `text/plain`, `application/json`, and "
+                           "`text/x.enum`.");
+    if (schema != NULL && jschema != NULL)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config: response_schema and "
+                           "response_json_schema cannot both be set.");
+    if ((schema != NULL || jschema != NULL) &&
+        (mime == NULL || strcmp(mime, "text/plain") == 0))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.response_mime_type: "
+                           "response_mime_type must be application/json or text/x.enum when a "
+                           "response schema is set.");
+    if (fake_gemini_schema(o, schema, "generation_config.response_schema", 0, seq) != 0)
+        return -1;
+    if (mime != NULL && strcmp(mime, "text/plain") != 0) {
+        call->json_reply = true;
+        call->schema = schema != NULL ? schema : jschema;
+    }
+    return 0;
+}
+
+static void fake_gemini_render(struct fake_outcome *o, const struct fake_request *req,
+                               const struct fake_call *call, const struct fake_answer *a)
+{
+    json_t *usage, *reply, *part;
+    char id[64];
+
+    snprintf(id, sizeof id, "fake%016" PRIx64, req->seq);
+    /* promptTokenCount INCLUDES cachedContentTokenCount; thoughts are apart
+     * from candidatesTokenCount; the total counts all of them */
+    if (o->fault.kind == FAKE_FAULT_CONTENT_FILTER) {
+        reply = json_pack("{s:{s:s, s:[{s:s, s:s, s:b}]}, s:{s:I, s:I}, s:s, s:s}",
+                          "promptFeedback", "blockReason", "SAFETY", "safetyRatings", "category",
+                          "HARM_CATEGORY_HATE_SPEECH", "probability", "HIGH", "blocked", 1,
+                          "usageMetadata", "promptTokenCount",
+                          (json_int_t)(call->input + a->cached), "totalTokenCount",
+                          (json_int_t)(call->input + a->cached), "modelVersion", call->model,
+                          "responseId", id);
+        fake_succeed(o, call->api, reply, req->seq);
+        return;
+    }
+    usage = json_pack("{s:I, s:I, s:I}", "promptTokenCount", (json_int_t)(call->input + a->cached),
+                      "candidatesTokenCount", (json_int_t)a->out, "totalTokenCount",
+                      (json_int_t)(call->input + a->cached + a->out + a->reasoning));
+    if (usage != NULL && call->d.cached >= 0)
+        json_object_set_new(usage, "cachedContentTokenCount", json_integer((json_int_t)a->cached));
+    if (usage != NULL && call->d.reasoning >= 0)
+        json_object_set_new(usage, "thoughtsTokenCount", json_integer((json_int_t)a->reasoning));
+    if (a->tool != NULL)
+        part = json_pack("{s:{s:s, s:O}}", "functionCall", "name", a->tool->name, "args",
+                         a->args);
+    else
+        part = json_pack("{s:s%}", "text", a->text, a->text_len);
+    reply = json_pack("{s:[{s:{s:[o], s:s}, s:s, s:i}], s:o, s:s, s:s}", "candidates", "content",
+                      "parts", part, "role", "model", "finishReason",
+                      a->tool == NULL && a->length ? "MAX_TOKENS" : "STOP", "index", 0,
+                      "usageMetadata", usage, "modelVersion", call->model, "responseId", id);
+    fake_succeed(o, call->api, reply, req->seq);
+}
+
+/* POST /v1beta/models/{model}:generateContent */
+static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
+                        struct fake_outcome *o)
+{
+    static const char *const known[] = {
+        "contents", "systemInstruction", "system_instruction", "tools", "toolConfig",
+        "tool_config", "safetySettings", "safety_settings", "generationConfig",
+        "generation_config", "cachedContent", "cached_content", "labels", "model", NULL};
+    json_t *body = req->json, *si, *p;
+    char *model = NULL;
+    struct fake_call call;
+    struct fake_answer a;
+    uint64_t sys_bytes = 0;
+    size_t i;
+
+    memset(&a, 0, sizeof a);
+    fake_call_init(&call, FAKE_API_GEMINI);
+    if (!fake_header_present(req->head, "x-goog-api-key") && !fake_query_has(req, "key")) {
+        fake_fail(o, call.api, 403,
+                  "Method doesn't allow unregistered callers (callers without established "
+                  "identity). Please use API Key or other form of API consumer identity to call "
+                  "this API.",
+                  NULL, NULL, req->seq);
+        return;
+    }
+    if (!json_is_object(body)) {
+        fake_fail(o, call.api, 400, "Invalid JSON payload received. Expected an object.", NULL,
+                  NULL, req->seq);
+        return;
+    }
+    if (fake_gemini_unknown(o, body, known, NULL, req->seq) != 0)
+        return;
+    model = strndup(req->deployment, req->deployment_len);
+    if (model == NULL) {
+        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+        return;
+    }
+    call.model = model;
+    si = fake_gget(body, "systemInstruction", "system_instruction");
+    json_array_foreach(json_object_get(si, "parts"), i, p)
+        sys_bytes += json_string_length(json_object_get(p, "text"));
+    call.input = fake_tokens(sys_bytes);
+    if (fake_gemini_contents(o, &call, json_object_get(body, "contents"), req->seq) != 0 ||
+        fake_gemini_tools(o, &call, body, req->seq) != 0 ||
+        fake_gemini_config(o, &call, fake_gget(body, "generationConfig", "generation_config"),
+                           req->seq) != 0)
+        goto out;
+    if (fake_admit(srv, req, o, &call) == 0)
+        goto out;
+    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
+        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+        goto out;
+    }
+    fake_gemini_render(o, req, &call, &a);
+out:
+    fake_answer_release(&a);
+    free(model);
+}
+
+/* ---- AWS Bedrock Converse ---- */
+
+static bool fake_all(const char *s, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(fake_is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              strchr(set, s[i]) != NULL) ||
+            s[i] == '\0')
+            return false;
+    }
+    return n > 0;
+}
+
+/* The value of NAME= in a SigV4 Authorization (up to ',' or the end) */
+static const char *fake_sigv4_field(const char *v, size_t n, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+
+    for (size_t i = 0; i + nl < n; i++) {
+        if ((i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') && memcmp(v + i, name, nl) == 0 &&
+            v[i + nl] == '=') {
+            const char *s = v + i + nl + 1, *e = memchr(s, ',', n - i - nl - 1);
+
+            *len = e != NULL ? (size_t)(e - s) : n - i - nl - 1;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* The shape of AWS's auth, not its signature: a Bearer API key, or
+ * "AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/bedrock/aws4_request,
+ * SignedHeaders=a;b, Signature=<64 hex>" with x-amz-date of that day,
+ * SignedHeaders sorted and holding host and x-amz-date, and every header
+ * it lists present. 0, or -1 with o holding the 403. */
+static int fake_bedrock_auth(struct fake_outcome *o, const struct fake_request *req)
+{
+    static const char scheme[] = "AWS4-HMAC-SHA256 ";
+    const struct fake_header *auth = fake_header_get(req->head, "authorization");
+    const struct fake_header *date = fake_header_get(req->head, "x-amz-date");
+    const char *v, *cred, *sh, *sig, *why = NULL;
+    size_t n, cl, shl, sl;
+    char msg[256];
+
+    if (auth == NULL) {
+        fake_fail(o, FAKE_API_BEDROCK, 403, "Missing Authentication Token", NULL,
+                  "MissingAuthenticationTokenException", req->seq);
+        return -1;
+    }
+    if (fake_has_bearer(req->head))
+        return 0;
+    v = auth->value;
+    n = auth->value_len;
+    if (!fake_prefix(v, n, scheme)) {
+        why = "Authorization header requires the AWS4-HMAC-SHA256 scheme or a Bearer API key.";
+        goto bad;
+    }
+    cred = fake_sigv4_field(v, n, "Credential", &cl);
+    sh = fake_sigv4_field(v, n, "SignedHeaders", &shl);
+    sig = fake_sigv4_field(v, n, "Signature", &sl);
+    if (cred == NULL || sh == NULL || sig == NULL) {
+        why = "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
+              "parameters.";
+        goto bad;
+    }
+    {
+        const char *parts[5];
+        size_t lens[5], k = 0, start = 0;
+
+        for (size_t i = 0; i <= cl && k < 5; i++) {
+            if (i == cl || cred[i] == '/') {
+                parts[k] = cred + start;
+                lens[k++] = i - start;
+                start = i + 1;
+            }
+        }
+        if (k != 5 || memchr(parts[4], '/', cl - (size_t)(parts[4] - cred)) != NULL ||
+            !fake_all(parts[0], lens[0], "") || lens[1] != 8 || !fake_all(parts[1], 8, "") ||
+            !fake_all(parts[2], lens[2], "-") || !fake_eq(parts[3], lens[3], "bedrock") ||
+            !fake_eq(parts[4], lens[4], "aws4_request")) {
+            why = "Credential should be scoped to a valid region and to the service 'bedrock': "
+                  "AKID/YYYYMMDD/REGION/bedrock/aws4_request.";
+            goto bad;
+        }
+        if (date == NULL) {
+            why = "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
+                  "header.";
+            goto bad;
+        }
+        if (date->value_len != 16 || date->value[8] != 'T' || date->value[15] != 'Z' ||
+            memcmp(date->value, parts[1], 8) != 0) {
+            why = "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
+                  "date from HTTP (x-amz-date: YYYYMMDDTHHMMSSZ).";
+            goto bad;
+        }
+    }
+    {
+        const char *prev = NULL;
+        size_t prev_len = 0, start = 0;
+        bool host = false, amzdate = false;
+
+        for (size_t i = 0; i <= shl; i++) {
+            const char *name = sh + start;
+            size_t len = i - start;
+            char lower[128];
+
+            if (i < shl && sh[i] != ';')
+                continue;
+            start = i + 1;
+            if (len == 0 || len >= sizeof lower || !fake_all(name, len, "-") ||
+                (prev != NULL && (memcmp(prev, name, len < prev_len ? len : prev_len) > 0 ||
+                                  (memcmp(prev, name, len < prev_len ? len : prev_len) == 0 &&
+                                   prev_len >= len)))) {
+                why = "SignedHeaders must be lower-case header names, sorted, separated by ';'.";
+                goto bad;
+            }
+            for (size_t j = 0; j < len; j++) {
+                if (name[j] >= 'A' && name[j] <= 'Z') {
+                    why = "SignedHeaders must be lower-case header names, sorted, separated by "
+                          "';'.";
+                    goto bad;
+                }
+            }
+            memcpy(lower, name, len);
+            lower[len] = '\0';
+            if (!fake_header_present(req->head, lower)) {
+                snprintf(msg, sizeof msg,
+                         "The request signature lists header '%s' in SignedHeaders, but the "
+                         "request does not carry it.",
+                         lower);
+                why = msg;
+                goto bad;
+            }
+            host = host || strcmp(lower, "host") == 0;
+            amzdate = amzdate || strcmp(lower, "x-amz-date") == 0;
+            prev = name;
+            prev_len = len;
+        }
+        if (!host) {
+            why = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.";
+            goto bad;
+        }
+        if (!amzdate) {
+            why = "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.";
+            goto bad;
+        }
+    }
+    if (sl != 64 || !fake_all(sig, sl, "") ) {
+        why = "Signature must be 64 lower-case hexadecimal characters.";
+        goto bad;
+    }
+    for (size_t i = 0; i < sl; i++) {
+        if (!fake_is_digit(sig[i]) && !(sig[i] >= 'a' && sig[i] <= 'f')) {
+            why = "Signature must be 64 lower-case hexadecimal characters.";
+            goto bad;
+        }
+    }
+    return 0;
+bad:
+    fake_fail(o, FAKE_API_BEDROCK, 403, why, NULL, "IncompleteSignatureException", req->seq);
+    return -1;
+}
+
+/* Decodes %XX in s[0..n); NULL when a sequence is bad (or out of memory). */
+static char *fake_url_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    size_t k = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[k++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n) {
+            free(out);
+            return NULL;
+        }
+        unsigned v = 0;
+
+        for (size_t j = 1; j <= 2; j++) {
+            char ch = s[i + j];
+
+            v <<= 4;
+            if (fake_is_digit(ch))
+                v |= (unsigned)(ch - '0');
+            else if (ch >= 'a' && ch <= 'f')
+                v |= (unsigned)(ch - 'a' + 10);
+            else if (ch >= 'A' && ch <= 'F')
+                v |= (unsigned)(ch - 'A' + 10);
+            else {
+                free(out);
+                return NULL;
+            }
+        }
+        if (v == 0) {
+            free(out);
+            return NULL;
+        }
+        out[k++] = (char)v;
+        i += 2;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
+                                 json_t *messages, uint64_t seq, bool *tool_blocks)
+{
+    static const char *const block_keys[] = {
+        "text", "image", "document", "video", "toolUse", "toolResult", "guardContent",
+        "cachePoint", "reasoningContent", "citationsContent", NULL};
+    static const char *const formats[] = {"png", "jpeg", "gif", "webp", NULL};
+    json_t *m, *b;
+    size_t i, k, last_user = SIZE_MAX, n = json_array_size(messages);
+    const char *prev_role = NULL;
+
+    if (!json_is_array(messages) || n == 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "A conversation must start with a user message. Try again with a "
+                           "conversation that starts with a user message.");
+    json_array_foreach(messages, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content");
+        bool user = role != NULL && strcmp(role, "user") == 0;
+        size_t uses = 0, results = 0;
+        uint64_t bytes = 0;
+
+        if (role == NULL || (!user && strcmp(role, "assistant") != 0))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "1 validation error detected: Value '%.40s' at "
+                               "'messages.%zu.member.role' failed to satisfy constraint: Member "
+                               "must satisfy enum value set: [user, assistant]",
+                               role != NULL ? role : "null", i + 1);
+        if (i == 0 && !user)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "A conversation must start with a user message. Try again with a "
+                               "conversation that starts with a user message.");
+        if (prev_role != NULL && strcmp(prev_role, role) == 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "A conversation must alternate between user and assistant roles. "
+                               "Make sure the conversation alternates between user and "
+                               "assistant turns and try again.");
+        prev_role = role;
+        if (!json_is_array(content) || json_array_size(content) == 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "1 validation error detected: Value at 'messages.%zu.member."
+                               "content' failed to satisfy constraint: Member must have length "
+                               "greater than or equal to 1",
+                               i + 1);
+        json_array_foreach(content, k, b)
+        {
+            const char *key = json_object_size(b) == 1 ? fake_unknown_key(b, (const char *[]){NULL})
+                                                       : NULL;
+            json_t *v = key != NULL ? json_object_get(b, key) : NULL;
+
+            if (key == NULL || !fake_in_list(key, block_keys))
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "The content block at messages.%zu.content.%zu must hold "
+                                   "exactly one of text, image, document, video, toolUse, "
+                                   "toolResult, guardContent, cachePoint, reasoningContent.",
+                                   i, k);
+            if (strcmp(key, "text") == 0) {
+                bytes += json_string_length(v);
+            } else if (strcmp(key, "image") == 0) {
+                const char *fmt = json_string_value(json_object_get(v, "format"));
+                json_t *src = json_object_get(v, "source"), *bytes_v = json_object_get(src, "bytes");
+
+                if (!user || !fake_in_list(fmt, formats))
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "1 validation error detected: Value '%.20s' at "
+                                       "'messages.%zu.member.content.%zu.member.image.format' "
+                                       "failed to satisfy constraint: Member must satisfy enum "
+                                       "value set: [png, jpeg, gif, webp] (images in user turns "
+                                       "only)",
+                                       fmt != NULL ? fmt : "null", i + 1, k + 1);
+                if (bytes_v != NULL ? !json_is_string(bytes_v) ||
+                                          !fake_base64_ok(json_string_value(bytes_v),
+                                                          json_string_length(bytes_v))
+                                    : json_object_get(src, "s3Location") == NULL)
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "Unable to parse image bytes at "
+                                       "messages.%zu.content.%zu.image.source: expected base64 "
+                                       "bytes (or an s3Location).",
+                                       i, k);
+                call->images++;
+            } else if (strcmp(key, "toolUse") == 0) {
+                if (user || !json_is_string(json_object_get(v, "toolUseId")) ||
+                    !json_is_string(json_object_get(v, "name")) ||
+                    json_object_get(v, "input") == NULL)
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "messages.%zu.content.%zu.toolUse: toolUseId, name and "
+                                       "input are required, in assistant turns only",
+                                       i, k);
+                uses++;
+                *tool_blocks = true;
+            } else if (strcmp(key, "toolResult") == 0) {
+                const char *id = json_string_value(json_object_get(v, "toolUseId"));
+                json_t *prev = i > 0 ? json_object_get(json_array_get(messages, i - 1), "content")
+                                     : NULL, *pb;
+                bool found = false;
+                size_t j;
+
+                json_array_foreach(prev, j, pb)
+                {
+                    const char *pid =
+                        json_string_value(json_object_get(json_object_get(pb, "toolUse"),
+                                                          "toolUseId"));
+
+                    found = found || (id != NULL && pid != NULL && strcmp(id, pid) == 0);
+                }
+                if (!user || !found)
+                    return fake_reject(o, call->api, seq, NULL, NULL,
+                                       "The model returned the following errors: messages.%zu."
+                                       "content.%zu: unexpected `tool_use_id` found in "
+                                       "`tool_result` blocks: %.100s. Each `tool_result` block "
+                                       "must have a corresponding `tool_use` block in the "
+                                       "previous message.",
+                                       i, k, id != NULL ? id : "(none)");
+                json_array_foreach(json_object_get(v, "content"), j, pb)
+                    bytes += json_string_length(json_object_get(pb, "text"));
+                results++;
+                *tool_blocks = true;
+            }
+        }
+        if (results > 0) {
+            json_t *prev = json_object_get(json_array_get(messages, i - 1), "content"), *pb;
+            size_t j, prev_uses = 0;
+
+            json_array_foreach(prev, j, pb) prev_uses += json_object_get(pb, "toolUse") != NULL;
+            if (results > prev_uses)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "The number of toolResult blocks at messages.%zu.content "
+                                   "exceeds the number of toolUse blocks of previous turn.",
+                                   i);
+        }
+        (void)uses;
+        call->input += fake_tokens(bytes) + 3;
+        if (user && bytes > 0 && results == 0)
+            last_user = i;
+        if (i == n - 1)
+            call->after_tool = results > 0;
+    }
+    json_array_foreach(last_user != SIZE_MAX
+                           ? json_object_get(json_array_get(messages, last_user), "content")
+                           : NULL,
+                       k, b)
+    {
+        json_t *t = json_object_get(b, "text");
+
+        if (json_is_string(t))
+            fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
+    }
+    call->input += call->images * FAKE_IMAGE_TOKENS;
+    return 0;
+}
+
+static int fake_bedrock_options(struct fake_outcome *o, struct fake_call *call, json_t *body,
+                                uint64_t seq, bool tool_blocks)
+{
+    static const char *const ic_known[] = {"maxTokens", "temperature", "topP", "stopSequences",
+                                           NULL};
+    json_t *ic = json_object_get(body, "inferenceConfig"), *tc = json_object_get(body, "toolConfig");
+    json_t *amrf = json_object_get(body, "additionalModelRequestFields"), *v, *t;
+    json_t *choice = json_object_get(tc, "toolChoice"), *thinking;
+    bool anthropic = strstr(call->model, "anthropic.") != NULL;
+    const char *k;
+    size_t i;
+
+    if (ic != NULL && (k = fake_unknown_key(ic, ic_known)) != NULL)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "1 validation error detected: Unknown field '%.60s' at "
+                           "'inferenceConfig' (use additionalModelRequestFields for "
+                           "model-specific fields)",
+                           k);
+    v = json_object_get(ic, "maxTokens");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "1 validation error detected: Value at 'inferenceConfig.maxTokens' "
+                               "failed to satisfy constraint: Member must have value greater "
+                               "than or equal to 1");
+        call->cap = (uint64_t)json_integer_value(v);
+        call->capped = true;
+    }
+    if (fake_range(json_object_get(ic, "temperature"), 0, 1) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "1 validation error detected: Value at 'inferenceConfig.temperature' "
+                           "failed to satisfy constraint: Member must have value less than or "
+                           "equal to 1");
+    if (fake_range(json_object_get(ic, "topP"), 0, 1) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "1 validation error detected: Value at 'inferenceConfig.topP' failed "
+                           "to satisfy constraint: Member must have value less than or equal to "
+                           "1");
+    v = json_object_get(ic, "stopSequences");
+    json_array_foreach(v, i, t)
+    {
+        if (!json_is_string(t) || json_string_length(t) == 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "1 validation error detected: Value at "
+                               "'inferenceConfig.stopSequences' failed to satisfy constraint: "
+                               "Member must satisfy constraint: [Member must have length greater "
+                               "than or equal to 1]");
+    }
+    if (amrf != NULL && !json_is_object(amrf))
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "additionalModelRequestFields must be a JSON object");
+    json_object_foreach(amrf, k, v)
+    {
+        bool ok = anthropic ? fake_in_list(k, (const char *const[]){"thinking", "top_k",
+                                                                    "anthropic_beta", NULL})
+                            : strcmp(k, "thinking") != 0 && strcmp(k, "seed") != 0;
+
+        if (!ok)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "The model returned the following errors: Malformed input "
+                               "request: #: extraneous key [%.60s] is not permitted, please "
+                               "reformat your input and try again.",
+                               k);
+    }
+    thinking = json_object_get(amrf, "thinking");
+    if (thinking != NULL) {
+        const char *type = json_string_value(json_object_get(thinking, "type"));
+        json_t *budget = json_object_get(thinking, "budget_tokens");
+        json_t *temp = json_object_get(ic, "temperature");
+
+        if (type != NULL && strcmp(type, "enabled") == 0) {
+            if (!json_is_integer(budget) || json_integer_value(budget) < 1024)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "The model returned the following errors: "
+                                   "thinking.enabled.budget_tokens: Input should be greater than "
+                                   "or equal to 1024");
+            if (call->capped && (uint64_t)json_integer_value(budget) >= call->cap)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "The model returned the following errors: `max_tokens` must "
+                                   "be greater than `thinking.budget_tokens`.");
+            if (temp != NULL && json_number_value(temp) != 1.0)
+                return fake_reject(o, call->api, seq, NULL, NULL,
+                                   "The model returned the following errors: `temperature` may "
+                                   "only be set to 1 when thinking is enabled.");
+            call->thinking = true;
+        } else if (type == NULL || strcmp(type, "disabled") != 0) {
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "The model returned the following errors: thinking: Input tag "
+                               "'%.40s' found using 'type' does not match any of the expected "
+                               "tags: 'disabled', 'enabled'",
+                               type != NULL ? type : "(none)");
+        }
+    }
+    if (tc == NULL) {
+        if (tool_blocks)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "The toolConfig field must be defined when using toolUse and "
+                               "toolResult content blocks.");
+        return 0;
+    }
+    if (!json_is_array(json_object_get(tc, "tools")) ||
+        json_array_size(json_object_get(tc, "tools")) == 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "1 validation error detected: Value at 'toolConfig.tools' failed to "
+                           "satisfy constraint: Member must have length greater than or equal "
+                           "to 1");
+    json_array_foreach(json_object_get(tc, "tools"), i, t)
+    {
+        json_t *spec = json_object_get(t, "toolSpec");
+        const char *name = json_string_value(json_object_get(spec, "name"));
+        json_t *schema = json_object_get(json_object_get(spec, "inputSchema"), "json");
+
+        if (spec == NULL && json_object_get(t, "cachePoint") != NULL)
+            continue;
+        if (!fake_tool_name_ok(name, 64) || !json_is_object(schema))
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "1 validation error detected: toolConfig.tools.%zu.toolSpec needs "
+                               "a name matching [a-zA-Z0-9_-]{1,64} and inputSchema.json (an "
+                               "object)",
+                               i + 1);
+        if (fake_tool_add(call, name, schema) != 0)
+            return fake_reject(o, call->api, seq, NULL, NULL,
+                               "The toolConfig tools must have unique names (%.64s).", name);
+    }
+    if (choice == NULL)
+        return 0;
+    if (json_object_get(choice, "auto") != NULL && json_object_size(choice) == 1)
+        return 0;
+    if (call->thinking)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "The model returned the following errors: Thinking may not be enabled "
+                           "when tool_choice forces tool use.");
+    if (json_object_get(choice, "any") != NULL && json_object_size(choice) == 1) {
+        call->forced = 0;
+        return 0;
+    }
+    if (json_object_get(choice, "tool") != NULL && json_object_size(choice) == 1) {
+        const char *name = json_string_value(json_object_get(json_object_get(choice, "tool"),
+                                                             "name"));
+
+        call->forced = fake_tool_find(call, name);
+        if (call->forced >= 0)
+            return 0;
+    }
+    return fake_reject(o, call->api, seq, NULL, NULL,
+                       "toolConfig.toolChoice must be exactly one of auto, any, or tool with the "
+                       "name of a tool in toolConfig.tools.");
+}
+
+static void fake_bedrock_render(struct fake_outcome *o, const struct fake_request *req,
+                                const struct fake_call *call, const struct fake_answer *a)
+{
+    bool filtered = o->fault.kind == FAKE_FAULT_CONTENT_FILTER;
+    json_t *content = json_array(), *reply;
+    uint64_t out = filtered ? 0 : a->out + (call->thinking ? a->reasoning : 0);
+    const char *stop;
+    char id[64];
+
+    if (content == NULL) {
+        fake_succeed(o, call->api, NULL, req->seq);
+        return;
+    }
+    if (filtered) {
+        stop = "content_filtered";
+    } else {
+        if (call->thinking)
+            json_array_append_new(content,
+                                  json_pack("{s:{s:{s:s, s:s}}}", "reasoningContent",
+                                            "reasoningText", "text",
+                                            "The fake provider thinks briefly.", "signature",
+                                            "ZmFrZS1zaWduYXR1cmU="));
+        if (a->tool != NULL) {
+            snprintf(id, sizeof id, "tooluse_fake%016" PRIx64, req->seq);
+            json_array_append_new(content, json_pack("{s:{s:s, s:s, s:O}}", "toolUse",
+                                                     "toolUseId", id, "name", a->tool->name,
+                                                     "input", a->args));
+            stop = "tool_use";
+        } else {
+            json_array_append_new(content, json_pack("{s:s%}", "text", a->text, a->text_len));
+            stop = a->length ? "max_tokens" : "end_turn";
+        }
+    }
+    /* inputTokens EXCLUDES cache reads and writes; the total counts them all;
+     * metrics.latencyMs is set when the delay is known */
+    reply = json_pack("{s:{s:{s:s, s:o}}, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:i}}", "output",
+                      "message", "role", "assistant", "content", content, "stopReason", stop,
+                      "usage", "inputTokens", (json_int_t)call->input, "outputTokens",
+                      (json_int_t)out, "totalTokens",
+                      (json_int_t)(call->input + out + a->cached + a->cache_write),
+                      "cacheReadInputTokens", (json_int_t)a->cached, "cacheWriteInputTokens",
+                      (json_int_t)a->cache_write, "metrics", "latencyMs", 0);
+    fake_succeed(o, call->api, reply, req->seq);
+}
+
+/* POST /model/{modelId}/converse (modelId URL-encoded) */
+static void fake_bedrock(struct fake_server *srv, const struct fake_request *req,
+                         struct fake_outcome *o)
+{
+    static const char *const known[] = {
+        "messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig",
+        "additionalModelRequestFields", "promptVariables", "additionalModelResponseFieldPaths",
+        "requestMetadata", "performanceConfig", "serviceTier", NULL};
+    json_t *body = req->json, *s;
+    char *model = NULL;
+    const char *k;
+    struct fake_call call;
+    struct fake_answer a;
+    bool tool_blocks = false;
+    uint64_t sys_bytes = 0;
+    size_t i;
+
+    memset(&a, 0, sizeof a);
+    fake_call_init(&call, FAKE_API_BEDROCK);
+    o->id_header = "x-amzn-RequestId";
+    if (fake_bedrock_auth(o, req) != 0)
+        return;
+    model = fake_url_decode(req->deployment, req->deployment_len);
+    if (model == NULL || model[0] == '\0') {
+        fake_reject(o, call.api, req->seq, NULL, NULL,
+                    "The provided model identifier is invalid (bad URL encoding).");
+        goto out;
+    }
+    call.model = model;
+    if (!json_is_object(body)) {
+        fake_fail(o, call.api, 400, "Unable to parse the request body as a JSON object.", NULL,
+                  "SerializationException", req->seq);
+        goto out;
+    }
+    if ((k = fake_unknown_key(body, known)) != NULL) {
+        fake_reject(o, call.api, req->seq, NULL, NULL,
+                    "1 validation error detected: Unknown field '%.60s' in the Converse request",
+                    k);
+        goto out;
+    }
+    s = json_object_get(body, "system");
+    if (s != NULL && !json_is_array(s)) {
+        fake_reject(o, call.api, req->seq, NULL, NULL,
+                    "1 validation error detected: 'system' must be a list of content blocks");
+        goto out;
+    }
+    json_array_foreach(s, i, body)
+        sys_bytes += json_string_length(json_object_get(body, "text"));
+    body = req->json;
+    call.input = fake_tokens(sys_bytes);
+    if (fake_bedrock_messages(o, &call, json_object_get(body, "messages"), req->seq,
+                              &tool_blocks) != 0 ||
+        fake_bedrock_options(o, &call, body, req->seq, tool_blocks) != 0)
+        goto out;
+    if (fake_admit(srv, req, o, &call) == 0)
+        goto out;
+    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
+        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+        goto out;
+    }
+    fake_bedrock_render(o, req, &call, &a);
+out:
+    fake_answer_release(&a);
+    free(model);
 }
 
 /* "200", or "none" for requests never answered */
@@ -2157,6 +4721,23 @@ static uint64_t fake_delay(struct fake_server *srv, long latency)
     return ms;
 }
 
+static enum fake_api fake_route_api(enum fake_route route)
+{
+    switch (route) {
+    case FAKE_ROUTE_AZURE:
+    case FAKE_ROUTE_AZURE_V1:
+        return FAKE_API_AZURE;
+    case FAKE_ROUTE_ANTHROPIC:
+        return FAKE_API_ANTHROPIC;
+    case FAKE_ROUTE_GEMINI:
+        return FAKE_API_GEMINI;
+    case FAKE_ROUTE_BEDROCK:
+        return FAKE_API_BEDROCK;
+    default:
+        return FAKE_API_OPENAI;
+    }
+}
+
 static void fake_dispatch(struct fake_server *srv, const struct fake_request *req,
                           struct fake_outcome *o)
 {
@@ -2165,12 +4746,21 @@ static void fake_dispatch(struct fake_server *srv, const struct fake_request *re
     switch (req->route) {
     case FAKE_ROUTE_OPENAI:
     case FAKE_ROUTE_AZURE:
+    case FAKE_ROUTE_AZURE_V1:
         o->provider = true;
         fake_openai(srv, req, o);
         break;
     case FAKE_ROUTE_ANTHROPIC:
         o->provider = true;
         fake_anthropic(srv, req, o);
+        break;
+    case FAKE_ROUTE_GEMINI:
+        o->provider = true;
+        fake_gemini(srv, req, o);
+        break;
+    case FAKE_ROUTE_BEDROCK:
+        o->provider = true;
+        fake_bedrock(srv, req, o);
         break;
     case FAKE_ROUTE_HEALTHZ:
         o->status = 200;
@@ -2196,6 +4786,13 @@ static void fake_dispatch(struct fake_server *srv, const struct fake_request *re
     }
     if (o->provider && !o->rate_limited) /* a real provider refuses at once */
         o->delay_ms = fake_delay(srv, o->latency);
+    if (req->route == FAKE_ROUTE_BEDROCK && o->status == 200)
+        json_object_set_new(json_object_get(o->json, "metrics"), "latencyMs",
+                            json_integer((json_int_t)o->delay_ms));
+    if (o->provider && req->log != NULL) {
+        json_object_set_new(req->log, "api", json_string(fake_api_names[fake_route_api(req->route)]));
+        json_object_set(req->log, "request", req->json != NULL ? req->json : json_null());
+    }
 }
 
 /* ---- HTTP request heads ---- */
@@ -2342,6 +4939,21 @@ static int fake_head_parse(char *p, size_t len, struct fake_head *h)
     return 0;
 }
 
+/* PREFIX SEGMENT SUFFIX with a non-empty SEGMENT holding no '/': the
+ * segment goes to req->deployment. */
+static bool fake_route_segment(const char *p, size_t n, const char *prefix, const char *suffix,
+                               struct fake_request *req)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+
+    if (n <= pl + sl || !fake_prefix(p, n, prefix) || memcmp(p + n - sl, suffix, sl) != 0 ||
+        memchr(p + pl, '/', n - pl - sl) != NULL)
+        return false;
+    req->deployment = p + pl;
+    req->deployment_len = n - pl - sl;
+    return true;
+}
+
 static enum fake_route fake_route_match(const struct fake_head *h, struct fake_request *req)
 {
     bool post = fake_eq(h->method, h->method_len, "POST");
@@ -2354,6 +4966,12 @@ static enum fake_route fake_route_match(const struct fake_head *h, struct fake_r
         return FAKE_ROUTE_OPENAI;
     if (post && fake_eq(p, n, "/v1/messages"))
         return FAKE_ROUTE_ANTHROPIC;
+    if (post && fake_eq(p, n, "/openai/v1/chat/completions"))
+        return FAKE_ROUTE_AZURE_V1;
+    if (post && fake_route_segment(p, n, "/v1beta/models/", ":generateContent", req))
+        return FAKE_ROUTE_GEMINI;
+    if (post && fake_route_segment(p, n, "/model/", "/converse", req))
+        return FAKE_ROUTE_BEDROCK;
     if (get && fake_eq(p, n, "/healthz"))
         return FAKE_ROUTE_HEALTHZ;
     if (get && fake_eq(p, n, "/stats"))
@@ -2514,6 +5132,10 @@ static size_t fake_head_format(char *buf, size_t cap, const struct fake_outcome 
 
     if (o->id_header != NULL && len < cap) {
         n = snprintf(buf + len, cap - len, "%s: req_fake%016" PRIx64 "\r\n", o->id_header, seq);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (o->error_type != NULL && len < cap) {
+        n = snprintf(buf + len, cap - len, "x-amzn-ErrorType: %s\r\n", o->error_type);
         len += n > 0 ? (size_t)n : 0;
     }
     if (o->retry_after >= 0 && len < cap) {
@@ -2728,8 +5350,7 @@ static void fake_conn_refuse(struct fake_server *srv, struct fake_conn *c,
     }
     fake_request_init(srv, c, &req, h, NULL, 0);
     fake_outcome_init(&o);
-    fake_fail(&o, req.route == FAKE_ROUTE_ANTHROPIC ? FAKE_API_ANTHROPIC : FAKE_API_OPENAI, status,
-              msg, NULL, NULL, req.seq);
+    fake_fail(&o, fake_route_api(req.route), status, msg, NULL, NULL, req.seq);
     fake_enqueue(srv, c, &req, &o, true);
     fake_outcome_release(&o);
     fake_request_release(&req);
@@ -3158,8 +5779,14 @@ static void fake_usage(FILE *f)
         "                     [--fault MODEL:KIND[@COUNT]]...\n"
         "                     [--limit "
         "MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1]]...\n"
+        "routes: POST /v1/chat/completions (OpenAI), /openai/deployments/D/chat/completions\n"
+        "      ?api-version= and /openai/v1/chat/completions (Azure), /v1/messages (Anthropic),\n"
+        "      /v1beta/models/M:generateContent (Gemini), /model/ID/converse (Bedrock)\n"
+        "directives in the last user text: #out=N #cached=N #cache_write=N #reasoning=N\n"
+        "      #latency=MS #fault=KIND #tool=NAME (call that declared tool); images: 85 tokens\n"
         "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |\n"
-        "      malformed | slow | stall   (echo_key:N: the request's API key at byte N of a\n"
+        "      malformed | slow | stall | content_filter (the provider's refusal)\n"
+        "      (echo_key:N: the request's API key at byte N of a\n"
         "      long error message, N <= 4096; timeout = hang: never answers, keeps the\n"
         "      connection until the client closes it; stall: head and half the body, then\n"
         "      nothing; slow: the whole reply over about 1 s)\n"
@@ -3238,7 +5865,7 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
                 fprintf(stderr,
                         "fake_provider: bad --fault %s (want MODEL:KIND[@COUNT], KIND one of "
                         "status:NNN[,retry_after:S][,echo_key:N] timeout hang close truncate "
-                        "malformed slow stall)\n",
+                        "malformed slow stall content_filter)\n",
                         optarg);
                 return -1;
             }

@@ -143,6 +143,7 @@ ${FAKE_PROVIDER_WRAPPER:-} "$BIN" --port 0 --ready-file "$TMP/ready" --log "$LOG
 	--fault 'claude-busy:status:529@1' --fault 'dead-model:close' \
 	--limit 'rl-gpt:rpm=3' --limit 'rl-tok:tpm=20,rpm=100' --limit 'rl-claude:rpm=2,tpm=1000' \
 	--limit 'rl-fixed:rpm=2,window=fixed' --limit 'rl-quiet:rpm=1,headers=0' --limit 'rl-slow:rpm=5' \
+	--limit 'rl-azure:rpm=1' --limit 'rl-gemini:rpm=1' --limit 'rl-bedrock:rpm=1' \
 	>"$TMP/server.out" 2>"$TMP/server.err" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
@@ -463,6 +464,361 @@ call a_busy2 /v1/messages a_busy "${AN[@]}"
 check "--fault claude-busy:status:529@1: 1st" 529 "$(code a_busy1)"
 check "--fault claude-busy:status:529@1: 2nd succeeds" 200 "$(code a_busy2)"
 
+# ---- request features: tools, structured output, images, sampling ----
+
+PNG='iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
+body o_tool <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"weather? #tool=get_weather"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["c","f"]},"days":{"type":"integer"},"opt":{"type":"boolean"}},"required":["city","unit","days"]}}}]}
+EOF
+call o_tool /v1/chat/completions o_tool "${OA[@]}"
+check "OpenAI #tool=: finish_reason tool_calls" tool_calls "$(j o_tool choices.0.finish_reason)"
+check "OpenAI #tool=: the call's name" get_weather "$(j o_tool choices.0.message.tool_calls.0.function.name)"
+check "OpenAI #tool=: arguments a JSON string of the minimal instance" '{"city":"","unit":"c","days":0}' "$(j o_tool choices.0.message.tool_calls.0.function.arguments)"
+check "OpenAI #tool=: content null" null "$(j o_tool choices.0.message.content)"
+body o_forced <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"go"}],"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b","parameters":{"type":"object","properties":{"x":{"type":"array"}},"required":["x"]}}}],"tool_choice":{"type":"function","function":{"name":"b"}}}
+EOF
+call o_forced /v1/chat/completions o_forced "${OA[@]}"
+check "OpenAI forced tool_choice calls it" 'b {"x":[]}' "$(j o_forced choices.0.message.tool_calls.0.function.name) $(j o_forced choices.0.message.tool_calls.0.function.arguments)"
+body o_toolloop <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"weather? #tool=t"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"t","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_1","content":"sunny"}],"tools":[{"type":"function","function":{"name":"t"}}]}
+EOF
+call o_toolloop /v1/chat/completions o_toolloop "${OA[@]}"
+check "OpenAI after a tool result #tool= no longer applies: text" stop "$(j o_toolloop choices.0.finish_reason)"
+body o_orphan <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"call_9","content":"x"}]}
+EOF
+call o_orphan /v1/chat/completions o_orphan "${OA[@]}"
+check "OpenAI tool message without a preceding tool_calls -> 400" 400 "$(code o_orphan)"
+body o_unanswered <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"t","arguments":"{}"}}]},{"role":"user","content":"and?"}]}
+EOF
+call o_unanswered /v1/chat/completions o_unanswered "${OA[@]}"
+check_that "OpenAI unanswered tool_calls -> 400 naming the id" grep -q 'call_1' <(j o_unanswered error.message)
+body o_choice_notools <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"tool_choice":"required"}
+EOF
+call o_choice_notools /v1/chat/completions o_choice_notools "${OA[@]}"
+check "OpenAI tool_choice without tools -> 400" 400 "$(code o_choice_notools)"
+body o_schema <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"extract"}],"response_format":{"type":"json_schema","json_schema":{"name":"person","strict":true,"schema":{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"tags":{"type":"array","items":{"type":"string"}},"kind":{"$ref":"#/$defs/k"}},"required":["name","age","tags","kind"],"additionalProperties":false,"$defs":{"k":{"type":"string","enum":["a","b"]}}}}}}
+EOF
+call o_schema /v1/chat/completions o_schema "${OA[@]}"
+check "OpenAI json_schema: the text is a minimal instance" '{"name":"","age":0,"tags":[],"kind":"a"}' "$(j o_schema choices.0.message.content)"
+check "OpenAI json_schema: completion_tokens = ceil(40/4)" 10 "$(j o_schema usage.completion_tokens)"
+body o_schema_cut <<'EOF'
+{"model":"gpt-4.1","max_completion_tokens":3,"messages":[{"role":"user","content":"extract"}],"response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name","age"]}}}}
+EOF
+call o_schema_cut /v1/chat/completions o_schema_cut "${OA[@]}"
+check "OpenAI json_schema at the cap: cut to 12 bytes, length" '{"name":""," length' "$(j o_schema_cut choices.0.message.content) $(j o_schema_cut choices.0.finish_reason)"
+body o_jsonobj <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"answer in JSON"}],"response_format":{"type":"json_object"}}
+EOF
+call o_jsonobj /v1/chat/completions o_jsonobj "${OA[@]}"
+check "OpenAI json_object: {}" '{}' "$(j o_jsonobj choices.0.message.content)"
+body o_jsonobj_noword <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"answer"}],"response_format":{"type":"json_object"}}
+EOF
+call o_jsonobj_noword /v1/chat/completions o_jsonobj_noword "${OA[@]}"
+check "OpenAI json_object without the word json -> 400" 400 "$(code o_jsonobj_noword)"
+printf '{"model":"gpt-4.1","messages":[{"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"data:image/png;base64,%s"}},{"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"low"}}]}]}' "$PNG" >"$TMP/o_image.json"
+call o_image /v1/chat/completions o_image "${OA[@]}"
+check "OpenAI two images: prompt_tokens = 1 + 3 + 2 x 85" 174 "$(j o_image usage.prompt_tokens)"
+printf '{"model":"gpt-4.1","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,abc"}}]}]}' >"$TMP/o_badimg.json"
+call o_badimg /v1/chat/completions o_badimg "${OA[@]}"
+check "OpenAI image with bad base64 -> 400" "400 invalid_image_url" "$(code o_badimg) $(j o_badimg error.code)"
+printf '{"model":"gpt-4.1","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/tiff;base64,%s"}}]}]}' "$PNG" >"$TMP/o_badtype.json"
+call o_badtype /v1/chat/completions o_badtype "${OA[@]}"
+check "OpenAI image of an unknown type -> 400" "400 invalid_image_format" "$(code o_badtype) $(j o_badtype error.code)"
+body o_sampling <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"temperature":2,"top_p":0.5,"seed":7,"stop":["a","b","c","d"],"reasoning_effort":"low","max_completion_tokens":50}
+EOF
+call o_sampling /v1/chat/completions o_sampling "${OA[@]}"
+check "OpenAI sampling fields in range, reasoning_effort: 200" 200 "$(code o_sampling)"
+for bad in '"temperature":2.5' '"top_p":-0.1' '"stop":["a","b","c","d","e"]' '"seed":1.5' '"reasoning_effort":"max"' '"frobnicate":1'; do
+	printf '{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],%s}' "$bad" >"$TMP/o_bad.json"
+	call o_bad /v1/chat/completions o_bad "${OA[@]}"
+	check "OpenAI rejects $bad" 400 "$(code o_bad)"
+done
+body o_effort_max <<'EOF'
+{"model":"o3","messages":[{"role":"user","content":"hi"}],"reasoning_effort":"high","max_tokens":50}
+EOF
+call o_effort_max /v1/chat/completions o_effort_max "${OA[@]}"
+check "OpenAI reasoning_effort with max_tokens -> 400 unsupported_parameter" unsupported_parameter "$(j o_effort_max error.code)"
+body o_cf <<'EOF'
+{"model":"gpt-4.1","messages":[{"role":"user","content":"hi #fault=content_filter"}]}
+EOF
+call o_cf /v1/chat/completions o_cf "${OA[@]}"
+check "OpenAI content_filter: 200, finish_reason content_filter, content null" "200 content_filter null" "$(code o_cf) $(j o_cf choices.0.finish_reason) $(j o_cf choices.0.message.content)"
+
+# ---- Azure: v1 path, content filter, limits ----
+
+call az_v1 /openai/v1/chat/completions o_basic -H 'api-key: az-key'
+check "Azure v1 path: 200 with the body's model" "200 gpt-4.1-mini" "$(code az_v1) $(j az_v1 model)"
+call az_v1_bearer /openai/v1/chat/completions o_basic -H 'authorization: Bearer entra-token'
+check "Azure v1 path with a Bearer token: 200" 200 "$(code az_v1_bearer)"
+call az_v1_noauth /openai/v1/chat/completions o_basic
+check "Azure v1 without a key: 401 in Azure's shape" '401 "401"' "$(code az_v1_noauth) $(j az_v1_noauth error.code | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')"
+check "Azure without api-version: Azure's code" MissingApiVersionParameter "$(j az_nover error.code)"
+body az_cf <<'EOF'
+{"messages":[{"role":"user","content":"bad words #fault=content_filter"}]}
+EOF
+call az_cf '/openai/deployments/my-dep/chat/completions?api-version=2024-10-21' az_cf -H 'api-key: az-key'
+check "Azure content_filter: 400 code content_filter" "400 content_filter" "$(code az_cf) $(j az_cf error.code)"
+check "Azure content_filter: innererror" "ResponsibleAIPolicyViolation true high" "$(j az_cf error.innererror.code) $(j az_cf error.innererror.content_filter_result.hate.filtered) $(j az_cf error.innererror.content_filter_result.hate.severity)"
+call az_rl1 '/openai/deployments/rl-azure/chat/completions?api-version=2024-10-21' az -H 'api-key: az-rl'
+call az_rl2 '/openai/deployments/rl-azure/chat/completions?api-version=2024-10-21' az -H 'api-key: az-rl'
+check "Azure limit: 200 then 429" "200 429" "$(code az_rl1) $(code az_rl2)"
+check "Azure headers: remaining only, no limit or reset" "0 0  " "$(header az_rl1 x-ratelimit-remaining-requests) $(header az_rl2 x-ratelimit-remaining-requests) $(header az_rl1 x-ratelimit-limit-requests) $(header az_rl1 x-ratelimit-reset-requests)"
+check_that "Azure 429: retry-after and retry-after-ms" [ -n "$(header az_rl2 retry-after)" -a -n "$(header az_rl2 retry-after-ms)" ]
+check "Azure 429: Azure's shape" 429 "$(j az_rl2 error.code)"
+
+# ---- Anthropic: tools, thinking, images, refusals ----
+
+body a_tool <<'EOF'
+{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"weather? #tool=get_weather"}],"tools":[{"name":"get_weather","input_schema":{"type":"object","properties":{"city":{"type":"string"},"n":{"type":"number","minimum":2.5}},"required":["city","n"]}}]}
+EOF
+call a_tool /v1/messages a_tool "${AN[@]}"
+check "Anthropic #tool=: tool_use block and stop_reason" "tool_use tool_use get_weather" "$(j a_tool content.0.type) $(j a_tool stop_reason) $(j a_tool content.0.name)"
+check "Anthropic #tool=: input is the minimal instance" '{"city": "", "n": 3}' "$(j a_tool content.0.input)"
+body a_loop <<'EOF'
+{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"weather? #tool=t"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"t","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}],"tools":[{"name":"t","input_schema":{"type":"object"}}]}
+EOF
+call a_loop /v1/messages a_loop "${AN[@]}"
+check "Anthropic tool result answered with text" "200 end_turn" "$(code a_loop) $(j a_loop stop_reason)"
+body a_badresult <<'EOF'
+{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9","content":"x"}]}]}
+EOF
+call a_badresult /v1/messages a_badresult "${AN[@]}"
+check "Anthropic tool_result without its tool_use -> 400" 400 "$(code a_badresult)"
+body a_think <<'EOF'
+{"model":"claude-sonnet-4-5","max_tokens":2048,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"think #reasoning=7 #out=5"}]}
+EOF
+call a_think /v1/messages a_think "${AN[@]}"
+check "Anthropic thinking: a thinking block first, then text" "thinking text" "$(j a_think content.0.type) $(j a_think content.1.type)"
+check "Anthropic thinking: output_tokens = 5 + 7" 12 "$(j a_think usage.output_tokens)"
+for bad in '"thinking":{"type":"enabled","budget_tokens":1000}' '"thinking":{"type":"enabled","budget_tokens":4096}' \
+	'"thinking":{"type":"enabled","budget_tokens":1024},"temperature":0.5' '"temperature":1.5' '"seed":1' \
+	'"tool_choice":{"type":"any"}' '"top_k":-1'; do
+	printf '{"model":"claude-sonnet-4-5","max_tokens":2048,"messages":[{"role":"user","content":"hi"}],%s}' "$bad" >"$TMP/a_bad.json"
+	call a_bad /v1/messages a_bad "${AN[@]}"
+	check "Anthropic rejects $bad" "400 invalid_request_error" "$(code a_bad) $(j a_bad error.type)"
+done
+printf '{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"%s"}},{"type":"image","source":{"type":"url","url":"https://example.com/x.jpg"}},{"type":"text","text":"abcd"}]}]}' "$PNG" >"$TMP/a_image.json"
+call a_image /v1/messages a_image "${AN[@]}"
+check "Anthropic two images: input_tokens = 1 + 3 + 170" 174 "$(j a_image usage.input_tokens)"
+printf '{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/bmp","data":"%s"}}]}]}' "$PNG" >"$TMP/a_badimg.json"
+call a_badimg /v1/messages a_badimg "${AN[@]}"
+check "Anthropic image of an unknown media type -> 400" 400 "$(code a_badimg)"
+body a_cf <<'EOF'
+{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi #fault=content_filter"}]}
+EOF
+call a_cf /v1/messages a_cf "${AN[@]}"
+check "Anthropic content_filter: stop_reason refusal, no content" "200 refusal []" "$(code a_cf) $(j a_cf stop_reason) $(j a_cf content)"
+
+# ---- Gemini ----
+
+GK=(-H 'x-goog-api-key: AIza-test')
+GP=/v1beta/models/gemini-2.5-flash:generateContent
+# input = ceil(9/4) [system] + ceil(12/4)+3 = 3 + 6 = 9
+body g_basic <<'EOF'
+{"systemInstruction":{"parts":[{"text":"Be brief."}]},"contents":[{"role":"user","parts":[{"text":"What is 2+2?"}]}],"generationConfig":{"maxOutputTokens":100,"temperature":0.2}}
+EOF
+call g_nokey "$GP" g_basic
+check "Gemini without a key: 403 PERMISSION_DENIED" "403 PERMISSION_DENIED 403" "$(code g_nokey) $(j g_nokey error.status) $(j g_nokey error.code)"
+call g_basic "$GP" g_basic "${GK[@]}"
+check "Gemini basic: 200, role model, STOP" "200 model STOP" "$(code g_basic) $(j g_basic candidates.0.content.role) $(j g_basic candidates.0.finishReason)"
+check_that "Gemini text starts with 'fake reply '" grep -q '^fake reply ' <(j g_basic candidates.0.content.parts.0.text)
+check "Gemini usage: prompt 9, candidates 16, total 25" "9 16 25" "$(j g_basic usageMetadata.promptTokenCount) $(j g_basic usageMetadata.candidatesTokenCount) $(j g_basic usageMetadata.totalTokenCount)"
+check "Gemini modelVersion" gemini-2.5-flash "$(j g_basic modelVersion)"
+call g_qkey "/v1beta/models/gemini-2.0-flash-lite-001:generateContent?key=AIza-q" g_basic
+check "Gemini ?key= and a model with dots: 200" "200 gemini-2.0-flash-lite-001" "$(code g_qkey) $(j g_qkey modelVersion)"
+body g_dir <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"abcd #cached=10 #reasoning=4 #out=6"}]}],"generationConfig":{"thinkingConfig":{"thinkingBudget":1024}}}
+EOF
+call g_dir "$GP" g_dir "${GK[@]}"
+# input = ceil(35/4)+3 = 12; prompt = 12 + 10 cached
+check "Gemini promptTokenCount INCLUDES cached (12 + 10)" 22 "$(j g_dir usageMetadata.promptTokenCount)"
+check "Gemini cachedContentTokenCount, thoughtsTokenCount, candidates" "10 4 6" "$(j g_dir usageMetadata.cachedContentTokenCount) $(j g_dir usageMetadata.thoughtsTokenCount) $(j g_dir usageMetadata.candidatesTokenCount)"
+check "Gemini totalTokenCount = prompt + candidates + thoughts" 32 "$(j g_dir usageMetadata.totalTokenCount)"
+check "Gemini without #cached / #reasoning: no such fields" "<missing> <missing>" "$(j g_basic usageMetadata.cachedContentTokenCount) $(j g_basic usageMetadata.thoughtsTokenCount)"
+body g_cap <<'EOF'
+{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":16}}
+EOF
+call g_cap "$GP" g_cap "${GK[@]}"
+check "Gemini at the cap: MAX_TOKENS" MAX_TOKENS "$(j g_cap candidates.0.finishReason)"
+body g_429 <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"hi #fault=status:429,retry_after:7"}]}]}
+EOF
+call g_429 "$GP" g_429 "${GK[@]}"
+check "Gemini 429: RESOURCE_EXHAUSTED, RetryInfo 7s, no Retry-After header" "429 RESOURCE_EXHAUSTED type.googleapis.com/google.rpc.RetryInfo 7s " \
+	"$(code g_429) $(j g_429 error.status) $(j g_429 error.details.0.@type) $(j g_429 error.details.0.retryDelay) $(header g_429 retry-after)"
+body g_503 <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"hi #fault=status:503"}]}]}
+EOF
+call g_503 "$GP" g_503 "${GK[@]}"
+check "Gemini 503: UNAVAILABLE" "503 UNAVAILABLE" "$(code g_503) $(j g_503 error.status)"
+for bad in '"seed":1' '"generationConfig":{"temperature":2.5}' '"generationConfig":{"topK":3,"frob":1}' \
+	'"generationConfig":{"responseMimeType":"application/json","responseSchema":{"type":"object","additionalProperties":false}}' \
+	'"generationConfig":{"responseSchema":{"type":"OBJECT"}}' '"generationConfig":{"stopSequences":["a","b","c","d","e","f"]}'; do
+	printf '{"contents":[{"role":"user","parts":[{"text":"hi"}]}],%s}' "$bad" >"$TMP/g_bad.json"
+	call g_bad "$GP" g_bad "${GK[@]}"
+	check "Gemini rejects $bad" "400 INVALID_ARGUMENT" "$(code g_bad) $(j g_bad error.status)"
+done
+body g_role <<'EOF'
+{"contents":[{"role":"assistant","parts":[{"text":"hi"}]}]}
+EOF
+call g_role "$GP" g_role "${GK[@]}"
+check "Gemini role assistant -> 400" 400 "$(code g_role)"
+body g_tool <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"weather? #tool=get_weather"}]}],"tools":[{"functionDeclarations":[{"name":"get_weather","parameters":{"type":"OBJECT","properties":{"city":{"type":"STRING"},"days":{"type":"INTEGER"}},"required":["city","days"]}}]}]}
+EOF
+call g_tool "$GP" g_tool "${GK[@]}"
+check "Gemini #tool=: a functionCall part, finishReason STOP" 'get_weather {"city": "", "days": 0} STOP' "$(j g_tool candidates.0.content.parts.0.functionCall.name) $(j g_tool candidates.0.content.parts.0.functionCall.args) $(j g_tool candidates.0.finishReason)"
+body g_any <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"go"}]}],"tools":[{"functionDeclarations":[{"name":"a"},{"name":"b","parametersJsonSchema":{"type":"object","properties":{"q":{"type":"boolean"}},"required":["q"],"additionalProperties":false}}]}],"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["b"]}}}
+EOF
+call g_any "$GP" g_any "${GK[@]}"
+check "Gemini mode ANY with allowedFunctionNames calls it" 'b {"q": false}' "$(j g_any candidates.0.content.parts.0.functionCall.name) $(j g_any candidates.0.content.parts.0.functionCall.args)"
+body g_loop <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"weather? #tool=t"}]},{"role":"model","parts":[{"functionCall":{"name":"t","args":{}}}]},{"role":"user","parts":[{"functionResponse":{"name":"t","response":{"r":"sunny"}}}]}],"tools":[{"functionDeclarations":[{"name":"t"}]}]}
+EOF
+call g_loop "$GP" g_loop "${GK[@]}"
+check_that "Gemini after a functionResponse: text" [ "$(j g_loop candidates.0.content.parts.0.functionCall)" == "<missing>" -a "$(code g_loop)" == 200 ]
+body g_orphan <<'EOF'
+{"contents":[{"role":"user","parts":[{"functionResponse":{"name":"t","response":{}}}]}]}
+EOF
+call g_orphan "$GP" g_orphan "${GK[@]}"
+check "Gemini functionResponse without a functionCall turn -> 400" 400 "$(code g_orphan)"
+body g_schema <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"extract"}]}],"generationConfig":{"responseMimeType":"application/json","responseJsonSchema":{"type":"object","properties":{"name":{"type":"string"},"n":{"type":["integer","null"]}},"required":["name","n"],"additionalProperties":false}}}
+EOF
+call g_schema "$GP" g_schema "${GK[@]}"
+check "Gemini responseJsonSchema: the text is a minimal instance" '{"name":"","n":0}' "$(j g_schema candidates.0.content.parts.0.text)"
+body g_schema2 <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"extract"}]}],"generation_config":{"response_mime_type":"application/json","response_schema":{"type":"OBJECT","properties":{"ok":{"type":"BOOLEAN"}},"required":["ok"]}}}
+EOF
+call g_schema2 "$GP" g_schema2 "${GK[@]}"
+check "Gemini responseSchema (snake_case names): minimal instance" '{"ok":false}' "$(j g_schema2 candidates.0.content.parts.0.text)"
+printf '{"contents":[{"role":"user","parts":[{"text":"abcd"},{"inlineData":{"mimeType":"image/png","data":"%s"}},{"inline_data":{"mime_type":"image/jpeg","data":"%s"}}]}]}' "$PNG" "$PNG" >"$TMP/g_image.json"
+call g_image "$GP" g_image "${GK[@]}"
+check "Gemini two inline images: promptTokenCount = 1 + 3 + 170" 174 "$(j g_image usageMetadata.promptTokenCount)"
+printf '{"contents":[{"role":"user","parts":[{"inlineData":{"mimeType":"image/png","data":"not base64!"}}]}]}' >"$TMP/g_badimg.json"
+call g_badimg "$GP" g_badimg "${GK[@]}"
+check "Gemini image with bad base64 -> 400" 400 "$(code g_badimg)"
+body g_url <<'EOF'
+{"contents":[{"role":"user","parts":[{"fileData":{"mimeType":"image/png","fileUri":"https://example.com/a.png"}}]}]}
+EOF
+call g_url "$GP" g_url "${GK[@]}"
+check "Gemini image by an outside URL -> 400" 400 "$(code g_url)"
+body g_cf <<'EOF'
+{"contents":[{"role":"user","parts":[{"text":"hi #fault=content_filter"}]}]}
+EOF
+call g_cf "$GP" g_cf "${GK[@]}"
+check "Gemini content_filter: promptFeedback.blockReason SAFETY, no candidates" "200 SAFETY <missing>" "$(code g_cf) $(j g_cf promptFeedback.blockReason) $(j g_cf candidates)"
+call g_rl1 /v1beta/models/rl-gemini:generateContent g_basic "${GK[@]}"
+call g_rl2 /v1beta/models/rl-gemini:generateContent g_basic "${GK[@]}"
+check "Gemini limit: 200 then 429 RESOURCE_EXHAUSTED" "200 429 RESOURCE_EXHAUSTED" "$(code g_rl1) $(code g_rl2) $(j g_rl2 error.status)"
+check_that "Gemini limit 429: RetryInfo retryDelay ($(j g_rl2 error.details.2.retryDelay))" grep -Eq '^[0-9]+(\.[0-9]{3})?s$' <(j g_rl2 error.details.2.retryDelay)
+check "Gemini limit: no rate-limit headers, no retry-after" "  " "$(header g_rl1 x-ratelimit-remaining-requests) $(header g_rl2 retry-after) $(header g_rl2 x-ratelimit-limit-requests)"
+
+# ---- Bedrock ----
+
+BM=/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse
+SIG=$(printf 'a%.0s' $(seq 64))
+AMZ=(-H "x-amz-date: 20250101T000000Z" -H "authorization: AWS4-HMAC-SHA256 Credential=AKIDFAKE/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=$SIG")
+# input = ceil(9/4) [system] + ceil(12/4)+3 = 9
+body b_basic <<'EOF'
+{"system":[{"text":"Be brief."}],"messages":[{"role":"user","content":[{"text":"What is 2+2?"}]}],"inferenceConfig":{"maxTokens":100,"temperature":0.5}}
+EOF
+call b_noauth "$BM" b_basic
+check "Bedrock without auth: 403 {message}" "403 MissingAuthenticationTokenException" "$(code b_noauth) $(header b_noauth x-amzn-ErrorType)"
+check_that "Bedrock 403 has a message" [ "$(j b_noauth message)" != "<missing>" ]
+call b_basic "$BM" b_basic "${AMZ[@]}"
+check "Bedrock SigV4-shaped: 200, end_turn" "200 end_turn assistant" "$(code b_basic) $(j b_basic stopReason) $(j b_basic output.message.role)"
+check_that "Bedrock text starts with 'fake reply '" grep -q '^fake reply ' <(j b_basic output.message.content.0.text)
+check "Bedrock usage: input 9, output 16, total 25" "9 16 25" "$(j b_basic usage.inputTokens) $(j b_basic usage.outputTokens) $(j b_basic usage.totalTokens)"
+check_that "Bedrock metrics.latencyMs" [ "$(j b_basic metrics.latencyMs)" != "<missing>" ]
+check "Bedrock request id header" 1 "$([ -n "$(header b_basic x-amzn-RequestId)" ] && echo 1)"
+call b_bearer "$BM" b_basic -H 'authorization: Bearer ABSK-fake'
+check "Bedrock API key (Bearer): 200" 200 "$(code b_bearer)"
+for auth in "Credential=AKIDFAKE/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;x-amz-date, Signature=$SIG" \
+	"Credential=AKIDFAKE/20250101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=$SIG" \
+	"Credential=AKIDFAKE/20250102/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=$SIG" \
+	"Credential=AKIDFAKE/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=$SIG" \
+	"Credential=AKIDFAKE/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=x-amz-date;host, Signature=$SIG" \
+	"Credential=AKIDFAKE/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"; do
+	call b_badauth "$BM" b_basic -H "x-amz-date: 20250101T000000Z" -H "authorization: AWS4-HMAC-SHA256 $auth"
+	check "Bedrock refuses ${auth:0:60}...${auth: -40}" 403 "$(code b_badauth)"
+done
+call b_token "$BM" b_basic -H "x-amz-date: 20250101T000000Z" -H "x-amz-security-token: tok" \
+	-H "authorization: AWS4-HMAC-SHA256 Credential=ASIAFAKE/20250101/eu-west-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=$SIG"
+check "Bedrock with a signed session token: 200" 200 "$(code b_token)"
+body b_dir <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"abcd #cached=10 #cache_write=20 #out=5"}]}]}
+EOF
+call b_dir "$BM" b_dir "${AMZ[@]}"
+# input = ceil(38/4)+3 = 13
+check "Bedrock inputTokens EXCLUDE cache; reads, writes; total counts all" "13 10 20 5 48" \
+	"$(j b_dir usage.inputTokens) $(j b_dir usage.cacheReadInputTokens) $(j b_dir usage.cacheWriteInputTokens) $(j b_dir usage.outputTokens) $(j b_dir usage.totalTokens)"
+for f in 'status:429:ThrottlingException' 'status:400:ValidationException' 'status:403:AccessDeniedException' \
+	'status:503:ServiceUnavailableException' 'status:500:InternalServerException' 'status:408:ModelTimeoutException'; do
+	st=${f#status:}
+	printf '{"messages":[{"role":"user","content":[{"text":"hi #fault=status:%s"}]}]}' "${st%%:*}" >"$TMP/b_f.json"
+	call b_f "$BM" b_f "${AMZ[@]}"
+	check "Bedrock fault ${st%%:*}: x-amzn-ErrorType ${st#*:}, {message}" "${st%%:*} ${st#*:} 1" "$(code b_f) $(header b_f x-amzn-ErrorType) $([ "$(j b_f message)" != '<missing>' ] && echo 1)"
+done
+check "Bedrock 429 fault: no retry-after" "" "$(header b_f retry-after)"
+body b_tool <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"weather? #tool=get_weather"}]}],"toolConfig":{"tools":[{"toolSpec":{"name":"get_weather","inputSchema":{"json":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}}]}}
+EOF
+call b_tool "$BM" b_tool "${AMZ[@]}"
+check "Bedrock #tool=: a toolUse block, stopReason tool_use" 'tool_use get_weather {"city": ""}' "$(j b_tool stopReason) $(j b_tool output.message.content.0.toolUse.name) $(j b_tool output.message.content.0.toolUse.input)"
+body b_forced <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"go"}]}],"toolConfig":{"tools":[{"toolSpec":{"name":"a","inputSchema":{"json":{"type":"object"}}}},{"toolSpec":{"name":"person","inputSchema":{"json":{"type":"object","properties":{"age":{"type":"integer"}},"required":["age"]}}}}],"toolChoice":{"tool":{"name":"person"}}}}
+EOF
+call b_forced "$BM" b_forced "${AMZ[@]}"
+check "Bedrock toolChoice tool: calls it" 'person {"age": 0}' "$(j b_forced output.message.content.0.toolUse.name) $(j b_forced output.message.content.0.toolUse.input)"
+body b_notoolcfg <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"hi"}]},{"role":"assistant","content":[{"toolUse":{"toolUseId":"t1","name":"t","input":{}}}]},{"role":"user","content":[{"toolResult":{"toolUseId":"t1","content":[{"text":"x"}]}}]}]}
+EOF
+call b_notoolcfg "$BM" b_notoolcfg "${AMZ[@]}"
+check "Bedrock toolUse without toolConfig -> 400 ValidationException" "400 ValidationException" "$(code b_notoolcfg) $(header b_notoolcfg x-amzn-ErrorType)"
+body b_think <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"think #reasoning=7 #out=5"}]}],"inferenceConfig":{"maxTokens":4096},"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":2048}}}
+EOF
+call b_think "$BM" b_think "${AMZ[@]}"
+check "Bedrock Claude thinking: reasoningContent first, output 5 + 7" "200 12" "$(code b_think) $(j b_think usage.outputTokens)"
+check_that "Bedrock thinking: reasoningContent block" [ "$(j b_think output.message.content.0.reasoningContent.reasoningText.text)" != "<missing>" ]
+call b_think_nova /model/amazon.nova-pro-v1%3A0/converse b_think "${AMZ[@]}"
+check "Bedrock thinking to a non-Anthropic model -> 400" 400 "$(code b_think_nova)"
+for bad in '"seed":1' '"inferenceConfig":{"temperature":1.5}' '"inferenceConfig":{"topK":5}' \
+	'"additionalModelRequestFields":{"seed":1}' '"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":512}}'; do
+	printf '{"messages":[{"role":"user","content":[{"text":"hi"}]}],%s}' "$bad" >"$TMP/b_bad.json"
+	call b_bad "$BM" b_bad "${AMZ[@]}"
+	check "Bedrock rejects $bad" "400 ValidationException" "$(code b_bad) $(header b_bad x-amzn-ErrorType)"
+done
+body b_alt <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"a"}]},{"role":"user","content":[{"text":"b"}]}]}
+EOF
+call b_alt "$BM" b_alt "${AMZ[@]}"
+check "Bedrock two user turns in a row -> 400" 400 "$(code b_alt)"
+printf '{"messages":[{"role":"user","content":[{"text":"abcd"},{"image":{"format":"png","source":{"bytes":"%s"}}}]}]}' "$PNG" >"$TMP/b_image.json"
+call b_image "$BM" b_image "${AMZ[@]}"
+check "Bedrock image bytes: inputTokens = 1 + 3 + 85" 89 "$(j b_image usage.inputTokens)"
+printf '{"messages":[{"role":"user","content":[{"image":{"format":"bmp","source":{"bytes":"%s"}}}]}]}' "$PNG" >"$TMP/b_badimg.json"
+call b_badimg "$BM" b_badimg "${AMZ[@]}"
+check "Bedrock image of an unknown format -> 400" 400 "$(code b_badimg)"
+body b_cf <<'EOF'
+{"messages":[{"role":"user","content":[{"text":"hi #fault=content_filter"}]}]}
+EOF
+call b_cf "$BM" b_cf "${AMZ[@]}"
+check "Bedrock content_filter: stopReason content_filtered" "200 content_filtered" "$(code b_cf) $(j b_cf stopReason)"
+call b_rl1 /model/rl-bedrock/converse b_basic "${AMZ[@]}"
+call b_rl2 /model/rl-bedrock/converse b_basic "${AMZ[@]}"
+check "Bedrock limit: 200 then 429 ThrottlingException, no headers" "200 429 ThrottlingException  " \
+	"$(code b_rl1) $(code b_rl2) $(header b_rl2 x-amzn-ErrorType) $(header b_rl2 retry-after) $(header b_rl1 x-ratelimit-remaining-requests)"
+
 # ---- HTTP edges ----
 
 call chunked /v1/chat/completions o_basic "${OA[@]}" -H 'transfer-encoding: chunked'
@@ -706,7 +1062,7 @@ ctl() { # ctl NAME JSON: POST /control
 }
 call ctl_get /control -
 check "GET /control lists the --limit rules" \
-	'["rl-gpt:rpm=3,window=rolling,headers=1", "rl-tok:rpm=100,tpm=20,window=rolling,headers=1", "rl-claude:rpm=2,tpm=1000,window=rolling,headers=1", "rl-fixed:rpm=2,window=fixed,headers=1", "rl-quiet:rpm=1,window=rolling,headers=0", "rl-slow:rpm=5,window=rolling,headers=1"]' \
+	'["rl-gpt:rpm=3,window=rolling,headers=1", "rl-tok:rpm=100,tpm=20,window=rolling,headers=1", "rl-claude:rpm=2,tpm=1000,window=rolling,headers=1", "rl-fixed:rpm=2,window=fixed,headers=1", "rl-quiet:rpm=1,window=rolling,headers=0", "rl-slow:rpm=5,window=rolling,headers=1", "rl-azure:rpm=1,window=rolling,headers=1", "rl-gemini:rpm=1,window=rolling,headers=1", "rl-bedrock:rpm=1,window=rolling,headers=1"]' \
 	"$(j ctl_get limits)"
 ctl ctl_bad1 '{"limits":["rl-ctl:rpm=x"]}'
 check "control: a bad limit -> 400" 400 "$(code ctl_bad1)"
@@ -799,7 +1155,7 @@ check "/stats per model: rl-gpt requests, rate_limited, by status" '2 {"200": 5,
 	"$(j stats models.rl-gpt.rate_limited) $(j stats models.rl-gpt.status) $(j stats models.rl-gpt.requests)"
 check "/stats per model: rl-claude" '1 {"200": 2, "429": 1}' "$(j stats models.rl-claude.rate_limited) $(j stats models.rl-claude.status)"
 check "/stats per model: a hung call counts as never answered" '{"200": 1, "none": 1}' "$(j stats models.hang-model.status)"
-check "/stats rate_limited in all" 9 "$(j stats rate_limited)"
+check "/stats rate_limited in all" 12 "$(j stats rate_limited)"
 check "/stats counts /control calls apart from requests_total" 13 "$(j stats requests./control.total)"
 
 # ---- stop ----
@@ -868,7 +1224,7 @@ for x in rows:
     if x.get("rate_limited"):
         limited[x.get("model")] = limited.get(x.get("model"), 0) + 1
 want = {"rl-gpt": 2, "rl-tok": 1, "rl-claude": 1, "rl-fixed": 1, "rl-quiet": 1, "rl-ctl": 1,
-        "star-a": 1, "star-b": 1}
+        "star-a": 1, "star-b": 1, "rl-azure": 1, "rl-gemini": 1, "rl-bedrock": 1}
 result(limited == want, "rate_limited lines per model", repr(limited))
 bad = [x["seq"] for x in rows if x.get("rate_limited") and (x["status"] != 429 or x["fault"] is not None
                                                           or x["delay_ms"] != 0)]
@@ -883,6 +1239,22 @@ result(len(r) == 1 and r[0]["status"] is None and r[0]["response"] is None and r
 r = [x for x in rows if (x.get("path") or "").startswith("/openai/deployments/rl-gpt/")]
 result(len(r) == 1 and r[0].get("model") == "rl-gpt", "Azure lines carry the deployment as model", repr(r))
 
+apis = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/openai/v1/chat/completions": "azure",
+        "/openai/deployments/my-dep/chat/completions": "azure",
+        "/v1beta/models/gemini-2.5-flash:generateContent": "gemini",
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse": "bedrock"}
+calls = [x for x in rows if x["path"] in apis and x["method"] == "POST" and x["status"] not in (411, 413)]
+bad = [(x["seq"], x.get("api")) for x in calls if x.get("api") != apis[x["path"]]]
+seen = {x.get("api") for x in calls}
+result(not bad and seen == set(apis.values()), "provider lines carry api (all five seen)", repr(bad[:5]))
+bad = [x["seq"] for x in calls if x.get("request") != x.get("body")]
+result(not bad, "provider lines carry the parsed body as request", repr(bad[:5]))
+r = [x for x in rows if x["path"] == "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse" and x["status"] == 200]
+result(r and all(x["model"] == "anthropic.claude-3-5-sonnet-20240620-v1:0" for x in r),
+       "Bedrock lines carry the decoded modelId as model", repr([x.get("model") for x in r[:3]]))
+r = [x for x in rows if x["path"] in ("/healthz", "/stats") and ("api" in x or "request" in x)]
+result(not r, "non-provider lines have no api or request", repr([x["seq"] for x in r]))
+
 # inputs for the schema checks
 openai_paths = ("/v1/chat/completions", "/openai/deployments/my-dep/chat/completions")
 with open(sys.argv[1] + ".requests", "w") as f:
@@ -895,7 +1267,8 @@ with open(sys.argv[1] + ".responses", "w") as f:
             f.write(json.dumps(x["response"]) + "\n")
 with open(sys.argv[1] + ".errors", "w") as f:
     for x in rows:
-        if x["path"] in openai_paths and x["status"] and x["status"] >= 400 and x["response"] is not None:
+        # Azure's own errors ({"error":{"code","message"}}) are not OpenAI's
+        if x["path"] == "/v1/chat/completions" and x["status"] and x["status"] >= 400 and x["response"] is not None:
             f.write(json.dumps(x["response"]) + "\n")
 EOF
 while IFS=$'\t' read -r verdict desc why; do
