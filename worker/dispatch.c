@@ -532,7 +532,8 @@ static void job_fall_back(struct job *job, const char *why)
     job_fate_reason(job, job->current, "%s", why);
     long next = job_next_candidate(job, job->current + 1);
     if (next < 0) {
-        job_fail(job, "candidates_exhausted", "every candidate failed; last: %s", why);
+        job_fail(job, job->last_rejected ? "provider_rejected" : "candidates_exhausted",
+                 "every candidate failed; last: %s", why);
         return;
     }
     d->stats.fallbacks++;
@@ -1013,6 +1014,9 @@ static void job_transfer_done(struct http_transfer *t)
             retryable = e.kind == ERR_TRANSIENT;
         }
     }
+    /* a provider that refused the request itself (400, 401, 404, a content
+     * filter): if no candidate is left, that is what the result says */
+    job->last_rejected = !job->ok && !retryable && t->transport_error == 0 && t->status > 0;
     redact_str(a->error_msg); /* curl's text too: no piece of a key leaves */
     if (log_requests_on()) {
         struct log_fields f = job_attempt_fields(job, job->nattempts - 1);
@@ -1117,9 +1121,13 @@ static void job_transfer_done(struct http_transfer *t)
                          "the provider kept answering 429 and waiting longer would miss the "
                          "deadline or exceed rate_limit_max_wait_ms; last: %s",
                          why);
-            } else if (strcmp(dec.why, "max_attempts") == 0)
-                job_fail(job, "candidates_exhausted", "gave up after %zu attempts; last: %s",
-                         job->nattempts, why);
+            } else if (strcmp(dec.why, "max_attempts") == 0) {
+                /* the route shows what happened to the candidate last tried */
+                job->fate[job->current] = FATE_FAILED;
+                job_fate_reason(job, job->current, "%s", why);
+                job_fail(job, job->last_rejected ? "provider_rejected" : "candidates_exhausted",
+                         "gave up after %zu attempts; last: %s", job->nattempts, why);
+            }
             else
                 job_fall_back(job, why); /* no candidate left: fails with the reason */
             break;
@@ -1216,6 +1224,7 @@ static void job_start_transfer(struct job *job)
 
 static void job_attempt(struct job *job)
 {
+    job->last_rejected = 0; /* until this candidate refuses the request */
     struct dispatch *d = job->dispatch;
     if (d->stopping) {
         job_abandon(job); /* no new provider call after a stop signal */
@@ -1262,6 +1271,7 @@ static void job_attempt(struct job *job)
         char why[200];
         snprintf(why, sizeof why, "cannot express the request for %.32s: %.120s", dp->cfg->name,
                  e.msg);
+        job->last_rejected = e.kind == ERR_INPUT;
         job_fall_back(job, why);
         return;
     }

@@ -88,6 +88,7 @@ struct job {
     size_t nattempts, attempts_cap;
     uint64_t spent_nusd; /* billable so far: the budget left shrinks */
     int ok;              /* the final status */
+    int last_rejected;   /* the last failure was the provider refusing the request itself */
     char error_code[32];
     char error_msg[256];
     struct provider_reply reply;            /* the answer, when ok */

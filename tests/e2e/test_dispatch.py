@@ -115,8 +115,13 @@ def main():
         nr = [calls_for(log, f"nr{i}") for i in range(20)]
         t.ok(all([e["body"]["model"] for e in c] == ["gpt-4.1-mini", "gpt-4.1-nano"] for c in nr),
              "a 401 falls back to the next candidate at once, one call each")
-        t.ok(all(res.get(f"nr{i}", {}).get("error", {}).get("code") == "candidates_exhausted"
-                 for i in range(20)), "and ends with candidates_exhausted")
+        t.ok(all(res.get(f"nr{i}", {}).get("error", {}).get("code") == "provider_rejected"
+                 for i in range(20)),
+             "and ends with provider_rejected: the provider refused the request itself")
+        t.ok(all([c["decision"] for c in res.get(f"nr{i}", {}).get("route", [])]
+                 == ["failed", "failed"] for i in range(20)),
+             "its route shows both candidates failed (the last one too, though max_attempts "
+             "ended it)")
         refit = [(e["body"].get("max_tokens"),
                   {r["model"]: r.get("max_tokens") for r in res[f"nr{i}"]["route"]}[m])
                  for i in range(20) for e, m in zip(nr[i], ("mini", "nano"))]
