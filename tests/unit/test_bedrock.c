@@ -4,7 +4,7 @@
  * reply/<case>/{status,body,expected[,expected.tool_calls]}: the reply's
  * normalized text, finish and usage (the same line test_providers
  * prints), or its classification; the tool calls as JSON.
- * build/<case>/{request.fill.json,call,expected.*}: the exact URL,
+ * build/<case>/{request.json,call,expected.*}: the exact URL,
  * headers and body sent, or the refusal (expected.error). A SigV4 case's
  * Authorization is pinned, and checked to sign exactly the URL and body
  * sent.
@@ -107,143 +107,6 @@ static size_t run_replies(void)
     return n;
 }
 
-/* Issue 10's request fields, filled by hand from request.fill.json until
- * request_decode reads them (request.c lands in parallel): no validation,
- * the case files are valid requests. Strings and json_t * are borrowed
- * from req->root, as request_decode's are. Free with fill_free. */
-static void fill_parts(struct request_message *m, const json_t *content)
-{
-    if (json_is_string(content)) {
-        m->content = json_string_value(content);
-        m->content_len = json_string_length(content);
-        m->parts = calloc(1, sizeof *m->parts);
-        m->parts[0].text = m->content;
-        m->parts[0].text_len = m->content_len;
-        m->nparts = 1;
-        return;
-    }
-    m->nparts = json_array_size(content);
-    m->parts = calloc(m->nparts + 1, sizeof *m->parts);
-    for (size_t i = 0; i < m->nparts; i++) {
-        const json_t *p = json_array_get(content, i);
-        const char *type = json_string_value(json_object_get(p, "type"));
-        const json_t *url = json_object_get(p, "url");
-        int text = type && strcmp(type, "text") == 0;
-        const json_t *v = text  ? json_object_get(p, "text")
-                          : url ? url
-                                : json_object_get(p, "data");
-        m->parts[i].type = text  ? REQUEST_PART_TEXT
-                           : url ? REQUEST_PART_IMAGE_URL
-                                 : REQUEST_PART_IMAGE_DATA;
-        m->parts[i].text = json_string_value(v);
-        m->parts[i].text_len = json_string_length(v);
-        m->parts[i].media_type = json_string_value(json_object_get(p, "media_type"));
-        m->has_image |= !text;
-    }
-}
-
-static enum request_tool_choice fill_choice(const json_t *v, const char **name)
-{
-    const char *c = json_string_value(v);
-    *name = json_string_value(json_object_get(v, "name"));
-    return !c                           ? REQUEST_TOOL_CHOICE_NAMED
-           : strcmp(c, "none") == 0     ? REQUEST_TOOL_CHOICE_NONE
-           : strcmp(c, "required") == 0 ? REQUEST_TOOL_CHOICE_REQUIRED
-                                        : REQUEST_TOOL_CHOICE_AUTO;
-}
-
-static struct request *fill_request(const char *json, size_t len)
-{
-    static const char *const roles[] = {"system", "user", "assistant", "tool"};
-    json_t *root = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return NULL;
-    }
-    struct request *r = calloc(1, sizeof *r);
-    r->root = root;
-    r->deadline_ms = -1;
-    r->id = json_string_value(json_object_get(root, "id"));
-    r->task = json_string_value(json_object_get(root, "task"));
-    const json_t *v;
-    if ((v = json_object_get(root, "system"))) {
-        r->system = json_string_value(v);
-        r->system_len = json_string_length(v);
-    }
-    const json_t *msgs = json_object_get(root, "messages");
-    r->nmessages = json_array_size(msgs);
-    r->messages = calloc(r->nmessages + 1, sizeof *r->messages);
-    for (size_t i = 0; i < r->nmessages; i++) {
-        const json_t *m = json_array_get(msgs, i);
-        struct request_message *rm = &r->messages[i];
-        const char *role = json_string_value(json_object_get(m, "role"));
-        for (int k = 0; k < 4; k++)
-            if (strcmp(role, roles[k]) == 0)
-                rm->role = (enum request_role)k;
-        if (json_object_get(m, "content"))
-            fill_parts(rm, json_object_get(m, "content"));
-        r->has_image |= rm->has_image;
-        const json_t *calls = json_object_get(m, "tool_calls");
-        rm->ntool_calls = json_array_size(calls);
-        rm->tool_calls = calloc(rm->ntool_calls + 1, sizeof *rm->tool_calls);
-        for (size_t c = 0; c < rm->ntool_calls; c++) {
-            const json_t *call = json_array_get(calls, c);
-            rm->tool_calls[c].id = json_string_value(json_object_get(call, "id"));
-            rm->tool_calls[c].name = json_string_value(json_object_get(call, "name"));
-            rm->tool_calls[c].arguments = json_object_get(call, "arguments");
-        }
-        rm->tool_call_id = json_string_value(json_object_get(m, "tool_call_id"));
-    }
-    if ((r->has_temperature = (v = json_object_get(root, "temperature")) != NULL))
-        r->temperature = json_number_value(v);
-    if ((r->has_top_p = (v = json_object_get(root, "top_p")) != NULL))
-        r->top_p = json_number_value(v);
-    if ((r->has_seed = (v = json_object_get(root, "seed")) != NULL))
-        r->seed = json_integer_value(v);
-    v = json_object_get(root, "stop");
-    for (size_t i = 0; v && i < (json_is_string(v) ? 1 : json_array_size(v)); i++) {
-        const json_t *s = json_is_string(v) ? v : json_array_get(v, i);
-        r->stop[r->nstop] = json_string_value(s);
-        r->stop_len[r->nstop++] = json_string_length(s);
-    }
-    if ((v = json_object_get(root, "response_format"))) {
-        const char *type = json_string_value(json_object_get(v, "type"));
-        const json_t *js = json_object_get(v, "json_schema");
-        r->format = strcmp(type, "json_object") == 0   ? REQUEST_FORMAT_JSON
-                    : strcmp(type, "json_schema") == 0 ? REQUEST_FORMAT_JSON_SCHEMA
-                                                       : REQUEST_FORMAT_TEXT;
-        r->schema_name = json_string_value(json_object_get(js, "name"));
-        r->schema_description = json_string_value(json_object_get(js, "description"));
-        r->schema = json_object_get(js, "schema");
-    }
-    const json_t *tools = json_object_get(root, "tools");
-    r->ntools = json_array_size(tools);
-    r->tools = calloc(r->ntools + 1, sizeof *r->tools);
-    for (size_t i = 0; i < r->ntools; i++) {
-        const json_t *t = json_array_get(tools, i);
-        r->tools[i].name = json_string_value(json_object_get(t, "name"));
-        r->tools[i].description = json_string_value(json_object_get(t, "description"));
-        r->tools[i].parameters = json_object_get(t, "parameters");
-    }
-    if ((v = json_object_get(root, "tool_choice")))
-        r->tool_choice = fill_choice(v, &r->tool_choice_name);
-    return r;
-}
-
-static void fill_free(struct request *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->nmessages; i++) {
-        free(r->messages[i].parts);
-        free(r->messages[i].tool_calls);
-    }
-    free(r->messages);
-    free(r->tools);
-    json_decref(r->root);
-    free(r);
-}
-
 /* "key value" lines of the call file */
 static const char *call_get(const char *call, const char *key, char *buf, size_t size)
 {
@@ -305,11 +168,11 @@ static size_t run_builds(void)
         char cdir[512];
         snprintf(cdir, sizeof cdir, BEDROCK_DIR "build/%.250s", names[i]);
         size_t len;
-        char *json = read_in(cdir, "request.fill.json", &len),
-             *call_text = read_in(cdir, "call", NULL);
-        struct request *req = json ? fill_request(json, len) : NULL;
-        if (!ok(req && call_text, "%s: request and call read", cdir)) {
-            fill_free(req);
+        char *json = read_in(cdir, "request.json", &len), *call_text = read_in(cdir, "call", NULL);
+        struct request *req = NULL;
+        struct err de = {0};
+        if (!ok(json && call_text && request_decode(json, len, 1 << 20, &req, &de) == 0,
+                "%s: request decodes (%s)", cdir, de.msg)) {
             free(json);
             free(call_text);
             free(names[i]);
@@ -374,7 +237,7 @@ static size_t run_builds(void)
         }
         free(want_error);
         provider_http_release(&http);
-        fill_free(req);
+        request_free(req);
         free(json);
         free(call_text);
         free(names[i]);
@@ -413,8 +276,11 @@ static void test_model_ids(void)
          "nova-pro-v1%3A0/converse"},
         {"my model+x", "/model/my%20model%2Bx/converse"},
     };
-    const char *json = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
-    struct request *req = fill_request(json, strlen(json));
+    const char *json =
+        "{\"id\":\"a\",\"task\":\"t\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    struct request *req = NULL;
+    struct err de = {0};
+    ok(request_decode(json, strlen(json), 1 << 20, &req, &de) == 0, "decodes (%s)", de.msg);
     for (size_t i = 0; req && i < sizeof cases / sizeof cases[0]; i++) {
         struct provider_call call = {.req = req,
                                      .base_url = "https://bedrock-runtime.us-east-1.amazonaws.com/",
@@ -431,7 +297,7 @@ static void test_model_ids(void)
            cases[i].model, http.url ? http.url : e.msg);
         provider_http_release(&http);
     }
-    fill_free(req);
+    request_free(req);
 }
 
 /* AWS's signature errors quote the canonical request, which holds the
