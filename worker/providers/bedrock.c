@@ -507,12 +507,8 @@ static int bedrock_error(long status, json_t *root, const char *body, size_t len
     const json_t *m = json_object_get(root, "message");
     if (!json_is_string(m))
         m = json_object_get(root, "Message");
-    const char *msg = json_string_value(m);
-    size_t msg_len = msg ? json_string_length(m) : 0;
-    if (!msg && !root && len > 0) { /* a proxy's HTML page, say: quote its start */
-        msg = body;
-        msg_len = len;
-    }
+    size_t msg_len;
+    const char *msg = adapter_error_message(m, root, body, len, &msg_len);
     const struct bedrock_error_type *t =
         bedrock_error_type(json_string_value(json_object_get(root, "__type")));
     const char *code = t ? t->code : NULL;
@@ -596,25 +592,11 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
                 return bedrock_malformed(root, calls, "out of memory", e);
         }
     }
-    char *answer = NULL;
-    if (format_input) {
-        /* the answer is the format tool's input, as compact JSON; text
-         * around the call is the model talking, not the answer */
-        answer = json_dumps(format_input, JSON_COMPACT | JSON_ENCODE_ANY);
-        total_text = answer ? strlen(answer) : 0;
-    }
-    out->text = malloc(total_text + 1);
-    if (!out->text || (format_input && !answer)) {
-        free(answer);
+    if (adapter_answer_text(out, format_input, total_text) < 0) {
         json_decref(calls);
         provider_reply_release(out);
         json_decref(root);
         return err_set(e, ERR_FATAL, "oom", "out of memory");
-    }
-    if (answer) {
-        memcpy(out->text, answer, total_text);
-        out->text_len = total_text;
-        free(answer);
     }
     json_array_foreach(content, i, block)
     {
@@ -625,14 +607,9 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
         }
     }
     out->text[out->text_len] = '\0';
-    if (json_array_size(calls) > 0)
-        out->tool_calls = calls;
-    else
-        json_decref(calls);
-    out->finish = bedrock_finish(json_string_value(json_object_get(root, "stopReason")));
-    /* the format tool is the answer, not a call: the turn ended */
-    if (out->finish == PROVIDER_FINISH_TOOL_CALLS && !out->tool_calls && format_input)
-        out->finish = PROVIDER_FINISH_STOP;
+    adapter_answer_calls(out, calls,
+                         bedrock_finish(json_string_value(json_object_get(root, "stopReason"))),
+                         format_input != NULL);
     out->usage.tokens[COST_INPUT] = input; /* the cache is not in it */
     out->usage.tokens[COST_OUTPUT] = output;
     out->usage.tokens[COST_CACHE_READ] = cache_read;

@@ -400,12 +400,8 @@ static int gemini_error(long status, json_t *root, const char *body, size_t len,
 {
     const json_t *error = gemini_status(root);
     const json_t *m = json_object_get(error, "message");
-    const char *msg = json_string_value(m);
-    size_t msg_len = msg ? json_string_length(m) : 0;
-    if (!msg && !root && len > 0) { /* a proxy's HTML page, say: quote its start */
-        msg = body;
-        msg_len = len;
-    }
+    size_t msg_len;
+    const char *msg = adapter_error_message(m, root, body, len, &msg_len);
     const char *rpc = json_string_value(json_object_get(error, "status"));
     const char *reason =
         json_string_value(json_object_get(gemini_detail(error, "google.rpc.ErrorInfo"), "reason"));
