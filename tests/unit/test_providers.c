@@ -2,7 +2,9 @@
  * providers: every case directory under tests/data/providers/<type>/ is a
  * real-shaped exchange. reply/<case>/{status,body,expected}: the reply's
  * normalized text, finish and usage, or its classification. build/<case>/
- * {request.json,call,expected.*}: the exact URL, headers and body sent.
+ * {request.json,call,expected.*}: the exact URL, headers and body sent, or
+ * the refusal (expected.error); a SigV4 case's signature is checked to
+ * cover exactly the URL and body sent.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -14,11 +16,12 @@
 #include "providers/provider.h"
 #include "redact.h"
 #include "redact_keys.h"
+#include "sigv4.h"
 
-/* the provider types whose adapter is built and tested here: gemini and
- * bedrock have their own test files; azure speaks OpenAI's error shape */
+/* every adapter passes the checks below; test_gemini.c and test_bedrock.c
+ * keep only what is their provider's own */
 static const enum provider_type test_types[] = {PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_AZURE,
-                                                PROVIDER_GEMINI};
+                                                PROVIDER_GEMINI, PROVIDER_BEDROCK};
 #define TEST_NTYPES (sizeof test_types / sizeof test_types[0])
 
 #define PROVIDERS_DIR "tests/data/providers/"
@@ -27,6 +30,27 @@ static const enum provider_type test_types[] = {PROVIDER_OPENAI, PROVIDER_ANTHRO
 #define TEST_KEY "sk-proj-T3stK3y0123456789abcdefXYZ"
 /* what OpenAI's 401 shows of it: prefix and last four, middle masked */
 #define TEST_KEY_MASKED "sk-proj-************************fXYZ"
+
+/* An error body carrying message, in type's shape: Anthropic's
+ * {"type":"error","error":{...}}, Gemini's google.rpc.Status, Bedrock's
+ * {"message":...}, else OpenAI's {"error":{...}} (Azure's). New
+ * reference. */
+static json_t *error_body(enum provider_type type, const char *message)
+{
+    switch (type) {
+    case PROVIDER_ANTHROPIC:
+        return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                         "authentication_error", "message", message);
+    case PROVIDER_GEMINI:
+        return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", 400, "message", message, "status",
+                         "INVALID_ARGUMENT");
+    case PROVIDER_BEDROCK:
+        return json_pack("{s:s}", "message", message);
+    default:
+        return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type",
+                         "invalid_request_error", "param", "code", "invalid_api_key");
+    }
+}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -100,7 +124,8 @@ static size_t run_replies(enum provider_type type)
         ok(rc == 0 || strlen(e.msg) > 0, "%s: an error says what happened", cdir);
         ok(rc == 0 || (!strstr(e.msg, TEST_KEY) && !strstr(e.msg, "fXYZ") && !strstr(e.msg, "sk-")),
            "%s: no key in the message: %s", cdir, e.msg);
-        ok(rc == 0 || r.text == NULL, "%s: nothing to release after an error", cdir);
+        ok(rc == 0 || (r.text == NULL && r.tool_calls == NULL),
+           "%s: nothing to release after an error", cdir);
         provider_reply_release(&r);
         free(status);
         free(body);
@@ -124,6 +149,49 @@ static const char *call_get(const char *call, const char *key, char *buf, size_t
     return NULL;
 }
 
+static const char *header_value(const struct provider_http *http, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < http->nheaders; i++)
+        if (strncmp(http->headers[i], name, n) == 0 && http->headers[i][n] == ':')
+            return http->headers[i] + n + 2;
+    return NULL;
+}
+
+/* A SigV4 build's Authorization signs exactly the URL and body sent (a
+ * body changed after signing fails here, though its JSON is the same). */
+static void check_signed(const char *cdir, enum provider_type type,
+                         const struct provider_call *call, const struct provider_http *http)
+{
+    /* the signing name of each type that signs */
+    static const char *const services[PROVIDER_NTYPES] = {[PROVIDER_BEDROCK] = "bedrock"};
+    const struct sigv4_header ct = {"content-type", "application/json"};
+    struct sigv4_input in = {.method = "POST",
+                             .url = http->url,
+                             .headers = &ct,
+                             .nheaders = 1,
+                             .body = http->body,
+                             .body_len = http->body_len,
+                             .region = call->region,
+                             .service = services[type],
+                             .access_key_id = call->access_key_id,
+                             .secret_access_key = call->secret_access_key,
+                             .session_token = call->session_token,
+                             .now_s = call->now_s,
+                             .content_sha256 = 1};
+    struct sigv4_output sig = {0};
+    struct err e = {0};
+    const char *auth = header_value(http, "authorization");
+    const char *sha = header_value(http, "x-amz-content-sha256");
+    char body_sha[65];
+    sigv4_sha256_hex(http->body, http->body_len, body_sha);
+    int signed_ok = services[type] && sigv4_sign(&in, &sig, &e) == 0;
+    ok(signed_ok && auth && strcmp(auth, sig.authorization) == 0 && sha &&
+           strcmp(sha, body_sha) == 0,
+       "%s: the signature covers the URL and body sent", cdir);
+    sigv4_output_release(&sig);
+}
+
 static size_t run_builds(enum provider_type type)
 {
     char dir[256], *names[64];
@@ -144,7 +212,8 @@ static size_t run_builds(enum provider_type type)
             free(names[i]);
             continue;
         }
-        char model[128], max[32], base[256], version[64], key[128], field[64], auth[32], budget[32];
+        char model[256], max[32], base[256], version[64], key[128], field[64], auth[32], budget[32];
+        char region[64], akid[64], secret[128], token[512], now[32];
         const char *api_key = call_get(call_text, "api_key", key, sizeof key);
         if (!api_key)
             api_key = TEST_KEY;
@@ -166,13 +235,22 @@ static size_t run_builds(enum provider_type type)
                                                 : CONFIG_AUTH_SIGV4;
         if (call_get(call_text, "reasoning_budget", budget, sizeof budget))
             call.reasoning_budget = (uint32_t)strtoul(budget, NULL, 10);
+        /* SigV4's inputs (Bedrock): a fixed time, so the signature is pinned */
+        call.region = call_get(call_text, "region", region, sizeof region);
+        call.access_key_id = call_get(call_text, "access_key_id", akid, sizeof akid);
+        call.secret_access_key = call_get(call_text, "secret_access_key", secret, sizeof secret);
+        call.session_token = call_get(call_text, "session_token", token, sizeof token);
+        if (call_get(call_text, "now", now, sizeof now))
+            call.now_s = strtoll(now, NULL, 10);
         struct provider_http http = {0};
         int rc = ops->build(&call, &http, &e);
         char *want_error = read_in(cdir, "expected.error", NULL);
         if (want_error) {
             char got[128];
             snprintf(got, sizeof got, "%s %s\n", err_kind_name(e.kind), e.code);
-            ok(rc < 0 && strcmp(got, want_error) == 0, "%s: refused as %s", cdir, want_error);
+            ok(rc < 0 && strcmp(got, want_error) == 0 && http.url == NULL && http.body == NULL &&
+                   http.nheaders == 0,
+               "%s: refused as %s, owning nothing (got %s: %s)", cdir, want_error, got, e.msg);
         } else {
             char *want_url = read_in(cdir, "expected.url", NULL);
             char *want_headers = read_in(cdir, "expected.headers", NULL);
@@ -181,13 +259,17 @@ static size_t run_builds(enum provider_type type)
             char url[600];
             snprintf(url, sizeof url, "%s\n", http.url ? http.url : "");
             ok(want_url && strcmp(url, want_url) == 0, "%s: url %s", cdir, url);
-            char headers[2048] = "";
+            char headers[4096] = "";
             for (size_t h = 0; h < http.nheaders; h++) {
                 strncat(headers, http.headers[h], sizeof headers - strlen(headers) - 2);
                 strcat(headers, "\n");
             }
             ok(want_headers && strcmp(headers, want_headers) == 0, "%s: headers\n%s", cdir,
                headers);
+            /* URLs end up in logs */
+            ok(!http.url || !*api_key || !strstr(http.url, api_key), "%s: no key in the URL", cdir);
+            if (rc == 0 && call.auth == CONFIG_AUTH_SIGV4)
+                check_signed(cdir, type, &call, &http);
             json_t *got =
                 http.body ? json_loadb(http.body, http.body_len, JSON_ALLOW_NUL, NULL) : NULL;
             json_t *want = want_body ? json_loads(want_body, JSON_ALLOW_NUL, NULL) : NULL;
@@ -250,6 +332,8 @@ static void test_key_not_echoed(void)
         "https://platform.openai.com/account/api-keys.",
         "Incorrect API key provided: " TEST_KEY_MASKED ".",
         "invalid x-api-key '" TEST_KEY "'",
+        /* Google's key shape, as Gemini's 400 API_KEY_INVALID quotes it */
+        "API key not valid: AIzaSyD-T3stK3y0123456789abcdefXYZ012",
         "key=" TEST_KEY,
         TEST_KEY,
         /* the key straddles the 200-byte bound */
@@ -263,12 +347,7 @@ static void test_key_not_echoed(void)
         const struct provider_ops *ops = provider_ops_for(t);
         for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
             for (size_t j = 0; j < sizeof echoes / sizeof echoes[0]; j++) {
-                json_t *doc = t == PROVIDER_ANTHROPIC
-                                  ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error",
-                                              "type", "authentication_error", "message", echoes[j])
-                                  : json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message",
-                                              echoes[j], "type", "invalid_request_error", "param",
-                                              "code", "invalid_api_key");
+                json_t *doc = error_body(t, echoes[j]);
                 char *body = json_dumps(doc, JSON_COMPACT);
                 struct provider_reply r = {0};
                 struct err e = {0};
@@ -361,13 +440,7 @@ static void test_key_pieces_not_echoed(void)
                     if ((f + i) % 3 == 2) { /* a proxy's page, not JSON */
                         body = strdup(msg);
                     } else {
-                        json_t *doc =
-                            t == PROVIDER_ANTHROPIC
-                                ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-                                            "authentication_error", "message", msg)
-                                : json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg,
-                                            "type", "invalid_request_error", "param", "code",
-                                            "invalid_api_key");
+                        json_t *doc = error_body(t, msg);
                         body = json_dumps(doc, JSON_COMPACT);
                         json_decref(doc);
                     }
@@ -409,8 +482,7 @@ static void test_quote_bounds(void)
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];
         const struct provider_ops *ops = provider_ops_for(t);
-        json_t *doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-                                "invalid_request_error", "message", msg);
+        json_t *doc = error_body(t, msg);
         char *body = json_dumps(doc, JSON_COMPACT);
         struct provider_reply r = {0};
         struct err e = {0};
@@ -423,11 +495,13 @@ static void test_quote_bounds(void)
         free(body);
         json_decref(doc);
 
-        const char *lines = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-                            "\"message\":\"line one\\nline two\\ttab \\u0001\"}}";
-        ops->parse(500, lines, strlen(lines), &r, &e);
+        doc = error_body(t, "line one\nline two\ttab \x01");
+        body = json_dumps(doc, JSON_COMPACT);
+        ops->parse(500, body, strlen(body), &r, &e);
         ok(strcmp(e.msg, "HTTP 500: line one line two tab  ") == 0, "%s: one line: [%s]", ops->type,
            e.msg);
+        free(body);
+        json_decref(doc);
 
         const char *bytes = "\xff\xfe bad \xe2\x82"; /* not UTF-8, cut sequence */
         ops->parse(502, bytes, strlen(bytes), &r, &e);
@@ -452,10 +526,14 @@ static void test_nul_in_reply(void)
                      "\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}";
     const char *ge = "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\\u0000b\"}]},"
                      "\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3}}";
+    const char *br = "{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":["
+                     "{\"text\":\"a\\u0000\"},{\"text\":\"b\"}]}},\"stopReason\":\"end_turn\","
+                     "\"usage\":{\"inputTokens\":3,\"outputTokens\":2,\"totalTokens\":5}}";
     const char *bodies[PROVIDER_NTYPES] = {[PROVIDER_OPENAI] = oa,
                                            [PROVIDER_ANTHROPIC] = an,
                                            [PROVIDER_AZURE] = oa,
-                                           [PROVIDER_GEMINI] = ge};
+                                           [PROVIDER_GEMINI] = ge,
+                                           [PROVIDER_BEDROCK] = br};
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];
         const struct provider_ops *ops = provider_ops_for(t);
@@ -514,6 +592,10 @@ static void test_table(void)
     request_decode(json, strlen(json), 1 << 20, &req, &e);
     for (size_t ti = 0; req && ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];
+        /* Bedrock's model id travels in the URL path, percent-encoded
+         * (test_bedrock.c's test_model_ids), not in the body */
+        if (t == PROVIDER_BEDROCK)
+            continue;
         struct provider_call call = {.req = req,
                                      .base_url = "http://h",
                                      .model = "bad\xff",

@@ -61,6 +61,25 @@ int adapter_format_tool_clash(const struct request *req);
  * calls; arguments is borrowed (a reference is taken). -1 when out of
  * memory. */
 int adapter_tool_call(json_t *calls, const char *id, const char *name, json_t *arguments);
+/* The text of a reply to a request that may have offered the format tool:
+ * with format_input (the format tool's input, borrowed: the answer),
+ * out->text is it as compact JSON, and any text around the call (the
+ * model talking) is left out; without, out->text is a buffer of
+ * text_len + 1 bytes for the caller to fill and terminate (out->text_len
+ * 0). -1 when out of memory. */
+int adapter_answer_text(struct provider_reply *out, const json_t *format_input, size_t text_len);
+/* Ends such a reply: out->tool_calls takes calls when it holds any (else
+ * they are freed), and out->finish is finish, except that TOOL_CALLS
+ * whose only call was the format tool's (format_used) is STOP: that call
+ * is the answer, and the turn ended. */
+void adapter_answer_calls(struct provider_reply *out, json_t *calls, enum provider_finish finish,
+                          int format_used);
+/* The message an error reply quotes, for adapter_status_error: message
+ * when it is a JSON string; else, when the body is not JSON at all (root
+ * NULL: a proxy's HTML page, say), the body; NULL when neither. *len is
+ * its length (it may hold NUL bytes). */
+const char *adapter_error_message(const json_t *message, const json_t *root, const char *body,
+                                  size_t body_len, size_t *len);
 
 /* OpenAI's Chat Completions, shared by openai.c and azure.c. The body for
  * a call: every request field mapped; with_model 0 leaves "model" out

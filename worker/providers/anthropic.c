@@ -309,12 +309,8 @@ static int anthropic_error(long status, json_t *root, const char *body, size_t l
     const json_t *error = json_object_get(root, "error");
     const char *type = json_string_value(json_object_get(error, "type"));
     const json_t *m = json_object_get(error, "message");
-    const char *msg = json_string_value(m);
-    size_t msg_len = msg ? json_string_length(m) : 0;
-    if (!msg && !root && len > 0) { /* a proxy's HTML page, say: quote its start */
-        msg = body;
-        msg_len = len;
-    }
+    size_t msg_len;
+    const char *msg = adapter_error_message(m, root, body, len, &msg_len);
     const char *code = NULL;
     if (type && strcmp(type, "overloaded_error") == 0)
         code = "overloaded";
@@ -387,26 +383,13 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
         json_decref(root);
         return err_set(e, ERR_TRANSIENT, "malformed_reply", "reply not understood: %s", why);
     }
-    char *answer = NULL;
-    if (format_input) {
-        /* the answer is the format tool's input, as compact JSON; any
-         * text around the call is the model talking, not the answer */
-        answer = json_dumps(format_input, JSON_COMPACT | JSON_ENCODE_ANY);
-        total = answer ? strlen(answer) : 0;
-    }
     const char *model = json_string_value(json_object_get(root, "model"));
-    out->text = malloc(total + 1);
-    if (!out->text || (format_input && !answer) || (model && !(out->model = strdup(model)))) {
-        free(answer);
+    if (adapter_answer_text(out, format_input, total) < 0 ||
+        (model && !(out->model = strdup(model)))) {
         json_decref(calls);
         provider_reply_release(out);
         json_decref(root);
         return err_set(e, ERR_FATAL, "oom", "out of memory");
-    }
-    if (answer) {
-        memcpy(out->text, answer, total);
-        out->text_len = total;
-        free(answer);
     }
     json_array_foreach(content, i, block)
     {
@@ -418,14 +401,9 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
         }
     }
     out->text[out->text_len] = '\0';
-    if (json_array_size(calls) > 0)
-        out->tool_calls = calls;
-    else
-        json_decref(calls);
-    out->finish = anthropic_finish(json_string_value(json_object_get(root, "stop_reason")));
-    /* the format tool is the answer, not a call: the turn ended */
-    if (out->finish == PROVIDER_FINISH_TOOL_CALLS && !out->tool_calls && format_input)
-        out->finish = PROVIDER_FINISH_STOP;
+    adapter_answer_calls(out, calls,
+                         anthropic_finish(json_string_value(json_object_get(root, "stop_reason"))),
+                         format_input != NULL);
     out->usage.tokens[COST_INPUT] = input;
     out->usage.tokens[COST_OUTPUT] = output; /* thinking included: billed as output */
     out->usage.tokens[COST_CACHE_READ] = cache_read;

@@ -16,11 +16,8 @@
 #include "providers/adapter.h"
 #include "sigv4.h"
 
-/* The tool that stands for response_format. parse() never sees the
- * request, so the name is fixed, and the same as Anthropic's
- * (ADAPTER_FORMAT_TOOL, issue 10): a reply's call of this name is the
- * answer, which is why build refuses a request tool of the same name. */
-#define BEDROCK_FORMAT_TOOL "switchyard_json_response"
+/* response_format's tool is Anthropic's, ADAPTER_FORMAT_TOOL (adapter.h):
+ * a reply's call of that name is the answer. */
 #define BEDROCK_SERVICE "bedrock" /* the SigV4 signing name of bedrock-runtime */
 
 /* --- build ------------------------------------------------------------ */
@@ -39,29 +36,6 @@ static const char *bedrock_image_format(const char *media_type, size_t len)
     return NULL;
 }
 
-/* Splits "data:<media type>;base64,<data>" into borrowed pieces; -1 when
- * url[0..len) is not such a URL. */
-static int bedrock_data_url(const char *url, size_t len, const char **mt, size_t *mt_len,
-                            const char **data, size_t *data_len)
-{
-    static const char scheme[] = "data:", marker[] = ";base64,";
-    if (len < sizeof scheme - 1 || memcmp(url, scheme, sizeof scheme - 1) != 0)
-        return -1;
-    const char *start = url + sizeof scheme - 1, *end = url + len;
-    for (const char *p = start; p + sizeof marker - 1 <= end; p++) {
-        if (*p == ',')
-            return -1; /* not base64 */
-        if (memcmp(p, marker, sizeof marker - 1) == 0) {
-            *mt = start;
-            *mt_len = (size_t)(p - start);
-            *data = p + sizeof marker - 1;
-            *data_len = (size_t)(end - *data);
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* {"image":{"format":F,"source":{"bytes":base64}}}: Converse's JSON
  * carries a blob as base64, so the request's base64 goes as it is. NULL
  * with e set when the part cannot go to Bedrock. */
@@ -70,7 +44,7 @@ static json_t *bedrock_image(const struct request_part *p, struct err *e)
     const char *mt = p->media_type, *data = p->text;
     size_t mt_len = mt ? strlen(mt) : 0, data_len = p->text_len;
     if (p->type == REQUEST_PART_IMAGE_URL &&
-        bedrock_data_url(p->text, p->text_len, &mt, &mt_len, &data, &data_len) < 0) {
+        adapter_data_url(p->text, p->text_len, &mt, &mt_len, &data, &data_len) < 0) {
         err_set(e, ERR_INPUT, "unsupported",
                 "unsupported: image_url (Bedrock takes images as bytes: a data: URL or "
                 "media_type and data)");
@@ -99,10 +73,6 @@ static int bedrock_append(json_t *array, json_t *item)
  * text part). */
 static int bedrock_parts(const struct request_message *m, json_t *blocks, struct err *e)
 {
-    if (m->nparts == 0 && m->content) /* a decoder that fills no parts */
-        return bedrock_append(blocks, json_pack("{s:s%}", "text", m->content, m->content_len)) < 0
-                   ? err_set(e, ERR_FATAL, "oom", "out of memory building the request")
-                   : 0;
     for (size_t i = 0; i < m->nparts; i++) {
         const struct request_part *p = &m->parts[i];
         json_t *block = p->type == REQUEST_PART_TEXT
@@ -197,9 +167,6 @@ static json_t *bedrock_system(const struct request *req)
         const struct request_message *m = &req->messages[i];
         if (m->role != REQUEST_SYSTEM)
             continue;
-        if (m->nparts == 0 && m->content && m->content_len > 0)
-            failed =
-                bedrock_append(system, json_pack("{s:s%}", "text", m->content, m->content_len)) < 0;
         for (size_t p = 0; !failed && p < m->nparts; p++)
             if (m->parts[p].type == REQUEST_PART_TEXT && m->parts[p].text_len > 0)
                 failed = bedrock_append(system, json_pack("{s:s%}", "text", m->parts[p].text,
@@ -274,9 +241,7 @@ static int bedrock_tool_config(const struct request *req, int thinking, int tool
             tools = NULL;
         }
     if (tools && format) {
-        json_t *schema = req->format == REQUEST_FORMAT_JSON_SCHEMA && req->schema
-                             ? json_incref(req->schema)
-                             : json_pack("{s:s}", "type", "object");
+        json_t *schema = adapter_format_schema(req);
         json_t *desc = req->schema_description
                            ? json_pack("s+",
                                        "Give your final answer by calling this tool: its input "
@@ -285,7 +250,7 @@ static int bedrock_tool_config(const struct request *req, int thinking, int tool
                            : json_string("Give your final answer by calling this tool: its "
                                          "input is the answer, a JSON object.");
         json_t *spec = schema && desc
-                           ? bedrock_tool_spec(BEDROCK_FORMAT_TOOL, json_string_value(desc), schema)
+                           ? bedrock_tool_spec(ADAPTER_FORMAT_TOOL, json_string_value(desc), schema)
                            : NULL;
         json_decref(schema);
         json_decref(desc);
@@ -306,7 +271,7 @@ static int bedrock_tool_config(const struct request *req, int thinking, int tool
         else if (req->ntools > 0 && c != REQUEST_TOOL_CHOICE_NONE)
             choice = json_pack("{s:{}}", "any");
         else
-            choice = json_pack("{s:{s:s}}", "tool", "name", BEDROCK_FORMAT_TOOL);
+            choice = json_pack("{s:{s:s}}", "tool", "name", ADAPTER_FORMAT_TOOL);
     } else if (c == REQUEST_TOOL_CHOICE_REQUIRED) {
         choice = json_pack("{s:{}}", "any");
     } else if (c == REQUEST_TOOL_CHOICE_NAMED) {
@@ -408,11 +373,10 @@ static int bedrock_build(const struct provider_call *call, struct provider_http 
         return err_set(e, ERR_INPUT, "unsupported",
                        "unsupported: reasoning (on Bedrock only Anthropic's models take a "
                        "thinking budget)");
-    for (size_t i = 0; i < req->ntools; i++)
-        if (strcmp(req->tools[i].name, BEDROCK_FORMAT_TOOL) == 0)
-            return err_set(e, ERR_INPUT, "reserved_tool_name",
-                           "the tool name \"%s\" is reserved for response_format on Bedrock",
-                           BEDROCK_FORMAT_TOOL);
+    if (adapter_format_tool_clash(req))
+        return err_set(e, ERR_INPUT, "reserved_tool_name",
+                       "the tool name \"%s\" is reserved for response_format on Bedrock",
+                       ADAPTER_FORMAT_TOOL);
     json_t *body = bedrock_body(call, e);
     if (!body)
         return -1;
@@ -543,12 +507,8 @@ static int bedrock_error(long status, json_t *root, const char *body, size_t len
     const json_t *m = json_object_get(root, "message");
     if (!json_is_string(m))
         m = json_object_get(root, "Message");
-    const char *msg = json_string_value(m);
-    size_t msg_len = msg ? json_string_length(m) : 0;
-    if (!msg && !root && len > 0) { /* a proxy's HTML page, say: quote its start */
-        msg = body;
-        msg_len = len;
-    }
+    size_t msg_len;
+    const char *msg = adapter_error_message(m, root, body, len, &msg_len);
     const struct bedrock_error_type *t =
         bedrock_error_type(json_string_value(json_object_get(root, "__type")));
     const char *code = t ? t->code : NULL;
@@ -626,32 +586,17 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
                                          "a toolUse block without toolUseId, name or an object "
                                          "input",
                                          e);
-            if (strcmp(name, BEDROCK_FORMAT_TOOL) == 0)
+            if (strcmp(name, ADAPTER_FORMAT_TOOL) == 0)
                 format_input = args;
-            else if (json_array_append_new(calls, json_pack("{s:s, s:s, s:O}", "id", id, "name",
-                                                            name, "arguments", args)) < 0)
+            else if (adapter_tool_call(calls, id, name, args) < 0)
                 return bedrock_malformed(root, calls, "out of memory", e);
         }
     }
-    char *answer = NULL;
-    if (format_input) {
-        /* the answer is the format tool's input, as compact JSON; text
-         * around the call is the model talking, not the answer */
-        answer = json_dumps(format_input, JSON_COMPACT | JSON_ENCODE_ANY);
-        total_text = answer ? strlen(answer) : 0;
-    }
-    out->text = malloc(total_text + 1);
-    if (!out->text || (format_input && !answer)) {
-        free(answer);
+    if (adapter_answer_text(out, format_input, total_text) < 0) {
         json_decref(calls);
         provider_reply_release(out);
         json_decref(root);
         return err_set(e, ERR_FATAL, "oom", "out of memory");
-    }
-    if (answer) {
-        memcpy(out->text, answer, total_text);
-        out->text_len = total_text;
-        free(answer);
     }
     json_array_foreach(content, i, block)
     {
@@ -662,14 +607,9 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
         }
     }
     out->text[out->text_len] = '\0';
-    if (json_array_size(calls) > 0)
-        out->tool_calls = calls;
-    else
-        json_decref(calls);
-    out->finish = bedrock_finish(json_string_value(json_object_get(root, "stopReason")));
-    /* the format tool is the answer, not a call: the turn ended */
-    if (out->finish == PROVIDER_FINISH_TOOL_CALLS && !out->tool_calls && format_input)
-        out->finish = PROVIDER_FINISH_STOP;
+    adapter_answer_calls(out, calls,
+                         bedrock_finish(json_string_value(json_object_get(root, "stopReason"))),
+                         format_input != NULL);
     out->usage.tokens[COST_INPUT] = input; /* the cache is not in it */
     out->usage.tokens[COST_OUTPUT] = output;
     out->usage.tokens[COST_CACHE_READ] = cache_read;

@@ -67,43 +67,10 @@ static const char *gemini_model_id(const char *model)
     return model;
 }
 
-/* The text parts of a message; a message the decoder gave no parts (a
- * string content) is its content, one part. */
-static size_t gemini_nparts(const struct request_message *m)
-{
-    return m->nparts > 0 ? m->nparts : (m->content ? 1 : 0);
-}
-
-static struct request_part gemini_part(const struct request_message *m, size_t i)
-{
-    if (m->nparts > 0)
-        return m->parts[i];
-    return (struct request_part){
-        .type = REQUEST_PART_TEXT, .text = m->content, .text_len = m->content_len};
-}
-
 static json_t *gemini_text(const char *text, size_t len)
 {
     /* s% takes a length: text may hold NUL bytes */
     return json_pack("{s:s%}", "text", text, len);
-}
-
-/* A data: URL ("data:image/png;base64,AAAA") as an inlineData part; NULL
- * when url is not a base64 data: URL. */
-static json_t *gemini_data_url(const char *url, size_t len)
-{
-    if (len < 5 || strncmp(url, "data:", 5) != 0)
-        return NULL;
-    const char *comma = memchr(url, ',', len);
-    if (!comma || (size_t)(comma - url) < 5 + 7 || memcmp(comma - 7, ";base64", 7) != 0)
-        return NULL;
-    const char *type = url + 5;
-    size_t type_len = strcspn(type, ";");
-    if (type_len == 0)
-        return NULL;
-    size_t data_len = len - (size_t)(comma + 1 - url);
-    return json_pack("{s:{s:s%, s:s%}}", "inlineData", "mimeType", type, type_len, "data",
-                     comma + 1, data_len);
 }
 
 #define GEMINI_OOM(e) err_set(e, ERR_FATAL, "oom", "out of memory building the request")
@@ -112,26 +79,27 @@ static json_t *gemini_data_url(const char *url, size_t len)
  * image URL; a data: URL is its bytes). -1 with e set. */
 static int gemini_content_parts(const struct request_message *m, json_t *parts, struct err *e)
 {
-    for (size_t i = 0; i < gemini_nparts(m); i++) {
-        struct request_part p = gemini_part(m, i);
+    for (size_t i = 0; i < m->nparts; i++) {
+        const struct request_part *p = &m->parts[i];
         json_t *part = NULL;
-        switch (p.type) {
+        const char *mt, *data;
+        size_t mt_len, data_len;
+        switch (p->type) {
         case REQUEST_PART_TEXT:
-            part = gemini_text(p.text, p.text_len);
+            part = gemini_text(p->text, p->text_len);
             break;
         case REQUEST_PART_IMAGE_DATA:
-            part = json_pack("{s:{s:s, s:s%}}", "inlineData", "mimeType", p.media_type, "data",
-                             p.text, p.text_len);
+            part = json_pack("{s:{s:s, s:s%}}", "inlineData", "mimeType", p->media_type, "data",
+                             p->text, p->text_len);
             break;
         case REQUEST_PART_IMAGE_URL:
-            part = gemini_data_url(p.text, p.text_len);
-            if (!part && (p.text_len < 5 || strncmp(p.text, "data:", 5) != 0))
+            /* a data: URL is its bytes */
+            if (adapter_data_url(p->text, p->text_len, &mt, &mt_len, &data, &data_len) < 0)
                 return err_set(e, ERR_INPUT, "unsupported",
                                "unsupported: image_url (Gemini takes images as inline data; "
                                "an http(s) URL cannot be sent)");
-            if (!part)
-                return err_set(e, ERR_INPUT, "unsupported",
-                               "unsupported: image_url (a data: URL that is not base64)");
+            part = json_pack("{s:{s:s%, s:s%}}", "inlineData", "mimeType", mt, mt_len, "data", data,
+                             data_len);
             break;
         }
         if (json_array_append_new(parts, part) < 0)
@@ -145,24 +113,10 @@ static int gemini_content_parts(const struct request_message *m, json_t *parts, 
  * output"; the whole object is the output when it has no such key). */
 static json_t *gemini_tool_result(const struct request_message *m)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < gemini_nparts(m); i++) {
-        struct request_part p = gemini_part(m, i);
-        if (p.type == REQUEST_PART_TEXT)
-            total += p.text_len;
-    }
-    char *text = malloc(total + 1);
+    size_t used; /* text parts are pieces of one result: joined as they are */
+    char *text = adapter_message_text(m, &used);
     if (!text)
         return NULL;
-    size_t used = 0; /* text parts are pieces of one result: joined as they are */
-    for (size_t i = 0; i < gemini_nparts(m); i++) {
-        struct request_part p = gemini_part(m, i);
-        if (p.type == REQUEST_PART_TEXT) {
-            memcpy(text + used, p.text, p.text_len);
-            used += p.text_len;
-        }
-    }
-    text[used] = '\0';
     /* duplicate keys would be ambiguous: such text stays text */
     json_t *obj = json_loadb(text, used, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(obj)) {
@@ -185,10 +139,10 @@ static int gemini_contents(const struct request *req, json_t *contents, json_t *
     for (size_t i = 0; i < req->nmessages; i++) {
         const struct request_message *m = &req->messages[i];
         if (m->role == REQUEST_SYSTEM) {
-            for (size_t j = 0; j < gemini_nparts(m); j++) {
-                struct request_part p = gemini_part(m, j);
-                if (p.type == REQUEST_PART_TEXT &&
-                    json_array_append_new(system, gemini_text(p.text, p.text_len)) < 0)
+            for (size_t j = 0; j < m->nparts; j++) {
+                const struct request_part *p = &m->parts[j];
+                if (p->type == REQUEST_PART_TEXT &&
+                    json_array_append_new(system, gemini_text(p->text, p->text_len)) < 0)
                     return GEMINI_OOM(e);
             }
             continue;
@@ -446,12 +400,8 @@ static int gemini_error(long status, json_t *root, const char *body, size_t len,
 {
     const json_t *error = gemini_status(root);
     const json_t *m = json_object_get(error, "message");
-    const char *msg = json_string_value(m);
-    size_t msg_len = msg ? json_string_length(m) : 0;
-    if (!msg && !root && len > 0) { /* a proxy's HTML page, say: quote its start */
-        msg = body;
-        msg_len = len;
-    }
+    size_t msg_len;
+    const char *msg = adapter_error_message(m, root, body, len, &msg_len);
     const char *rpc = json_string_value(json_object_get(error, "status"));
     const char *reason =
         json_string_value(json_object_get(gemini_detail(error, "google.rpc.ErrorInfo"), "reason"));

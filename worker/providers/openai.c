@@ -316,12 +316,8 @@ static int openai_error(long status, json_t *root, const char *body, size_t len,
     const json_t *m = json_is_string(error) ? error : json_object_get(error, "message");
     if (!json_is_string(m))
         m = json_object_get(root, "message");
-    const char *msg = json_string_value(m);
-    size_t msg_len = msg ? json_string_length(m) : 0;
-    if (!msg && !root && len > 0) { /* an HTML page from a proxy, say: quote its start */
-        msg = body;
-        msg_len = len;
-    }
+    size_t msg_len;
+    const char *msg = adapter_error_message(m, root, body, len, &msg_len);
     const char *code = json_string_value(json_object_get(error, "code"));
     const char *type = json_string_value(json_object_get(error, "type"));
     int quota = (code && strcmp(code, "insufficient_quota") == 0) ||

@@ -341,3 +341,44 @@ int adapter_tool_call(json_t *calls, const char *id, const char *name, json_t *a
     return json_array_append_new(
         calls, json_pack("{s:s, s:s, s:O}", "id", id, "name", name, "arguments", arguments));
 }
+
+int adapter_answer_text(struct provider_reply *out, const json_t *format_input, size_t text_len)
+{
+    out->text_len = 0;
+    if (!format_input) {
+        out->text = malloc(text_len + 1);
+        if (!out->text)
+            return -1;
+        out->text[0] = '\0';
+        return 0;
+    }
+    out->text = json_dumps(format_input, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!out->text)
+        return -1;
+    out->text_len = strlen(out->text);
+    return 0;
+}
+
+void adapter_answer_calls(struct provider_reply *out, json_t *calls, enum provider_finish finish,
+                          int format_used)
+{
+    if (json_array_size(calls) > 0)
+        out->tool_calls = calls;
+    else
+        json_decref(calls);
+    out->finish = finish;
+    if (finish == PROVIDER_FINISH_TOOL_CALLS && !out->tool_calls && format_used)
+        out->finish = PROVIDER_FINISH_STOP;
+}
+
+const char *adapter_error_message(const json_t *message, const json_t *root, const char *body,
+                                  size_t body_len, size_t *len)
+{
+    const char *msg = json_string_value(message);
+    *len = msg ? json_string_length(message) : 0;
+    if (!msg && !root && body_len > 0) {
+        msg = body;
+        *len = body_len;
+    }
+    return msg;
+}
