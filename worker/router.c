@@ -283,7 +283,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
                  "over budget: max_tokens %u cannot hold the reasoning budget of %u tokens and "
                  "%u output tokens",
                  req->max_tokens, req->reasoning_budget, policy->min_output_tokens);
-    else if (policy->over_budget == POLICY_REJECT)
+    else if (policy->over_budget == POLICY_REJECT && best)
         snprintf(plan->reason, sizeof plan->reason,
                  "over budget: \"%.64s\" does not fit %llu nUSD and over_budget is reject%s",
                  best->name, (unsigned long long)plan->budget_nusd, also);

@@ -380,7 +380,7 @@ static int worker_aws(struct worker *w)
 {
     const char **slot[] = {&w->aws.access_key_id, &w->aws.secret_access_key, &w->aws.session_token};
     int bad = 0;
-    for (size_t v = 0; preflight_aws_vars[v]; v++) {
+    for (size_t v = 0; v < sizeof slot / sizeof slot[0] && preflight_aws_vars[v]; v++) {
         const char *value = getenv(preflight_aws_vars[v]);
         const char *why = preflight_secret_problem(value);
         if (why && v == 2 && (!value || !*value))
