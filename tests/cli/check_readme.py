@@ -210,12 +210,42 @@ def start_cluster(topics, tmp):
     return h, env
 
 
+def layout_files(text):
+    """The worker/ files the Source layout table names: `x.c/.h` is both."""
+    sec = text.split("\n## Source layout", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for line in sec.splitlines():
+        m = re.match(r"^\| `([^`]+)` \|", line)
+        if not m:
+            continue
+        name = m.group(1)
+        if name.endswith(".c/.h"):
+            stem = name[:-len(".c/.h")]
+            named |= {stem + ".c", stem + ".h"}
+        else:
+            named.add(name)
+    return named
+
+
+def check_layout(c, readme):
+    """Every source file under worker/ has its line in the Source layout
+    table, and every line names a file that exists: the map cannot drift."""
+    with open(readme) as f:
+        named = layout_files(f.read())
+    wdir = os.path.join(ROOT, "worker")
+    files = {os.path.relpath(os.path.join(d, n), wdir) for d, _, ns in os.walk(wdir)
+             for n in ns if n.endswith((".c", ".h"))}
+    c.ok(not files - named, f"every worker/ file is in Source layout (missing: {sorted(files - named)})")
+    c.ok(not named - files, f"Source layout names only files that exist (gone: {sorted(named - files)})")
+
+
 def main():
     readme = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "README.md")
     found = blocks(readme)
     topics = readme_topics()
     fields = schema_fields()
     c = Checks()
+    check_layout(c, readme)
     kinds = {k for _, k, _, _ in found}
     for need in ("shell", "python", "worker-yaml-part", "policy-yaml", "java"):
         c.ok(need in kinds, f"README has at least one '{need}' block")
