@@ -122,6 +122,8 @@ static json_t *plan_to_json(const struct policy *policy, const struct request *r
                   "input_tokens", (json_int_t)plan->input_tokens, "route", route);
     if (plan->outcome != ROUTER_OK)
         json_object_set_new(out, "reason", json_string(plan->reason));
+    if (plan->pinned)
+        json_object_set_new(out, "pinned", json_true());
     if (plan->route)
         json_object_set_new(out, "on_rate_limit",
                             json_string(plan->route->on_rate_limit == POLICY_RATE_LIMIT_FALLBACK

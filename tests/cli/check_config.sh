@@ -197,5 +197,23 @@ assert lines[1]["route"][0]["model"] == "mini", lines[1]
 assert lines[2]["error"]["code"] == "invalid_json" and lines[2]["line"] == 3, lines[2]
 ' "$tmp/plan"
 
+# --plan with issue 10's fields: a pinned model, a field only some honour
+printf '%s\n' \
+    '{"id":"q1","task":"planning","model":["mini","sonnet"],"messages":[{"role":"user","content":"hi"}]}' \
+    '{"id":"q2","task":"planning","seed":7,"messages":[{"role":"user","content":"hi"}]}' \
+    '{"id":"q3","task":"planning","model":"no-such-model","messages":[{"role":"user","content":"hi"}]}' |
+    "$bin" --plan --config config/worker.yaml --policy config/policy.yaml >"$tmp/plan2"
+check "--plan: pinned models replace the route, unsupported fields skip, unknown pins are named" \
+    /usr/bin/python3 -c '
+import json, sys
+q1, q2, q3 = [json.loads(l) for l in open(sys.argv[1])]
+assert q1["pinned"] is True and [c["model"] for c in q1["route"]] == ["mini", "sonnet"], q1
+assert all(c["reason"].startswith("pinned") for c in q1["route"]), q1
+skipped = [c for c in q2["route"] if c["reason"] == "unsupported: seed"]
+assert skipped and all(c["decision"] == "skipped" for c in skipped), q2
+assert q2["outcome"] == "ok" and "pinned" not in q2, q2
+assert q3["outcome"] == "unknown_model" and "no-such-model" in q3["reason"], q3
+' "$tmp/plan2"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
