@@ -1127,8 +1127,7 @@ static void job_transfer_done(struct http_transfer *t)
                 job_fate_reason(job, job->current, "%s", why);
                 job_fail(job, job->last_rejected ? "provider_rejected" : "candidates_exhausted",
                          "gave up after %zu attempts; last: %s", job->nattempts, why);
-            }
-            else
+            } else
                 job_fall_back(job, why); /* no candidate left: fails with the reason */
             break;
         case RETRY_FALL_BACK:

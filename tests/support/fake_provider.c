@@ -287,7 +287,13 @@ static const char *const fake_route_names[FAKE_ROUTE_COUNT] = {
     "other",
 };
 
-enum fake_api { FAKE_API_OPENAI, FAKE_API_ANTHROPIC, FAKE_API_AZURE, FAKE_API_GEMINI, FAKE_API_BEDROCK };
+enum fake_api {
+    FAKE_API_OPENAI,
+    FAKE_API_ANTHROPIC,
+    FAKE_API_AZURE,
+    FAKE_API_GEMINI,
+    FAKE_API_BEDROCK
+};
 
 static const char *const fake_api_names[] = {"openai", "anthropic", "azure", "gemini", "bedrock"};
 
@@ -409,7 +415,8 @@ struct fake_request {
     const struct fake_head *head; /* NULL when the head could not be read */
     uint64_t seq;
     enum fake_route route;
-    const char *path, *query, *deployment; /* deployment: Azure's, Gemini's model, Bedrock's modelId */
+    const char *path, *query,
+        *deployment; /* deployment: Azure's, Gemini's model, Bedrock's modelId */
     size_t path_len, query_len, deployment_len;
     const char *body;
     size_t body_len;
@@ -425,9 +432,9 @@ struct fake_outcome {
     const char *content_type;
     const char *id_header;  /* header carrying a request id, or NULL */
     const char *error_type; /* Bedrock's x-amzn-ErrorType, or NULL */
-    long retry_after;      /* seconds for Retry-After; -1: none */
-    long latency;          /* ms from #latency=; -1: the configured latency */
-    bool provider;         /* a provider endpoint: latency applies */
+    long retry_after;       /* seconds for Retry-After; -1: none */
+    long latency;           /* ms from #latency=; -1: the configured latency */
+    bool provider;          /* a provider endpoint: latency applies */
     struct fake_fault fault;
     uint64_t delay_ms;
     bool rate_limited;          /* a 429 of --limit: no latency */
@@ -1158,15 +1165,15 @@ static void fake_gemini_retry(struct fake_outcome *o, uint64_t ms, const char *m
         snprintf(value, sizeof value, "%" PRIu64, limit);
         json_array_append_new(
             details,
-            json_pack("{s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s}]}", "@type",
-                      "type.googleapis.com/google.rpc.QuotaFailure", "violations", "quotaMetric",
-                      tokens ? "generativelanguage.googleapis.com/generate_content_input_token_count"
-                             : "generativelanguage.googleapis.com/generate_content_requests",
-                      "quotaId",
-                      tokens ? "GenerateContentInputTokensPerModelPerMinute"
-                             : "GenerateRequestsPerMinutePerProjectPerModel",
-                      "quotaDimensions", "location", "global", "model", model, "quotaValue",
-                      value));
+            json_pack(
+                "{s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s}]}", "@type",
+                "type.googleapis.com/google.rpc.QuotaFailure", "violations", "quotaMetric",
+                tokens ? "generativelanguage.googleapis.com/generate_content_input_token_count"
+                       : "generativelanguage.googleapis.com/generate_content_requests",
+                "quotaId",
+                tokens ? "GenerateContentInputTokensPerModelPerMinute"
+                       : "GenerateRequestsPerMinutePerProjectPerModel",
+                "quotaDimensions", "location", "global", "model", model, "quotaValue", value));
         json_array_append_new(details,
                               json_pack("{s:s, s:[{s:s, s:s}]}", "@type",
                                         "type.googleapis.com/google.rpc.Help", "links",
@@ -1803,12 +1810,13 @@ static void fake_limit_refuse(struct fake_outcome *o, enum fake_api api, const c
         fake_extra_num(o, "retry-after-ms", wait_ms);
         break;
     case FAKE_API_AZURE:
-        snprintf(msg, sizeof msg,
-                 "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
-                 "2024-10-21 have exceeded %s rate limit of your current OpenAI S0 pricing tier. "
-                 "Please retry after %ld second%s. Please go here: https://aka.ms/oai/quotaincrease "
-                 "if you would like to further increase the default rate limit.",
-                 tokens ? "token" : "call", secs, secs == 1 ? "" : "s");
+        snprintf(
+            msg, sizeof msg,
+            "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+            "2024-10-21 have exceeded %s rate limit of your current OpenAI S0 pricing tier. "
+            "Please retry after %ld second%s. Please go here: https://aka.ms/oai/quotaincrease "
+            "if you would like to further increase the default rate limit.",
+            tokens ? "token" : "call", secs, secs == 1 ? "" : "s");
         fake_fail_azure(o, 429, NULL, msg);
         fake_extra_num(o, "retry-after-ms", wait_ms);
         break;
@@ -2025,9 +2033,10 @@ static void fake_call_init(struct fake_call *call, enum fake_api api)
 }
 
 /* Fails the request with 400 in the format's shape; always -1. */
-__attribute__((format(printf, 6, 7))) static int
-fake_reject(struct fake_outcome *o, enum fake_api api, uint64_t seq, const char *param,
-            const char *code, const char *fmt, ...)
+__attribute__((format(printf, 6, 7))) static int fake_reject(struct fake_outcome *o,
+                                                             enum fake_api api, uint64_t seq,
+                                                             const char *param, const char *code,
+                                                             const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -2067,8 +2076,8 @@ static bool fake_in_list(const char *s, const char *const *list)
     return false;
 }
 
-static const char *const fake_image_types[] = {"image/png", "image/jpeg", "image/gif",
-                                               "image/webp", NULL};
+static const char *const fake_image_types[] = {"image/png", "image/jpeg", "image/gif", "image/webp",
+                                               NULL};
 
 /* The first key of obj not in list, or NULL. */
 static const char *fake_unknown_key(json_t *obj, const char *const *list)
@@ -2101,8 +2110,8 @@ static bool fake_tool_name_ok(const char *s, size_t max)
     if (n == 0 || n > max)
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-              fake_is_digit(s[i]) || s[i] == '_' || s[i] == '-'))
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || fake_is_digit(s[i]) ||
+              s[i] == '_' || s[i] == '-'))
             return false;
     }
     return true;
@@ -2202,8 +2211,7 @@ static json_t *fake_schema_min(json_t *root, json_t *s, int depth)
         json_int_t count = json_is_integer(n) ? json_integer_value(n) : 0;
 
         for (json_int_t i = 0; a != NULL && i < count && i < 16; i++)
-            json_array_append_new(a,
-                                  fake_schema_min(root, json_object_get(s, "items"), depth + 1));
+            json_array_append_new(a, fake_schema_min(root, json_object_get(s, "items"), depth + 1));
         return a;
     }
     if (strcasecmp(type, "string") == 0) {
@@ -2294,8 +2302,8 @@ static int fake_answer_make(struct fake_server *srv, const struct fake_request *
         return 0;
     }
     if (call->json_reply) {
-        json_t *inst = call->schema != NULL ? fake_schema_min(call->schema, call->schema, 0)
-                                            : json_object();
+        json_t *inst =
+            call->schema != NULL ? fake_schema_min(call->schema, call->schema, 0) : json_object();
 
         a->text = inst != NULL ? json_dumps(inst, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         json_decref(inst);
@@ -2367,13 +2375,43 @@ static void fake_succeed(struct fake_outcome *o, enum fake_api api, json_t *repl
 
 /* CreateChatCompletionRequest's properties (OpenAI's OpenAPI description) */
 static const char *const fake_openai_fields[] = {
-    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
-    "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
-    "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
-    "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
-    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
-    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
-    "verbosity", "web_search_options",
+    "audio",
+    "frequency_penalty",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "messages",
+    "metadata",
+    "modalities",
+    "model",
+    "moderation",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "presence_penalty",
+    "prompt_cache_key",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+    "reasoning_effort",
+    "response_format",
+    "safety_identifier",
+    "seed",
+    "service_tier",
+    "stop",
+    "store",
+    "stream",
+    "stream_options",
+    "temperature",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "user",
+    "verbosity",
+    "web_search_options",
     "data_sources", /* Azure's "on your data"; accepted on Azure paths only */
     NULL};
 
@@ -2455,10 +2493,10 @@ static int fake_openai_content(struct fake_outcome *o, struct fake_call *call, j
         } else if (type != NULL && strcmp(type, "image_url") == 0 && strcmp(role, "user") == 0) {
             if (fake_openai_image(o, call, part, mi, i, seq) != 0)
                 return -1;
-        } else if (type != NULL && (strcmp(type, "refusal") == 0 ||
-                                    (strcmp(role, "user") == 0 &&
-                                     (strcmp(type, "input_audio") == 0 ||
-                                      strcmp(type, "file") == 0)))) {
+        } else if (type != NULL &&
+                   (strcmp(type, "refusal") == 0 ||
+                    (strcmp(role, "user") == 0 &&
+                     (strcmp(type, "input_audio") == 0 || strcmp(type, "file") == 0)))) {
             continue;
         } else {
             return fake_reject(o, call->api, seq, "messages", "invalid_value",
@@ -2475,8 +2513,8 @@ static int fake_openai_content(struct fake_outcome *o, struct fake_call *call, j
 static bool fake_openai_answered(json_t *messages, size_t from, size_t end, const char *id)
 {
     for (size_t k = from; k < end; k++) {
-        const char *tid = json_string_value(json_object_get(json_array_get(messages, k),
-                                                            "tool_call_id"));
+        const char *tid =
+            json_string_value(json_object_get(json_array_get(messages, k), "tool_call_id"));
 
         if (tid != NULL && strcmp(tid, id) == 0)
             return true;
@@ -2509,8 +2547,8 @@ static int fake_openai_calls_closed(struct fake_outcome *o, const struct fake_ca
 static int fake_openai_messages(struct fake_outcome *o, struct fake_call *call, json_t *messages,
                                 uint64_t seq, bool *mentions_json)
 {
-    static const char *const roles[] = {"system", "developer", "user", "assistant", "tool",
-                                        "function", NULL};
+    static const char *const roles[] = {"system", "developer", "user", "assistant",
+                                        "tool",   "function",  NULL};
     json_t *m;
     size_t i, calls_at = SIZE_MAX, last_user = SIZE_MAX;
 
@@ -2539,16 +2577,16 @@ static int fake_openai_messages(struct fake_outcome *o, struct fake_call *call, 
                 return fake_reject(o, call->api, seq, "messages", NULL,
                                    "Invalid parameter: messages with role 'tool' must be a "
                                    "response to a preceeding message with 'tool_calls'.");
-            json_array_foreach(json_object_get(json_array_get(messages, calls_at), "tool_calls"),
-                               k, tc)
+            json_array_foreach(json_object_get(json_array_get(messages, calls_at), "tool_calls"), k,
+                               tc)
             {
                 const char *cid = json_string_value(json_object_get(tc, "id"));
 
                 if (cid != NULL && strcmp(cid, id) == 0)
                     break;
             }
-            if (k == json_array_size(
-                         json_object_get(json_array_get(messages, calls_at), "tool_calls")))
+            if (k ==
+                json_array_size(json_object_get(json_array_get(messages, calls_at), "tool_calls")))
                 return fake_reject(o, call->api, seq, "messages", NULL,
                                    "Invalid parameter: messages with role 'tool' must be a "
                                    "response to a preceeding message with 'tool_calls' (no "
@@ -2614,8 +2652,7 @@ static int fake_openai_messages(struct fake_outcome *o, struct fake_call *call, 
         json_t *content = json_object_get(json_array_get(messages, last_user), "content"), *part;
 
         if (json_is_string(content))
-            fake_directives_scan(json_string_value(content), json_string_length(content),
-                                 &call->d);
+            fake_directives_scan(json_string_value(content), json_string_length(content), &call->d);
         json_array_foreach(json_is_array(content) ? content : NULL, i, part)
         {
             json_t *t = json_object_get(part, "text");
@@ -2691,8 +2728,8 @@ static int fake_openai_tools(struct fake_outcome *o, struct fake_call *call, jso
         return 0;
     }
     const char *type = json_string_value(json_object_get(choice, "type"));
-    const char *name = json_string_value(json_object_get(json_object_get(choice, "function"),
-                                                         "name"));
+    const char *name =
+        json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
 
     if (type == NULL || strcmp(type, "function") != 0 || name == NULL)
         return fake_reject(o, call->api, seq, "tool_choice", "invalid_value",
@@ -2804,15 +2841,13 @@ static int fake_openai_options(struct fake_outcome *o, struct fake_call *call, j
         return fake_reject(o, call->api, seq, "response_format.json_schema.name", NULL,
                            "Missing required parameter: 'response_format.json_schema.name'.");
     if (!fake_tool_name_ok(json_string_value(json_object_get(js, "name")), 64))
-        return fake_reject(o, call->api, seq, "response_format.json_schema.name",
-                           "invalid_value",
+        return fake_reject(o, call->api, seq, "response_format.json_schema.name", "invalid_value",
                            "Invalid 'response_format.json_schema.name': string does not match "
                            "pattern. Expected a string that matches the pattern "
                            "'^[a-zA-Z0-9_-]+$'.");
     v = json_object_get(js, "schema");
     if (v != NULL && !json_is_object(v))
-        return fake_reject(o, call->api, seq, "response_format.json_schema.schema",
-                           "invalid_type",
+        return fake_reject(o, call->api, seq, "response_format.json_schema.schema", "invalid_type",
                            "Invalid type for 'response_format.json_schema.schema': expected an "
                            "object.");
     call->json_reply = true;
@@ -2839,10 +2874,9 @@ static void fake_openai_render(struct fake_outcome *o, const struct fake_request
         snprintf(id, sizeof id, "call_fake%016" PRIx64, req->seq);
         message = args == NULL ? NULL
                                : json_pack("{s:s, s:n, s:n, s:[], s:[{s:s, s:s, s:{s:s, s:s}}]}",
-                                           "role", "assistant", "content", "refusal",
-                                           "annotations", "tool_calls", "id", id, "type",
-                                           "function", "function", "name", a->tool->name,
-                                           "arguments", args);
+                                           "role", "assistant", "content", "refusal", "annotations",
+                                           "tool_calls", "id", id, "type", "function", "function",
+                                           "name", a->tool->name, "arguments", args);
         free(args);
         finish = "tool_calls";
     } else {
@@ -2856,9 +2890,9 @@ static void fake_openai_render(struct fake_outcome *o, const struct fake_request
         "{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:n, s:s}],"
         " s:{s:I, s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}}, s:s, s:s}",
         "id", id, "object", "chat.completion", "created", (json_int_t)time(NULL), "model",
-        call->model, "choices", "index", 0, "message", message, "logprobs", "finish_reason",
-        finish, "usage", "prompt_tokens", (json_int_t)(call->input + a->cached),
-        "completion_tokens", (json_int_t)(out + reasoning), "total_tokens",
+        call->model, "choices", "index", 0, "message", message, "logprobs", "finish_reason", finish,
+        "usage", "prompt_tokens", (json_int_t)(call->input + a->cached), "completion_tokens",
+        (json_int_t)(out + reasoning), "total_tokens",
         (json_int_t)(call->input + a->cached + out + reasoning), "prompt_tokens_details",
         "cached_tokens", (json_int_t)a->cached, "audio_tokens", (json_int_t)0,
         "completion_tokens_details", "reasoning_tokens", (json_int_t)reasoning, "audio_tokens",
@@ -2915,8 +2949,8 @@ static void fake_openai(struct fake_server *srv, const struct fake_request *req,
     if (unknown == NULL && !azure && json_object_get(body, "data_sources") != NULL)
         unknown = "data_sources";
     if (unknown != NULL) {
-        fake_reject(o, api, req->seq, NULL, NULL,
-                    "Unrecognized request argument supplied: %.100s", unknown);
+        fake_reject(o, api, req->seq, NULL, NULL, "Unrecognized request argument supplied: %.100s",
+                    unknown);
         return;
     }
     call.model = json_string_value(json_object_get(body, "model"));
@@ -2930,8 +2964,7 @@ static void fake_openai(struct fake_server *srv, const struct fake_request *req,
     }
     messages = json_object_get(body, "messages");
     if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        fake_fail(o, api, 400, "'messages' must be a non-empty array", "messages", NULL,
-                  req->seq);
+        fake_fail(o, api, 400, "'messages' must be a non-empty array", "messages", NULL, req->seq);
         goto out;
     }
     if (fake_cap_get(body, "max_completion_tokens", &call.cap, &call.capped) != 0) {
@@ -2963,9 +2996,8 @@ static void fake_openai(struct fake_server *srv, const struct fake_request *req,
             "https://go.microsoft.com/fwlink/?linkid=2198766",
             "param", "prompt", "status", 400, "innererror", "code", "ResponsibleAIPolicyViolation",
             "content_filter_result", "hate", "filtered", 1, "severity", "high", "jailbreak",
-            "filtered", 0, "detected", 0, "self_harm", "filtered", 0, "severity", "safe",
-            "sexual", "filtered", 0, "severity", "safe", "violence", "filtered", 0, "severity",
-            "safe");
+            "filtered", 0, "detected", 0, "self_harm", "filtered", 0, "severity", "safe", "sexual",
+            "filtered", 0, "severity", "safe", "violence", "filtered", 0, "severity", "safe");
         goto out;
     }
     if (fake_answer_make(srv, req, &call, &a) != 0) {
@@ -2980,10 +3012,24 @@ out:
 
 /* ---- Anthropic Messages ---- */
 
-static const char *const fake_anthropic_fields[] = {
-    "model",       "messages", "max_tokens",   "system",      "metadata",     "stop_sequences",
-    "stream",      "temperature", "top_p",     "top_k",       "tools",        "tool_choice",
-    "thinking",    "service_tier", "container", "mcp_servers", "context_management", NULL};
+static const char *const fake_anthropic_fields[] = {"model",
+                                                    "messages",
+                                                    "max_tokens",
+                                                    "system",
+                                                    "metadata",
+                                                    "stop_sequences",
+                                                    "stream",
+                                                    "temperature",
+                                                    "top_p",
+                                                    "top_k",
+                                                    "tools",
+                                                    "tool_choice",
+                                                    "thinking",
+                                                    "service_tier",
+                                                    "container",
+                                                    "mcp_servers",
+                                                    "context_management",
+                                                    NULL};
 
 /* An image block: source base64 (known media type, base64 data), url or file */
 static int fake_anthropic_image(struct fake_outcome *o, struct fake_call *call, json_t *block,
@@ -3053,15 +3099,14 @@ static bool fake_anthropic_has_result(json_t *m, const char *id)
         const char *type = json_string_value(json_object_get(b, "type"));
         const char *bid = json_string_value(json_object_get(b, "tool_use_id"));
 
-        if (type != NULL && strcmp(type, "tool_result") == 0 && bid != NULL &&
-            strcmp(bid, id) == 0)
+        if (type != NULL && strcmp(type, "tool_result") == 0 && bid != NULL && strcmp(bid, id) == 0)
             return true;
     }
     return false;
 }
 
-static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *call,
-                                   json_t *messages, uint64_t seq)
+static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *call, json_t *messages,
+                                   uint64_t seq)
 {
     json_t *m, *b;
     size_t i, k, last_user = SIZE_MAX, n = json_array_size(messages);
@@ -3143,8 +3188,7 @@ static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *cal
         json_t *content = json_object_get(json_array_get(messages, last_user), "content");
 
         if (json_is_string(content))
-            fake_directives_scan(json_string_value(content), json_string_length(content),
-                                 &call->d);
+            fake_directives_scan(json_string_value(content), json_string_length(content), &call->d);
         json_array_foreach(json_is_array(content) ? content : NULL, i, b)
         {
             json_t *t = json_object_get(b, "text");
@@ -3255,8 +3299,8 @@ static int fake_anthropic_options(struct fake_outcome *o, struct fake_call *call
     if (choice == NULL)
         return 0;
     ctype = json_string_value(json_object_get(choice, "type"));
-    if (ctype == NULL || !fake_in_list(ctype, (const char *const[]){"auto", "any", "tool", "none",
-                                                                     NULL}))
+    if (ctype == NULL ||
+        !fake_in_list(ctype, (const char *const[]){"auto", "any", "tool", "none", NULL}))
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "tool_choice: Input tag '%.40s' found using 'type' does not match any "
                            "of the expected tags: 'auto', 'any', 'tool', 'none'",
@@ -3306,13 +3350,13 @@ static void fake_anthropic_render(struct fake_outcome *o, const struct fake_requ
                                             "ZmFrZS1zaWduYXR1cmU="));
         if (a->tool != NULL) {
             snprintf(id, sizeof id, "toolu_fake%016" PRIx64, req->seq);
-            json_array_append_new(content, json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
-                                                     "id", id, "name", a->tool->name, "input",
-                                                     a->args));
+            json_array_append_new(content,
+                                  json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use", "id", id,
+                                            "name", a->tool->name, "input", a->args));
             stop = "tool_use";
         } else {
-            json_array_append_new(content, json_pack("{s:s, s:s%}", "type", "text", "text",
-                                                     a->text, a->text_len));
+            json_array_append_new(
+                content, json_pack("{s:s, s:s%}", "type", "text", "text", a->text, a->text_len));
             stop = a->length ? "max_tokens" : "end_turn";
         }
     }
@@ -3437,13 +3481,33 @@ static int fake_gemini_unknown(struct fake_outcome *o, json_t *obj, const char *
 static int fake_gemini_schema(struct fake_outcome *o, json_t *s, const char *at, int depth,
                               uint64_t seq)
 {
-    static const char *const known[] = {
-        "type",        "format",     "title",    "description",   "nullable",
-        "enum",        "maxItems",   "minItems", "properties",    "required",
-        "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
-        "example",     "anyOf",      "any_of",   "propertyOrdering", "property_ordering",
-        "default",     "items",      "minimum",  "maximum",       "max_items",
-        "min_items",   NULL};
+    static const char *const known[] = {"type",
+                                        "format",
+                                        "title",
+                                        "description",
+                                        "nullable",
+                                        "enum",
+                                        "maxItems",
+                                        "minItems",
+                                        "properties",
+                                        "required",
+                                        "minProperties",
+                                        "maxProperties",
+                                        "minLength",
+                                        "maxLength",
+                                        "pattern",
+                                        "example",
+                                        "anyOf",
+                                        "any_of",
+                                        "propertyOrdering",
+                                        "property_ordering",
+                                        "default",
+                                        "items",
+                                        "minimum",
+                                        "maximum",
+                                        "max_items",
+                                        "min_items",
+                                        NULL};
     json_t *v;
     const char *k;
     size_t i;
@@ -3496,12 +3560,26 @@ static size_t fake_gemini_count(json_t *content, const char *camel, const char *
 static int fake_gemini_contents(struct fake_outcome *o, struct fake_call *call, json_t *contents,
                                 uint64_t seq)
 {
-    static const char *const part_keys[] = {
-        "text", "inlineData", "inline_data", "fileData", "file_data", "functionCall",
-        "function_call", "functionResponse", "function_response", "thought", "thoughtSignature",
-        "thought_signature", "executableCode", "executable_code", "codeExecutionResult",
-        "code_execution_result", "videoMetadata", "video_metadata", NULL};
-    static const char *const gemini_images[] = {"image/png", "image/jpeg", "image/webp",
+    static const char *const part_keys[] = {"text",
+                                            "inlineData",
+                                            "inline_data",
+                                            "fileData",
+                                            "file_data",
+                                            "functionCall",
+                                            "function_call",
+                                            "functionResponse",
+                                            "function_response",
+                                            "thought",
+                                            "thoughtSignature",
+                                            "thought_signature",
+                                            "executableCode",
+                                            "executable_code",
+                                            "codeExecutionResult",
+                                            "code_execution_result",
+                                            "videoMetadata",
+                                            "video_metadata",
+                                            NULL};
+    static const char *const gemini_images[] = {"image/png",  "image/jpeg", "image/webp",
                                                 "image/heic", "image/heif", NULL};
     json_t *c, *p;
     size_t i, k, last_user = SIZE_MAX;
@@ -3560,8 +3638,7 @@ static int fake_gemini_contents(struct fake_outcome *o, struct fake_call *call, 
                                        at);
                 if (!fake_in_list(mt, gemini_images))
                     return fake_reject(o, call->api, seq, NULL, NULL,
-                                       "Unsupported MIME type: %.60s",
-                                       mt != NULL ? mt : "(none)");
+                                       "Unsupported MIME type: %.60s", mt != NULL ? mt : "(none)");
                 call->images++;
             }
             if (file != NULL) {
@@ -3674,16 +3751,42 @@ static int fake_gemini_tools(struct fake_outcome *o, struct fake_call *call, jso
 static int fake_gemini_config(struct fake_outcome *o, struct fake_call *call, json_t *gc,
                               uint64_t seq)
 {
-    static const char *const known[] = {
-        "stopSequences", "stop_sequences", "responseMimeType", "response_mime_type",
-        "responseSchema", "response_schema", "responseJsonSchema", "response_json_schema",
-        "candidateCount", "candidate_count", "maxOutputTokens", "max_output_tokens",
-        "temperature", "topP", "top_p", "topK", "top_k", "seed", "presencePenalty",
-        "presence_penalty", "frequencyPenalty", "frequency_penalty", "responseLogprobs",
-        "response_logprobs", "logprobs", "enableEnhancedCivicAnswers",
-        "enable_enhanced_civic_answers", "responseModalities", "response_modalities",
-        "speechConfig", "speech_config", "thinkingConfig", "thinking_config", "mediaResolution",
-        "media_resolution", NULL};
+    static const char *const known[] = {"stopSequences",
+                                        "stop_sequences",
+                                        "responseMimeType",
+                                        "response_mime_type",
+                                        "responseSchema",
+                                        "response_schema",
+                                        "responseJsonSchema",
+                                        "response_json_schema",
+                                        "candidateCount",
+                                        "candidate_count",
+                                        "maxOutputTokens",
+                                        "max_output_tokens",
+                                        "temperature",
+                                        "topP",
+                                        "top_p",
+                                        "topK",
+                                        "top_k",
+                                        "seed",
+                                        "presencePenalty",
+                                        "presence_penalty",
+                                        "frequencyPenalty",
+                                        "frequency_penalty",
+                                        "responseLogprobs",
+                                        "response_logprobs",
+                                        "logprobs",
+                                        "enableEnhancedCivicAnswers",
+                                        "enable_enhanced_civic_answers",
+                                        "responseModalities",
+                                        "response_modalities",
+                                        "speechConfig",
+                                        "speech_config",
+                                        "thinkingConfig",
+                                        "thinking_config",
+                                        "mediaResolution",
+                                        "media_resolution",
+                                        NULL};
     json_t *v, *schema, *jschema, *tc;
     const char *mime;
     size_t i;
@@ -3737,9 +3840,13 @@ static int fake_gemini_config(struct fake_outcome *o, struct fake_call *call, js
     }
     tc = fake_gget(gc, "thinkingConfig", "thinking_config");
     if (tc != NULL) {
-        static const char *const tknown[] = {"thinkingBudget", "thinking_budget",
-                                             "includeThoughts", "include_thoughts",
-                                             "thinkingLevel",  "thinking_level", NULL};
+        static const char *const tknown[] = {"thinkingBudget",
+                                             "thinking_budget",
+                                             "includeThoughts",
+                                             "include_thoughts",
+                                             "thinkingLevel",
+                                             "thinking_level",
+                                             NULL};
         json_t *budget = fake_gget(tc, "thinkingBudget", "thinking_budget");
 
         if (fake_gemini_unknown(o, tc, tknown, "generation_config.thinking_config", seq) != 0)
@@ -3763,8 +3870,7 @@ static int fake_gemini_config(struct fake_outcome *o, struct fake_call *call, js
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "* GenerateContentRequest.generation_config: response_schema and "
                            "response_json_schema cannot both be set.");
-    if ((schema != NULL || jschema != NULL) &&
-        (mime == NULL || strcmp(mime, "text/plain") == 0))
+    if ((schema != NULL || jschema != NULL) && (mime == NULL || strcmp(mime, "text/plain") == 0))
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "* GenerateContentRequest.generation_config.response_mime_type: "
                            "response_mime_type must be application/json or text/x.enum when a "
@@ -3788,13 +3894,12 @@ static void fake_gemini_render(struct fake_outcome *o, const struct fake_request
     /* promptTokenCount INCLUDES cachedContentTokenCount; thoughts are apart
      * from candidatesTokenCount; the total counts all of them */
     if (o->fault.kind == FAKE_FAULT_CONTENT_FILTER) {
-        reply = json_pack("{s:{s:s, s:[{s:s, s:s, s:b}]}, s:{s:I, s:I}, s:s, s:s}",
-                          "promptFeedback", "blockReason", "SAFETY", "safetyRatings", "category",
-                          "HARM_CATEGORY_HATE_SPEECH", "probability", "HIGH", "blocked", 1,
-                          "usageMetadata", "promptTokenCount",
-                          (json_int_t)(call->input + a->cached), "totalTokenCount",
-                          (json_int_t)(call->input + a->cached), "modelVersion", call->model,
-                          "responseId", id);
+        reply = json_pack(
+            "{s:{s:s, s:[{s:s, s:s, s:b}]}, s:{s:I, s:I}, s:s, s:s}", "promptFeedback",
+            "blockReason", "SAFETY", "safetyRatings", "category", "HARM_CATEGORY_HATE_SPEECH",
+            "probability", "HIGH", "blocked", 1, "usageMetadata", "promptTokenCount",
+            (json_int_t)(call->input + a->cached), "totalTokenCount",
+            (json_int_t)(call->input + a->cached), "modelVersion", call->model, "responseId", id);
         fake_succeed(o, call->api, reply, req->seq);
         return;
     }
@@ -3806,8 +3911,7 @@ static void fake_gemini_render(struct fake_outcome *o, const struct fake_request
     if (usage != NULL && call->d.reasoning >= 0)
         json_object_set_new(usage, "thoughtsTokenCount", json_integer((json_int_t)a->reasoning));
     if (a->tool != NULL)
-        part = json_pack("{s:{s:s, s:O}}", "functionCall", "name", a->tool->name, "args",
-                         a->args);
+        part = json_pack("{s:{s:s, s:O}}", "functionCall", "name", a->tool->name, "args", a->args);
     else
         part = json_pack("{s:s%}", "text", a->text, a->text_len);
     reply = json_pack("{s:[{s:{s:[o], s:s}, s:s, s:i}], s:o, s:s, s:s}", "candidates", "content",
@@ -3821,10 +3925,21 @@ static void fake_gemini_render(struct fake_outcome *o, const struct fake_request
 static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
                         struct fake_outcome *o)
 {
-    static const char *const known[] = {
-        "contents", "systemInstruction", "system_instruction", "tools", "toolConfig",
-        "tool_config", "safetySettings", "safety_settings", "generationConfig",
-        "generation_config", "cachedContent", "cached_content", "labels", "model", NULL};
+    static const char *const known[] = {"contents",
+                                        "systemInstruction",
+                                        "system_instruction",
+                                        "tools",
+                                        "toolConfig",
+                                        "tool_config",
+                                        "safetySettings",
+                                        "safety_settings",
+                                        "generationConfig",
+                                        "generation_config",
+                                        "cachedContent",
+                                        "cached_content",
+                                        "labels",
+                                        "model",
+                                        NULL};
     json_t *body = req->json, *si, *p;
     char *model = NULL;
     struct fake_call call;
@@ -3856,8 +3971,8 @@ static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
     }
     call.model = model;
     si = fake_gget(body, "systemInstruction", "system_instruction");
-    json_array_foreach(json_object_get(si, "parts"), i, p)
-        sys_bytes += json_string_length(json_object_get(p, "text"));
+    json_array_foreach(json_object_get(si, "parts"), i, p) sys_bytes +=
+        json_string_length(json_object_get(p, "text"));
     call.input = fake_tokens(sys_bytes);
     if (fake_gemini_contents(o, &call, json_object_get(body, "contents"), req->seq) != 0 ||
         fake_gemini_tools(o, &call, body, req->seq) != 0 ||
@@ -3986,9 +4101,9 @@ static int fake_bedrock_auth(struct fake_outcome *o, const struct fake_request *
                 continue;
             start = i + 1;
             if (len == 0 || len >= sizeof lower || !fake_all(name, len, "-") ||
-                (prev != NULL && (memcmp(prev, name, len < prev_len ? len : prev_len) > 0 ||
-                                  (memcmp(prev, name, len < prev_len ? len : prev_len) == 0 &&
-                                   prev_len >= len)))) {
+                (prev != NULL &&
+                 (memcmp(prev, name, len < prev_len ? len : prev_len) > 0 ||
+                  (memcmp(prev, name, len < prev_len ? len : prev_len) == 0 && prev_len >= len)))) {
                 why = "SignedHeaders must be lower-case header names, sorted, separated by ';'.";
                 goto bad;
             }
@@ -4023,7 +4138,7 @@ static int fake_bedrock_auth(struct fake_outcome *o, const struct fake_request *
             goto bad;
         }
     }
-    if (sl != 64 || !fake_all(sig, sl, "") ) {
+    if (sl != 64 || !fake_all(sig, sl, "")) {
         why = "Signature must be 64 lower-case hexadecimal characters.";
         goto bad;
     }
@@ -4084,12 +4199,20 @@ static char *fake_url_decode(const char *s, size_t n)
     return out;
 }
 
-static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
-                                 json_t *messages, uint64_t seq, bool *tool_blocks)
+static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call, json_t *messages,
+                                 uint64_t seq, bool *tool_blocks)
 {
-    static const char *const block_keys[] = {
-        "text", "image", "document", "video", "toolUse", "toolResult", "guardContent",
-        "cachePoint", "reasoningContent", "citationsContent", NULL};
+    static const char *const block_keys[] = {"text",
+                                             "image",
+                                             "document",
+                                             "video",
+                                             "toolUse",
+                                             "toolResult",
+                                             "guardContent",
+                                             "cachePoint",
+                                             "reasoningContent",
+                                             "citationsContent",
+                                             NULL};
     static const char *const formats[] = {"png", "jpeg", "gif", "webp", NULL};
     json_t *m, *b;
     size_t i, k, last_user = SIZE_MAX, n = json_array_size(messages);
@@ -4131,8 +4254,8 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
                                i + 1);
         json_array_foreach(content, k, b)
         {
-            const char *key = json_object_size(b) == 1 ? fake_unknown_key(b, (const char *[]){NULL})
-                                                       : NULL;
+            const char *key =
+                json_object_size(b) == 1 ? fake_unknown_key(b, (const char *[]){NULL}) : NULL;
             json_t *v = key != NULL ? json_object_get(b, key) : NULL;
 
             if (key == NULL || !fake_in_list(key, block_keys))
@@ -4145,7 +4268,8 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
                 bytes += json_string_length(v);
             } else if (strcmp(key, "image") == 0) {
                 const char *fmt = json_string_value(json_object_get(v, "format"));
-                json_t *src = json_object_get(v, "source"), *bytes_v = json_object_get(src, "bytes");
+                json_t *src = json_object_get(v, "source"),
+                       *bytes_v = json_object_get(src, "bytes");
 
                 if (!user || !fake_in_list(fmt, formats))
                     return fake_reject(o, call->api, seq, NULL, NULL,
@@ -4155,10 +4279,10 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
                                        "value set: [png, jpeg, gif, webp] (images in user turns "
                                        "only)",
                                        fmt != NULL ? fmt : "null", i + 1, k + 1);
-                if (bytes_v != NULL ? !json_is_string(bytes_v) ||
-                                          !fake_base64_ok(json_string_value(bytes_v),
-                                                          json_string_length(bytes_v))
-                                    : json_object_get(src, "s3Location") == NULL)
+                if (bytes_v != NULL
+                        ? !json_is_string(bytes_v) || !fake_base64_ok(json_string_value(bytes_v),
+                                                                      json_string_length(bytes_v))
+                        : json_object_get(src, "s3Location") == NULL)
                     return fake_reject(o, call->api, seq, NULL, NULL,
                                        "Unable to parse image bytes at "
                                        "messages.%zu.content.%zu.image.source: expected base64 "
@@ -4178,15 +4302,15 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
             } else if (strcmp(key, "toolResult") == 0) {
                 const char *id = json_string_value(json_object_get(v, "toolUseId"));
                 json_t *prev = i > 0 ? json_object_get(json_array_get(messages, i - 1), "content")
-                                     : NULL, *pb;
+                                     : NULL,
+                       *pb;
                 bool found = false;
                 size_t j;
 
                 json_array_foreach(prev, j, pb)
                 {
-                    const char *pid =
-                        json_string_value(json_object_get(json_object_get(pb, "toolUse"),
-                                                          "toolUseId"));
+                    const char *pid = json_string_value(
+                        json_object_get(json_object_get(pb, "toolUse"), "toolUseId"));
 
                     found = found || (id != NULL && pid != NULL && strcmp(id, pid) == 0);
                 }
@@ -4198,8 +4322,8 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
                                        "must have a corresponding `tool_use` block in the "
                                        "previous message.",
                                        i, k, id != NULL ? id : "(none)");
-                json_array_foreach(json_object_get(v, "content"), j, pb)
-                    bytes += json_string_length(json_object_get(pb, "text"));
+                json_array_foreach(json_object_get(v, "content"), j, pb) bytes +=
+                    json_string_length(json_object_get(pb, "text"));
                 results++;
                 *tool_blocks = true;
             }
@@ -4241,7 +4365,8 @@ static int fake_bedrock_options(struct fake_outcome *o, struct fake_call *call, 
 {
     static const char *const ic_known[] = {"maxTokens", "temperature", "topP", "stopSequences",
                                            NULL};
-    json_t *ic = json_object_get(body, "inferenceConfig"), *tc = json_object_get(body, "toolConfig");
+    json_t *ic = json_object_get(body, "inferenceConfig"),
+           *tc = json_object_get(body, "toolConfig");
     json_t *amrf = json_object_get(body, "additionalModelRequestFields"), *v, *t;
     json_t *choice = json_object_get(tc, "toolChoice"), *thinking;
     bool anthropic = strstr(call->model, "anthropic.") != NULL;
@@ -4373,8 +4498,8 @@ static int fake_bedrock_options(struct fake_outcome *o, struct fake_call *call, 
         return 0;
     }
     if (json_object_get(choice, "tool") != NULL && json_object_size(choice) == 1) {
-        const char *name = json_string_value(json_object_get(json_object_get(choice, "tool"),
-                                                             "name"));
+        const char *name =
+            json_string_value(json_object_get(json_object_get(choice, "tool"), "name"));
 
         call->forced = fake_tool_find(call, name);
         if (call->forced >= 0)
@@ -4402,16 +4527,14 @@ static void fake_bedrock_render(struct fake_outcome *o, const struct fake_reques
         stop = "content_filtered";
     } else {
         if (call->thinking)
-            json_array_append_new(content,
-                                  json_pack("{s:{s:{s:s, s:s}}}", "reasoningContent",
-                                            "reasoningText", "text",
-                                            "The fake provider thinks briefly.", "signature",
-                                            "ZmFrZS1zaWduYXR1cmU="));
+            json_array_append_new(content, json_pack("{s:{s:{s:s, s:s}}}", "reasoningContent",
+                                                     "reasoningText", "text",
+                                                     "The fake provider thinks briefly.",
+                                                     "signature", "ZmFrZS1zaWduYXR1cmU="));
         if (a->tool != NULL) {
             snprintf(id, sizeof id, "tooluse_fake%016" PRIx64, req->seq);
-            json_array_append_new(content, json_pack("{s:{s:s, s:s, s:O}}", "toolUse",
-                                                     "toolUseId", id, "name", a->tool->name,
-                                                     "input", a->args));
+            json_array_append_new(content, json_pack("{s:{s:s, s:s, s:O}}", "toolUse", "toolUseId",
+                                                     id, "name", a->tool->name, "input", a->args));
             stop = "tool_use";
         } else {
             json_array_append_new(content, json_pack("{s:s%}", "text", a->text, a->text_len));
@@ -4420,13 +4543,13 @@ static void fake_bedrock_render(struct fake_outcome *o, const struct fake_reques
     }
     /* inputTokens EXCLUDES cache reads and writes; the total counts them all;
      * metrics.latencyMs is set when the delay is known */
-    reply = json_pack("{s:{s:{s:s, s:o}}, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:i}}", "output",
-                      "message", "role", "assistant", "content", content, "stopReason", stop,
-                      "usage", "inputTokens", (json_int_t)call->input, "outputTokens",
-                      (json_int_t)out, "totalTokens",
-                      (json_int_t)(call->input + out + a->cached + a->cache_write),
-                      "cacheReadInputTokens", (json_int_t)a->cached, "cacheWriteInputTokens",
-                      (json_int_t)a->cache_write, "metrics", "latencyMs", 0);
+    reply =
+        json_pack("{s:{s:{s:s, s:o}}, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:i}}", "output",
+                  "message", "role", "assistant", "content", content, "stopReason", stop, "usage",
+                  "inputTokens", (json_int_t)call->input, "outputTokens", (json_int_t)out,
+                  "totalTokens", (json_int_t)(call->input + out + a->cached + a->cache_write),
+                  "cacheReadInputTokens", (json_int_t)a->cached, "cacheWriteInputTokens",
+                  (json_int_t)a->cache_write, "metrics", "latencyMs", 0);
     fake_succeed(o, call->api, reply, req->seq);
 }
 
@@ -4434,10 +4557,12 @@ static void fake_bedrock_render(struct fake_outcome *o, const struct fake_reques
 static void fake_bedrock(struct fake_server *srv, const struct fake_request *req,
                          struct fake_outcome *o)
 {
-    static const char *const known[] = {
-        "messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig",
-        "additionalModelRequestFields", "promptVariables", "additionalModelResponseFieldPaths",
-        "requestMetadata", "performanceConfig", "serviceTier", NULL};
+    static const char *const known[] = {"messages",        "system",
+                                        "inferenceConfig", "toolConfig",
+                                        "guardrailConfig", "additionalModelRequestFields",
+                                        "promptVariables", "additionalModelResponseFieldPaths",
+                                        "requestMetadata", "performanceConfig",
+                                        "serviceTier",     NULL};
     json_t *body = req->json, *s;
     char *model = NULL;
     const char *k;
@@ -4476,8 +4601,7 @@ static void fake_bedrock(struct fake_server *srv, const struct fake_request *req
                     "1 validation error detected: 'system' must be a list of content blocks");
         goto out;
     }
-    json_array_foreach(s, i, body)
-        sys_bytes += json_string_length(json_object_get(body, "text"));
+    json_array_foreach(s, i, body) sys_bytes += json_string_length(json_object_get(body, "text"));
     body = req->json;
     call.input = fake_tokens(sys_bytes);
     if (fake_bedrock_messages(o, &call, json_object_get(body, "messages"), req->seq,
@@ -4790,7 +4914,8 @@ static void fake_dispatch(struct fake_server *srv, const struct fake_request *re
         json_object_set_new(json_object_get(o->json, "metrics"), "latencyMs",
                             json_integer((json_int_t)o->delay_ms));
     if (o->provider && req->log != NULL) {
-        json_object_set_new(req->log, "api", json_string(fake_api_names[fake_route_api(req->route)]));
+        json_object_set_new(req->log, "api",
+                            json_string(fake_api_names[fake_route_api(req->route)]));
         json_object_set(req->log, "request", req->json != NULL ? req->json : json_null());
     }
 }

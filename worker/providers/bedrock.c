@@ -514,7 +514,8 @@ static int bedrock_error(long status, json_t *root, const char *body, size_t len
     const char *code = t ? t->code : NULL;
     if (!t && status == 424) /* ModelErrorException's status */
         code = "model_error";
-    else if (!t && status == 429 && msg && memmem(msg, msg_len, "not ready", 9)) /* ModelNotReadyException */
+    else if (!t && status == 429 && msg &&
+             memmem(msg, msg_len, "not ready", 9)) /* ModelNotReadyException */
         code = "not_ready";
     int rc = adapter_status_error(status, code, msg, msg_len, e);
     /* where AWS's type or status says more than the generic status rule:
