@@ -17,21 +17,34 @@
 static const char *const fate_names[] = {"taken", "skipped", "failed", "not_reached"};
 static const char *const attempt_status_names[] = {"ok", "error", "timeout"};
 
+/* cache_write_1h appears only in records of calls that made hour-long
+ * cache writes: the five categories every record has stay the whole
+ * record for everyone else */
+static int output_category_shown(enum cost_category c, const struct cost_usage *u)
+{
+    return c != COST_CACHE_WRITE_1H || u->tokens[COST_CACHE_WRITE_1H] > 0;
+}
+
 static json_t *output_usage(const struct cost_usage *u)
 {
     json_t *o = json_object();
     for (int c = 0; c < COST_NCAT; c++)
-        json_object_set_new(o, cost_category_name((enum cost_category)c),
-                            json_integer((json_int_t)u->tokens[c]));
+        if (output_category_shown((enum cost_category)c, u))
+            json_object_set_new(o, cost_category_name((enum cost_category)c),
+                                json_integer((json_int_t)u->tokens[c]));
     return o;
 }
 
-static json_t *output_prices(const struct cost_prices *p)
+/* The rates of the tier the usage fell in, as applied. */
+static json_t *output_prices(const struct cost_prices *p, const struct cost_usage *u)
 {
+    const uint64_t *rates;
+    cost_tier_for(p, cost_prompt_tokens(u), &rates);
     json_t *o = json_object();
     for (int c = 0; c < COST_NCAT; c++)
-        json_object_set_new(o, cost_category_name((enum cost_category)c),
-                            json_integer((json_int_t)p->nusd_per_mtok[c]));
+        if (output_category_shown((enum cost_category)c, u))
+            json_object_set_new(o, cost_category_name((enum cost_category)c),
+                                json_integer((json_int_t)rates[c]));
     return o;
 }
 
@@ -218,7 +231,7 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
         "task", req->task, "model", m->name, "provider", m->provider, "provider_model",
         a == &job->attempts[job->answered_by] && job->reply.model ? job->reply.model : m->model,
         "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage", output_usage(&a->usage),
-        "prices_nusd_per_mtok", output_prices(&m->prices), "cost_nusd", (json_int_t)a->cost_nusd,
+        "prices_nusd_per_mtok", output_prices(&m->prices, &a->usage), "cost_nusd", (json_int_t)a->cost_nusd,
         "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms", (json_int_t)a->ts_ms, "worker",
         worker_id);
     if (o && req->tenant)

@@ -25,8 +25,9 @@ static const char *const model_limit_keys[] = {"requests_per_minute", "tokens_pe
 static const char *const route_keys[] = {"candidates", "on_rate_limit", NULL};
 /* in the order of enum policy_on_rate_limit */
 static const char *const on_rate_limit_names[] = {"wait", "fallback", NULL};
-static const char *const price_keys[COST_NCAT + 1] = {"input",       "output",    "cache_read",
-                                                      "cache_write", "reasoning", NULL};
+/* in the order of enum cost_category */
+static const char *const price_keys[COST_NCAT + 1] = {
+    "input", "output", "cache_read", "cache_write", "reasoning", "cache_write_1h", NULL};
 static const char *const budget_keys[] = {"default_usd",       "over_budget",
                                           "min_output_tokens", "input_bytes_per_token",
                                           "image_tokens",      NULL};
@@ -114,6 +115,9 @@ static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map, str
         m->prices.nusd_per_mtok[COST_CACHE_WRITE] = m->prices.nusd_per_mtok[COST_INPUT];
     if (!have[COST_REASONING])
         m->prices.nusd_per_mtok[COST_REASONING] = m->prices.nusd_per_mtok[COST_OUTPUT];
+    /* an hour-long write costs at least what a five-minute one does */
+    if (!have[COST_CACHE_WRITE_1H])
+        m->prices.nusd_per_mtok[COST_CACHE_WRITE_1H] = m->prices.nusd_per_mtok[COST_CACHE_WRITE];
 }
 
 /* limits: {...} of a model; a field it does not set stays -1, so that 0

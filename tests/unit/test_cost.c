@@ -28,8 +28,9 @@ static uint64_t rng(void)
 static void test_cost_example(void)
 {
     /* claude-opus-4-1: 15 / 75 / 1.50 / 18.75 USD per Mtok */
-    struct cost_prices opus = {{USD_PER_MTOK(15, 0), USD_PER_MTOK(75, 0), USD_PER_MTOK(1, 500),
-                                USD_PER_MTOK(18, 750), USD_PER_MTOK(75, 0)}};
+    struct cost_prices opus = {.nusd_per_mtok = {USD_PER_MTOK(15, 0), USD_PER_MTOK(75, 0),
+                                                 USD_PER_MTOK(1, 500), USD_PER_MTOK(18, 750),
+                                                 USD_PER_MTOK(75, 0)}};
     struct cost_usage u = {{1000, 500, 2000, 100, 0}};
     uint64_t nusd = 0;
     ok(cost_compute(&opus, &u, &nusd) == 0, "opus usage computes");
@@ -40,7 +41,7 @@ static void test_cost_example(void)
 static void test_cost_rounding(void)
 {
     /* 0.0375 USD/Mtok = 37.5 nUSD per token: the half is rounded up, once */
-    struct cost_prices p = {{37500000u, 0, 0, 0, 0}};
+    struct cost_prices p = {.nusd_per_mtok = {37500000u, 0, 0, 0, 0}};
     static const struct {
         uint64_t tokens, nusd;
     } cases[] = {{0, 0}, {1, 38}, {2, 75}, {3, 113}, {4, 150}, {1000001, 37500038}};
@@ -54,7 +55,7 @@ static void test_cost_rounding(void)
     }
     /* the fraction is summed across categories before rounding:
      * 1 token at 0.4 nUSD + 1 token at 0.1 nUSD = 0.5 -> 1, not 0 + 0 */
-    struct cost_prices q = {{400000u, 100000u, 0, 0, 0}};
+    struct cost_prices q = {.nusd_per_mtok = {400000u, 100000u, 0, 0, 0}};
     struct cost_usage u = {{1, 1, 0, 0, 0}};
     uint64_t nusd = 0;
     cost_compute(&q, &u, &nusd);
@@ -63,13 +64,13 @@ static void test_cost_rounding(void)
 
 static void test_cost_limits(void)
 {
-    struct cost_prices p = {
-        {COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE}};
-    struct cost_usage u = {
-        {COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS}};
+    struct cost_prices p = {.nusd_per_mtok = {COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE,
+                                              COST_MAX_PRICE, COST_MAX_PRICE, COST_MAX_PRICE}};
+    struct cost_usage u = {{COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS, COST_MAX_TOKENS,
+                            COST_MAX_TOKENS, COST_MAX_TOKENS}};
     uint64_t nusd = 0;
     ok(cost_compute(&p, &u, &nusd) == 0, "largest allowed usage x price computes");
-    u128 want = (u128)COST_MAX_TOKENS * COST_MAX_PRICE * 5 / 1000000u;
+    u128 want = (u128)COST_MAX_TOKENS * COST_MAX_PRICE * COST_NCAT / 1000000u;
     ok(nusd == (uint64_t)want, "largest allowed cost exact");
     u.tokens[COST_OUTPUT] = COST_MAX_TOKENS + 1;
     ok(cost_compute(&p, &u, &nusd) == -1, "token count over the cap is refused");
@@ -91,8 +92,9 @@ static uint64_t sum_mod(uint64_t n, uint64_t m)
 static void test_cost_million(void)
 {
     const uint64_t n = 1000000;
-    struct cost_prices p = {{USD_PER_MTOK(0, 75), USD_PER_MTOK(18, 750), USD_PER_MTOK(1, 500),
-                             USD_PER_MTOK(3, 750), USD_PER_MTOK(15, 0)}};
+    struct cost_prices p = {.nusd_per_mtok = {USD_PER_MTOK(0, 75), USD_PER_MTOK(18, 750),
+                                              USD_PER_MTOK(1, 500), USD_PER_MTOK(3, 750),
+                                              USD_PER_MTOK(15, 0)}};
     uint64_t total = 0;
     int failures = 0;
     for (uint64_t i = 1; i <= n; i++) {
@@ -141,7 +143,7 @@ static void test_cost_max_output(void)
 {
     int bad = 0;
     for (int k = 0; k < 200000; k++) {
-        struct cost_prices p = {{0}};
+        struct cost_prices p = {.nusd_per_mtok = {0}};
         p.nusd_per_mtok[COST_INPUT] = rng() % 100000000000u;
         p.nusd_per_mtok[COST_OUTPUT] = 1 + rng() % 200000000000u;
         p.nusd_per_mtok[COST_REASONING] = (k % 3 == 0) ? rng() % 300000000000u : 0;
@@ -156,11 +158,11 @@ static void test_cost_max_output(void)
             bad++;
     }
     ok(bad == 0, "max_output is the exact largest fit for 200000 random cases (%d bad)", bad);
-    struct cost_prices free_out = {{1000, 0, 0, 0, 0}};
+    struct cost_prices free_out = {.nusd_per_mtok = {1000, 0, 0, 0, 0}};
     ok(cost_max_output(&free_out, 10, 100) == UINT64_MAX, "free output is unlimited");
     ok(cost_max_output(&free_out, 1000000000, 1) == 0, "input alone over budget -> 0");
     /* reasoning dearer than output: the worst case uses the dearer price */
-    struct cost_prices r = {{0, 1000000, 0, 0, 3000000}};
+    struct cost_prices r = {.nusd_per_mtok = {0, 1000000, 0, 0, 3000000}};
     ok(cost_max_output(&r, 0, 3) == 1, "reasoning price bounds the output, got %llu",
        (unsigned long long)cost_max_output(&r, 0, 3));
 }
