@@ -3,6 +3,7 @@
  *
  *   switchyard --check-config --config worker.yaml --policy policy.yaml
  *   switchyard --plan --config worker.yaml --policy policy.yaml < requests.jsonl
+ *   switchyard cost-report --input costs.jsonl --by tenant,day --format csv
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "costread.h"
+#include "costreport.h"
 #include "log.h"
 #include "policy.h"
 #include "preflight.h"
@@ -24,6 +27,7 @@ static void usage(FILE *out)
             "usage: switchyard --check-config --config FILE --policy FILE\n"
             "       switchyard --plan --config FILE --policy FILE [< requests.jsonl]\n"
             "       switchyard [--config FILE] [--policy FILE] [--exit-when-idle MS]\n"
+            "       switchyard cost-report --help\n"
             "\n"
             "  --check-config  validate both files without connecting; exit 0 or print\n"
             "                  every error as file:line:column and exit 1\n"
@@ -168,8 +172,171 @@ static int run_plan(const struct config *cfg, const struct policy *policy)
     return bad;
 }
 
+static void cost_report_usage(FILE *out)
+{
+    fprintf(out, "usage: switchyard cost-report --input FILE [--by COLUMNS] [--format FORMAT]\n"
+                 "       switchyard cost-report --config FILE [--from TIME] [--to TIME]\n"
+                 "                              [--timeout MS] [--by COLUMNS] [--format FORMAT]\n"
+                 "\n"
+                 "Totals of cost records, de-duplicated on call_id (a settled record wins over\n"
+                 "a reserved one), summed exactly in integer nano-USD.\n"
+                 "\n"
+                 "  --input FILE    JSON lines of cost records (\"-\": standard input)\n"
+                 "  --config FILE   read the costs topic (topics.costs) of this worker.yaml,\n"
+                 "                  with its kafka: connection settings; every partition is\n"
+                 "                  assigned (the worker's group is never joined, nothing is\n"
+                 "                  committed) and read up to the end offsets seen at start\n"
+                 "  --from TIME     records whose Kafka timestamp is at or after TIME\n"
+                 "  --to TIME       records whose Kafka timestamp is before TIME\n"
+                 "                  TIME: 2025-11-25, 2025-11-25T10:00:00Z (UTC) or ms since\n"
+                 "                  the epoch\n"
+                 "  --timeout MS    give up (exit 1, no totals) when the topic is not read to\n"
+                 "                  its end offsets within MS ms (default 60000)\n"
+                 "  --by COLUMNS    group by any of tenant,task,model,provider,day,metadata.KEY\n"
+                 "                  (comma-separated, in the order of the columns; day is the\n"
+                 "                  UTC date of ts_ms); default: totals only\n"
+                 "  --format F      table (USD with nine decimals, the default), csv or json\n"
+                 "                  (nano-USD integers)\n"
+                 "\n"
+                 "Each group and the total show records read, settled calls, cost, usage by\n"
+                 "category, and open reservations (a reserved record and no settled one):\n"
+                 "\"not yet settled, at most X\". Records that are not cost records are counted,\n"
+                 "reported on stderr with their position and never summed.\n"
+                 "Exit status: 0; 1 when some records were bad (the totals are still printed)\n"
+                 "or the input could not be read; 2 on a usage error.\n");
+}
+
+/* switchyard cost-report ...: argv[0] is "cost-report". */
+static int cost_report(int argc, char **argv)
+{
+    const char *input = NULL, *config_path = NULL, *by_spec = "";
+    struct costread_range range = {.from_ms = -1, .to_ms = -1, .timeout_ms = 60000};
+    enum costreport_format format = COSTREPORT_TABLE;
+    static const struct option options[] = {{"input", required_argument, NULL, 'I'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"from", required_argument, NULL, 'f'},
+                                            {"to", required_argument, NULL, 't'},
+                                            {"by", required_argument, NULL, 'b'},
+                                            {"format", required_argument, NULL, 'F'},
+                                            {"timeout", required_argument, NULL, 'T'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'I':
+            input = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'f':
+        case 't':
+            if (costreport_time_parse(optarg, opt == 'f' ? &range.from_ms : &range.to_ms) < 0) {
+                fprintf(stderr,
+                        "switchyard cost-report: --%s: expected an ISO 8601 UTC time "
+                        "(2025-11-25T10:00:00Z) or ms since the epoch\n",
+                        opt == 'f' ? "from" : "to");
+                return 2;
+            }
+            break;
+        case 'b':
+            by_spec = optarg;
+            break;
+        case 'F':
+            if (costreport_format_parse(optarg, &format) < 0) {
+                fprintf(stderr, "switchyard cost-report: --format: expected table, csv or json\n");
+                return 2;
+            }
+            break;
+        case 'T':
+            range.timeout_ms = strtoll(optarg, NULL, 10);
+            if (range.timeout_ms <= 0) {
+                fprintf(stderr, "switchyard cost-report: --timeout: expected milliseconds > 0\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            cost_report_usage(stdout);
+            return 0;
+        default:
+            cost_report_usage(stderr);
+            return 2;
+        }
+    }
+    const char *wrong = NULL;
+    if (optind < argc)
+        wrong = "unexpected arguments";
+    else if (!input == !config_path)
+        wrong = "give either --input FILE or --config FILE";
+    else if (input && (range.from_ms >= 0 || range.to_ms >= 0))
+        wrong = "--from and --to select records of the topic (--config), not of a file";
+    else if (range.from_ms >= 0 && range.to_ms >= 0 && range.to_ms <= range.from_ms)
+        wrong = "--to must be after --from";
+    if (wrong) {
+        fprintf(stderr, "switchyard cost-report: %s\n", wrong);
+        cost_report_usage(stderr);
+        return 2;
+    }
+    struct costreport_by by;
+    char why[512];
+    if (costreport_by_parse(by_spec, &by, why, sizeof why) < 0) {
+        fprintf(stderr, "switchyard cost-report: %s\n", why);
+        return 2;
+    }
+    struct costreport *report = costreport_new(&by);
+    costreport_by_release(&by);
+    struct config *cfg = NULL;
+    FILE *in = NULL;
+    int rc = 1;
+    if (!report)
+        goto out;
+    if (input) {
+        in = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
+        if (!in) {
+            fprintf(stderr, "switchyard cost-report: %s: cannot open\n", input);
+            goto out;
+        }
+        if (costread_file(in, input, report) < 0)
+            goto out;
+    } else {
+        struct ydoc_errors errs = {0};
+        cfg = config_load(config_path, &errs);
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "%s\n", errs.lines[i]);
+        ydoc_errors_release(&errs);
+        if (!cfg)
+            goto out;
+        if (costread_topic(cfg, &range, report, why, sizeof why) < 0) {
+            fprintf(stderr, "switchyard cost-report: %s\n", why);
+            goto out;
+        }
+    }
+    if (costreport_write(report, format, stdout) < 0) {
+        fprintf(stderr, "switchyard cost-report: the totals could not be written (or exceed "
+                        "2^63 - 1)\n");
+        goto out;
+    }
+    uint64_t bad = costreport_bad(report);
+    if (bad)
+        fprintf(stderr, "switchyard cost-report: %llu bad record%s (not counted in the totals)\n",
+                (unsigned long long)bad, bad == 1 ? "" : "s");
+    rc = bad ? 1 : 0;
+out:
+    if (in && in != stdin)
+        fclose(in);
+    config_free(cfg);
+    costreport_free(report);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "cost-report") == 0) {
+        if (check_environment() < 0)
+            return 2;
+        return cost_report(argc - 1, argv + 1);
+    }
     enum { MODE_RUN, MODE_CHECK, MODE_PLAN } mode = MODE_RUN;
     long long idle_ms = 0;
     const char *config_path = "config/worker.yaml", *policy_path = "config/policy.yaml";
