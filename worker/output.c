@@ -219,6 +219,18 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
     return output_dump(o, len);
 }
 
+/* The request's metadata on a cost record, so that a batch can be costed
+ * without joining the results: as is when its compact JSON (the record's
+ * own encoding) is at most OUTPUT_COST_METADATA_MAX bytes, else only
+ * "metadata_truncated": true (a prefix of JSON would be no JSON). */
+static void output_cost_metadata(json_t *o, json_t *metadata)
+{
+    if (json_dumpb(metadata, NULL, 0, JSON_COMPACT) <= OUTPUT_COST_METADATA_MAX)
+        json_object_set(o, "metadata", metadata);
+    else
+        json_object_set_new(o, "metadata_truncated", json_true());
+}
+
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
                   const char *worker_id, size_t *len)
 {
@@ -231,11 +243,13 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
         "task", req->task, "model", m->name, "provider", m->provider, "provider_model",
         a == &job->attempts[job->answered_by] && job->reply.model ? job->reply.model : m->model,
         "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage", output_usage(&a->usage),
-        "prices_nusd_per_mtok", output_prices(&m->prices, &a->usage), "cost_nusd", (json_int_t)a->cost_nusd,
-        "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms", (json_int_t)a->ts_ms, "worker",
-        worker_id);
+        "prices_nusd_per_mtok", output_prices(&m->prices, &a->usage), "cost_nusd",
+        (json_int_t)a->cost_nusd, "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms",
+        (json_int_t)a->ts_ms, "worker", worker_id);
     if (o && req->tenant)
         json_object_set_new(o, "tenant", json_string(req->tenant));
+    if (o && req->metadata)
+        output_cost_metadata(o, req->metadata);
     return output_dump(o, len);
 }
 

@@ -38,6 +38,13 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
 json_t *output_reply_json(enum request_format format, const char *text, size_t len,
                           enum provider_finish finish, char *why, size_t cap);
 
+/* Bytes of compact JSON of the request's metadata a cost record carries;
+ * larger metadata is left out and the record says "metadata_truncated". */
+#define OUTPUT_COST_METADATA_MAX 4096u
+
+/* New malloc'd JSON text of the cost record of attempt `a`, *len set; NULL
+ * when out of memory. Carries the request's metadata (see
+ * OUTPUT_COST_METADATA_MAX). */
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
                   const char *worker_id, size_t *len);
 

@@ -54,5 +54,6 @@ void test_stats(void);
 void test_gemini(void);
 void test_sigv4(void);
 void test_bedrock(void);
+void test_costreport(void);
 
 #endif

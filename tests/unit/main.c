@@ -116,6 +116,7 @@ int main(int argc, char **argv)
         {"gemini", test_gemini},
         {"sigv4", test_sigv4},
         {"bedrock", test_bedrock},
+        {"costreport", test_costreport},
     };
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0)
