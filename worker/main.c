@@ -27,7 +27,8 @@ static void usage(FILE *out)
             "usage: switchyard --check-config --config FILE --policy FILE\n"
             "       switchyard --plan --config FILE --policy FILE [< requests.jsonl]\n"
             "       switchyard [--config FILE] [--policy FILE] [--exit-when-idle MS]\n"
-            "       switchyard cost-report --help\n"
+            "       switchyard cost-report (--input FILE | --config FILE [--from TIME]\n"
+            "                   [--to TIME] [--timeout MS]) [--by COLUMNS] [--format F]\n"
             "\n"
             "  --check-config  validate both files without connecting; exit 0 or print\n"
             "                  every error as file:line:column and exit 1\n"
@@ -35,6 +36,7 @@ static void usage(FILE *out)
             "                  line, and print the routing plan of each as a JSON line\n"
             "  (no mode)       run the worker until SIGTERM/SIGINT; SIGHUP reloads the policy\n"
             "  --exit-when-idle MS  stop (gracefully) after MS ms with nothing to do\n"
+            "  cost-report     totals of cost records: see switchyard cost-report --help\n"
             "  --config FILE   worker configuration (default config/worker.yaml)\n"
             "  --policy FILE   routing policy (default config/policy.yaml)\n"
             "  --version, --help\n");
