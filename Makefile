@@ -46,6 +46,10 @@ $(BUILD)/%: tests/support/%.c
 $(BUILD)/sigv4_sign: tests/support/sigv4_sign.c $(BUILD)/libswitchyard.a
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iworker $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
+# and price_calc the worker's own price table and arithmetic (check_prices.sh)
+$(BUILD)/price_calc: tests/support/price_calc.c $(BUILD)/libswitchyard.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iworker $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+
 deps:
 	@bash scripts/install-deps.sh
 

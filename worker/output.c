@@ -236,6 +236,17 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
         worker_id);
     if (o && req->tenant)
         json_object_set_new(o, "tenant", json_string(req->tenant));
+    if (o) {
+        /* the rates above are this tier's; finance checks them against
+         * the named, dated entry */
+        json_object_set_new(o, "price_tier",
+                            json_integer(cost_tier_for(&m->prices, cost_prompt_tokens(&a->usage),
+                                                       NULL)));
+        if (m->price_entry) {
+            json_object_set_new(o, "price_entry", json_string(m->price_entry));
+            json_object_set_new(o, "price_date", json_string(m->price_date));
+        }
+    }
     return output_dump(o, len);
 }
 
