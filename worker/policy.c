@@ -116,7 +116,8 @@ static struct prices *policy_prices_table(struct ydoc *doc, struct policy_prices
     char *path = NULL, *dir = strdup(pp->policy_file);
     if (!dir)
         return NULL;
-    int n = rel[0] == '/' ? asprintf(&path, "%s", rel) : asprintf(&path, "%s/%s", dirname(dir), rel);
+    int n =
+        rel[0] == '/' ? asprintf(&path, "%s", rel) : asprintf(&path, "%s/%s", dirname(dir), rel);
     if (n < 0)
         path = NULL;
     free(dir);
@@ -265,8 +266,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
 }
 
 static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,
-                               const struct config *cfg, struct policy_prices *pp,
-                               struct policy *p)
+                               const struct config *cfg, struct policy_prices *pp, struct policy *p)
 {
     if (ydoc_expect_map(doc, map, "models") < 0)
         return;

@@ -13,9 +13,8 @@
 #include <string.h>
 
 static const char *const top_keys[] = {"entries", NULL};
-static const char *const entry_keys[] = {"provider", "model", "date",
-                                         "source",   "price", "tiers",
-                                         "batch_discount_percent", NULL};
+static const char *const entry_keys[] = {
+    "provider", "model", "date", "source", "price", "tiers", "batch_discount_percent", NULL};
 static const char *const tier_keys[] = {"above_input_tokens", "price", NULL};
 /* in the order of enum cost_category */
 static const char *const rate_keys[COST_NCAT + 1] = {
@@ -29,7 +28,10 @@ int prices_date_valid(const char *s)
     for (int i = 0; i < 10; i++)
         if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
             return 0;
-    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+            /* every digit checked above: read them directly */
+#define DIGITS2(p) (((p)[0] - '0') * 10 + ((p)[1] - '0'))
+    int y = DIGITS2(s) * 100 + DIGITS2(s + 2), m = DIGITS2(s + 5), d = DIGITS2(s + 8);
+#undef DIGITS2
     if (y < 2000 || m < 1 || m > 12 || d < 1)
         return 0;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -106,10 +108,11 @@ static void prices_bind_tiers(struct ydoc *doc, const struct ydoc_node *seq, con
         else if (ydoc_int(doc, v, "above_input_tokens", 1, (int64_t)COST_MAX_TOKENS, &above) == 0 &&
                  e->prices.ntiers > 0 &&
                  (uint64_t)above <= e->prices.tiers[e->prices.ntiers - 1].above_input_tokens)
-            ydoc_error(doc, v,
-                       "above_input_tokens: expected more than the tier before's %llu "
-                       "(thresholds ascend)",
-                       (unsigned long long)e->prices.tiers[e->prices.ntiers - 1].above_input_tokens);
+            ydoc_error(
+                doc, v,
+                "above_input_tokens: expected more than the tier before's %llu "
+                "(thresholds ascend)",
+                (unsigned long long)e->prices.tiers[e->prices.ntiers - 1].above_input_tokens);
         /* a category the tier does not write: the base's when written
          * there, else the tier's own default (its input, its output) */
         uint64_t rates[COST_NCAT] = {0};
@@ -186,8 +189,7 @@ static void prices_bind_entry(struct ydoc *doc, const struct ydoc_node *k,
         prices_bind_rates(doc, v, "price", NULL, e->rates, &e->have);
         for (int c = COST_INPUT; c <= COST_OUTPUT; c++)
             if (v->type == YDOC_MAP && !ydoc_get(v, rate_keys[c]))
-                ydoc_error(doc, v, "price: missing \"%s\" (USD per million tokens)",
-                           rate_keys[c]);
+                ydoc_error(doc, v, "price: missing \"%s\" (USD per million tokens)", rate_keys[c]);
     }
     prices_resolve(e->rates, e->have, e->prices.nusd_per_mtok);
     if ((v = ydoc_get(map, "tiers")))

@@ -50,7 +50,8 @@ static void list(const struct prices *table)
         const struct prices_entry *e = &table->entries[i];
         json_t *th = json_array();
         for (size_t t = 0; t < e->prices.ntiers; t++)
-            json_array_append_new(th, json_integer((json_int_t)e->prices.tiers[t].above_input_tokens));
+            json_array_append_new(th,
+                                  json_integer((json_int_t)e->prices.tiers[t].above_input_tokens));
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i}", "name", e->name, "provider",
                               provider_type_name(e->type), "model", e->model, "date", e->date,
                               "source", e->source, "thresholds", th, "batch_discount_percent",
