@@ -46,11 +46,16 @@ $(BUILD)/%: tests/support/%.c
 $(BUILD)/sigv4_sign: tests/support/sigv4_sign.c $(BUILD)/libswitchyard.a
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iworker $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
+# and price_calc the worker's own price table and arithmetic (check_prices.sh)
+$(BUILD)/price_calc: tests/support/price_calc.c $(BUILD)/libswitchyard.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iworker $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+
 deps:
 	@bash scripts/install-deps.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man page,
-# the example configuration (copy it to /etc/switchyard) and the systemd
+# the example configuration (copy it to /etc/switchyard; policy.yaml
+# names entries of prices.yaml beside it) and the systemd
 # unit (its ExecStart names /usr/local/bin: edit it for another PREFIX)
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -59,7 +64,8 @@ install: $(BUILD)/switchyard
 	    $(DESTDIR)$(PREFIX)/share/switchyard $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BUILD)/switchyard $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 644 config/deploy/switchyard.1 $(DESTDIR)$(PREFIX)/share/man/man1/switchyard.1
-	install -m 644 config/worker.yaml config/policy.yaml $(DESTDIR)$(PREFIX)/share/switchyard/
+	install -m 644 config/worker.yaml config/policy.yaml config/prices.yaml \
+	    $(DESTDIR)$(PREFIX)/share/switchyard/
 	install -m 644 config/deploy/switchyard.service \
 	    $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 

@@ -243,13 +243,24 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
         "task", req->task, "model", m->name, "provider", m->provider, "provider_model",
         a == &job->attempts[job->answered_by] && job->reply.model ? job->reply.model : m->model,
         "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage", output_usage(&a->usage),
-        "prices_nusd_per_mtok", output_prices(&m->prices, &a->usage), "cost_nusd", (json_int_t)a->cost_nusd,
-        "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms", (json_int_t)a->ts_ms, "worker",
-        worker_id);
+        "prices_nusd_per_mtok", output_prices(&m->prices, &a->usage), "cost_nusd",
+        (json_int_t)a->cost_nusd, "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms",
+        (json_int_t)a->ts_ms, "worker", worker_id);
     if (o && req->tenant)
         json_object_set_new(o, "tenant", json_string(req->tenant));
     if (o && req->metadata)
         output_cost_metadata(o, req->metadata);
+    if (o) {
+        /* the rates above are this tier's; finance checks them against
+         * the named, dated entry */
+        json_object_set_new(
+            o, "price_tier",
+            json_integer(cost_tier_for(&m->prices, cost_prompt_tokens(&a->usage), NULL)));
+        if (m->price_entry) {
+            json_object_set_new(o, "price_entry", json_string(m->price_entry));
+            json_object_set_new(o, "price_date", json_string(m->price_date));
+        }
+    }
     return output_dump(o, len);
 }
 

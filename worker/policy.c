@@ -7,13 +7,16 @@
  */
 #include "policy.h"
 
+#include "prices.h"
 #include "text.h"
+
+#include <libgen.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const top_keys[] = {"models", "routes", "budget", NULL};
+static const char *const top_keys[] = {"models", "routes", "budget", "prices", NULL};
 static const char *const model_keys[] = {"provider", "model",       "price", "max_output_tokens",
                                          "limits",   "unsupported", NULL};
 /* in the order of enum policy_field */
@@ -25,9 +28,8 @@ static const char *const model_limit_keys[] = {"requests_per_minute", "tokens_pe
 static const char *const route_keys[] = {"candidates", "on_rate_limit", NULL};
 /* in the order of enum policy_on_rate_limit */
 static const char *const on_rate_limit_names[] = {"wait", "fallback", NULL};
-/* in the order of enum cost_category */
-static const char *const price_keys[COST_NCAT + 1] = {
-    "input", "output", "cache_read", "cache_write", "reasoning", "cache_write_1h", NULL};
+/* beside the categories, in a model's price mapping */
+static const char *const price_extra_keys[] = {"entry", NULL};
 static const char *const budget_keys[] = {"default_usd",       "over_budget",
                                           "min_output_tokens", "input_bytes_per_token",
                                           "image_tokens",      NULL};
@@ -92,32 +94,97 @@ static enum provider_type policy_provider_type(const struct config *cfg, const c
     return PROVIDER_NTYPES;
 }
 
-static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map, struct policy_model *m)
+/* The price table, loaded the first time a model names an entry (or at
+ * once when the policy says `prices:`); its errors are kept apart, since
+ * they name another file. */
+struct policy_prices {
+    const char *policy_file;
+    const struct ydoc_node *path_node; /* the policy's prices: value, or NULL */
+    struct prices *table;
+    int tried;
+    struct ydoc_errors errs;
+};
+
+static struct prices *policy_prices_table(struct ydoc *doc, struct policy_prices *pp)
 {
-    if (ydoc_expect_map(doc, map, "price") < 0)
+    if (pp->tried)
+        return pp->table;
+    pp->tried = 1;
+    const char *rel = "prices.yaml";
+    if (pp->path_node && ydoc_string(doc, pp->path_node, "prices", &rel) < 0)
+        return NULL;
+    char *path = NULL, *dir = strdup(pp->policy_file);
+    if (!dir)
+        return NULL;
+    int n =
+        rel[0] == '/' ? asprintf(&path, "%s", rel) : asprintf(&path, "%s/%s", dirname(dir), rel);
+    if (n < 0)
+        path = NULL;
+    free(dir);
+    if (!path)
+        return NULL;
+    size_t before = pp->errs.count;
+    pp->table = prices_load(path, &pp->errs);
+    if (!pp->table && pp->errs.count == before)
+        ydoc_error(doc, pp->path_node, "prices: could not load \"%.200s\"", path);
+    free(path);
+    return pp->table;
+}
+
+/* price: {entry: NAME, output: 14}: the entry's rates, tiers and date with
+ * any figure written beside it in place of the entry's base rate (tiers
+ * keep the table's rates). */
+static void policy_bind_price_entry(struct ydoc *doc, const struct ydoc_node *v,
+                                    const uint64_t rates[COST_NCAT], uint32_t have,
+                                    struct policy_prices *pp, struct policy_model *m)
+{
+    const char *name;
+    if (ydoc_string(doc, v, "entry", &name) < 0)
         return;
-    ydoc_check_keys(doc, map, price_keys, "price");
-    int have[COST_NCAT] = {0};
-    for (int c = 0; c < COST_NCAT; c++) {
-        const struct ydoc_node *v = ydoc_get(map, price_keys[c]);
-        if (v && ydoc_decimal_e9(doc, v, price_keys[c], COST_MAX_PRICE / 1000000000u,
-                                 &m->prices.nusd_per_mtok[c]) == 0)
-            have[c] = 1;
+    struct prices *table = policy_prices_table(doc, pp);
+    if (!table) {
+        ydoc_error(doc, v, "entry: \"%.100s\" cannot be priced: the price table did not load",
+                   name);
+        return;
+    }
+    const struct prices_entry *e = prices_find(table, name);
+    if (!e) {
+        char near[320];
+        prices_nearest(table, name, near, sizeof near);
+        ydoc_error(doc, v, "entry: no price entry \"%.100s\"%s%s%s", name,
+                   near[0] ? " (nearest: " : " (see the price table's entries)", near,
+                   near[0] ? ")" : "");
+        return;
+    }
+    uint64_t merged[COST_NCAT];
+    for (int c = 0; c < COST_NCAT; c++)
+        merged[c] = (have & (1u << c)) ? rates[c] : e->rates[c];
+    m->prices = e->prices;
+    prices_resolve(merged, have | e->have, m->prices.nusd_per_mtok);
+    m->price_entry = strdup(e->name);
+    memcpy(m->price_date, e->date, sizeof m->price_date);
+}
+
+static void policy_bind_price(struct ydoc *doc, const struct ydoc_node *map,
+                              struct policy_prices *pp, struct policy_model *m)
+{
+    uint64_t rates[COST_NCAT] = {0};
+    uint32_t have = 0;
+    if (prices_bind_rates(doc, map, "price", price_extra_keys, rates, &have) > 0 &&
+        map->type != YDOC_MAP)
+        return;
+    const struct ydoc_node *entry = ydoc_get(map, "entry");
+    if (entry) {
+        policy_bind_price_entry(doc, entry, rates, have, pp, m);
+        return;
     }
     for (int c = COST_INPUT; c <= COST_OUTPUT; c++)
-        if (!ydoc_get(map, price_keys[c]))
-            ydoc_error(doc, map, "price: missing \"%s\" (USD per million tokens)", price_keys[c]);
+        if (!(have & (1u << c)) && !ydoc_get(map, cost_category_name((enum cost_category)c)))
+            ydoc_error(doc, map, "price: missing \"%s\" (USD per million tokens)",
+                       cost_category_name((enum cost_category)c));
     /* unpriced categories cost what the provider bills them as by default:
      * cache traffic as input, reasoning as output */
-    if (!have[COST_CACHE_READ])
-        m->prices.nusd_per_mtok[COST_CACHE_READ] = m->prices.nusd_per_mtok[COST_INPUT];
-    if (!have[COST_CACHE_WRITE])
-        m->prices.nusd_per_mtok[COST_CACHE_WRITE] = m->prices.nusd_per_mtok[COST_INPUT];
-    if (!have[COST_REASONING])
-        m->prices.nusd_per_mtok[COST_REASONING] = m->prices.nusd_per_mtok[COST_OUTPUT];
-    /* an hour-long write costs at least what a five-minute one does */
-    if (!have[COST_CACHE_WRITE_1H])
-        m->prices.nusd_per_mtok[COST_CACHE_WRITE_1H] = m->prices.nusd_per_mtok[COST_CACHE_WRITE];
+    prices_resolve(rates, have, m->prices.nusd_per_mtok);
 }
 
 /* limits: {...} of a model; a field it does not set stays -1, so that 0
@@ -147,7 +214,7 @@ static void policy_bind_model_limits(struct ydoc *doc, const struct ydoc_node *m
 
 static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
                               const struct ydoc_node *map, const struct config *cfg,
-                              struct policy_model *m)
+                              struct policy_prices *pp, struct policy_model *m)
 {
     m->name = xstrdup(k->value);
     m->type = PROVIDER_NTYPES;
@@ -189,7 +256,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
     if (!(v = ydoc_get(map, "price")))
         ydoc_error(doc, map, "%s: missing \"price\"", what);
     else
-        policy_bind_price(doc, v, m);
+        policy_bind_price(doc, v, pp, m);
     int64_t cap;
     if ((v = ydoc_get(map, "max_output_tokens")) &&
         ydoc_int(doc, v, "max_output_tokens", 1, 10000000, &cap) == 0)
@@ -199,7 +266,7 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
 }
 
 static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,
-                               const struct config *cfg, struct policy *p)
+                               const struct config *cfg, struct policy_prices *pp, struct policy *p)
 {
     if (ydoc_expect_map(doc, map, "models") < 0)
         return;
@@ -211,7 +278,7 @@ static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,
     for (size_t i = 0; i < map->count; i++) {
         const struct ydoc_node *k = ydoc_key_at(map, i);
         if (k->type == YDOC_SCALAR)
-            policy_bind_model(doc, k, ydoc_value_at(map, i), cfg, &p->models[p->nmodels++]);
+            policy_bind_model(doc, k, ydoc_value_at(map, i), cfg, pp, &p->models[p->nmodels++]);
     }
 }
 
@@ -371,14 +438,18 @@ static struct policy *policy_bind(struct ydoc *doc, const struct config *cfg,
 {
     struct policy *p = calloc(1, sizeof *p);
     const struct ydoc_node *root = doc->root, *v;
+    struct policy_prices pp = {.policy_file = doc->file};
     if (!p)
         goto out;
     p->refs = 1;
     if (!root || ydoc_expect_map(doc, root, "the policy") < 0)
         goto out;
     ydoc_check_keys(doc, root, top_keys, "the policy");
+    /* a table named outright is checked even when no model uses it */
+    if ((pp.path_node = ydoc_get(root, "prices")))
+        policy_prices_table(doc, &pp);
     if ((v = ydoc_get(root, "models")))
-        policy_bind_models(doc, v, cfg, p);
+        policy_bind_models(doc, v, cfg, &pp, p);
     else
         ydoc_error(doc, root, "missing \"models\"");
     if (policy_index_models(p) < 0)
@@ -391,11 +462,26 @@ static struct policy *policy_bind(struct ydoc *doc, const struct config *cfg,
     if (policy_index_routes(p) < 0)
         ydoc_error(doc, NULL, "out of memory");
 out:
-    if (doc->errs.count > 0 || !root) {
+    if (doc->errs.count > 0 || pp.errs.count > 0 || !root) {
         policy_release(p);
         p = NULL;
     }
     ydoc_take_errors(doc, errs);
+    /* the table's own errors after the policy's: they name its file */
+    for (size_t i = 0; i < pp.errs.count; i++) {
+        if (errs->count == errs->cap) {
+            size_t cap = errs->cap ? errs->cap * 2 : 8;
+            char **lines = realloc(errs->lines, cap * sizeof *lines);
+            if (!lines)
+                break;
+            errs->lines = lines;
+            errs->cap = cap;
+        }
+        errs->lines[errs->count++] = pp.errs.lines[i];
+        pp.errs.lines[i] = NULL;
+    }
+    ydoc_errors_release(&pp.errs);
+    prices_free(pp.table);
     ydoc_free(doc);
     return p;
 }
@@ -428,6 +514,7 @@ void policy_release(struct policy *p)
         free(p->models[i].name);
         free(p->models[i].provider);
         free(p->models[i].model);
+        free(p->models[i].price_entry);
     }
     free(p->models);
     for (size_t i = 0; i < p->nroutes; i++)

@@ -44,6 +44,10 @@ struct policy_model {
     enum provider_type type;
     uint32_t unsupported; /* bit (1u << enum policy_field) per field it cannot honour */
     struct cost_prices prices;
+    /* the prices.yaml entry the price came from (`price: {entry: ...}`)
+     * and its date, for the cost records; NULL and "" when typed inline */
+    char *price_entry;
+    char price_date[11];
     uint32_t max_output_tokens; /* the model's own cap; 0 = none known */
     /* limits: {...} of the model's entry; a field is -1 when the entry does
      * not set it (then the provider's model_limits in worker.yaml hold) */
@@ -84,7 +88,10 @@ struct policy {
 struct text_index;
 
 /* Loads `path`. When cfg is not NULL, every model's provider must exist in
- * it. Returns NULL when there is any error, each appended to *errs.
+ * it. A model's `price: {entry: NAME, ...}` is looked up in the price table
+ * named by the policy's `prices: PATH` (relative to the policy's
+ * directory; default prices.yaml beside it), read afresh on every load, so
+ * a reload re-reads it too. Returns NULL when there is any error, each appended to *errs.
  * New reference (refs = 1): release with policy_release.
  * Thread-safe: keeps no state outside what it returns and logs nothing,
  * so a reload may run it on another thread (cfg is only read). */

@@ -277,6 +277,7 @@ def check_install(binary, tmp):
         "share/man/man1/switchyard.1": "config/deploy/switchyard.1",
         "share/switchyard/worker.yaml": "config/worker.yaml",
         "share/switchyard/policy.yaml": "config/policy.yaml",
+        "share/switchyard/prices.yaml": "config/prices.yaml",
         "lib/systemd/system/switchyard.service": "config/deploy/switchyard.service",
     }
     for rel, src in expect.items():

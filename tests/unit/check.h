@@ -28,6 +28,7 @@ int check_each_line(const char *path, void (*fn)(char *line, int lineno, void *c
 #define CHECK_ROOT "."
 
 void test_cost(void);
+void test_prices(void);
 void test_ydoc(void);
 void test_config(void);
 void test_router(void);

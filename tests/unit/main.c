@@ -90,6 +90,7 @@ int main(int argc, char **argv)
         void (*run)(void);
     } suites[] = {
         {"cost", test_cost},
+        {"prices", test_prices},
         {"ydoc", test_ydoc},
         {"config", test_config},
         {"router", test_router},
