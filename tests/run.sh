@@ -39,6 +39,7 @@ stage schema "$PY" tests/schema/check_examples.py .
 stage schema-offline "$PY" tests/schema/test_offline.py
 stage openai-builds "$PY" tests/schema/check_openai_builds.py .
 stage sigv4 bash tests/cli/check_sigv4.sh "$BUILD/sigv4_sign"
+stage prices bash tests/cli/check_prices.sh "$BUILD/price_calc"
 stage cli bash tests/cli/check_config.sh "$BUILD/switchyard"
 stage layers "$PY" tests/cli/check_layers.py .
 stage deploy "$PY" tests/cli/check_deploy.py "$BUILD/switchyard"
