@@ -864,8 +864,8 @@ static void fake_directives_scan(const char *s, size_t n, struct fake_directives
             continue;
         name = j;
         /* a name: letters and '_', then digits too (cache_write_1h) */
-        while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || s[j] == '_' ||
-                         (j > name && fake_is_digit(s[j]))))
+        while (j < n &&
+               ((s[j] >= 'a' && s[j] <= 'z') || s[j] == '_' || (j > name && fake_is_digit(s[j]))))
             j++;
         name_len = j - name;
         if (name_len == 0 || j >= n || s[j] != '=')
@@ -3371,15 +3371,14 @@ static void fake_anthropic_render(struct fake_outcome *o, const struct fake_requ
     snprintf(id, sizeof id, "msg_fake%016" PRIx64, req->seq);
     /* cache reads and writes are SEPARATE from input_tokens; thinking is
      * output; cache_creation splits the writes by how long they live */
-    reply = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I, s:I, s:I, s:{s:I, s:I}}}",
-                      "id", id, "type", "message", "role", "assistant", "model", call->model,
-                      "content", content, "stop_reason", stop, "stop_sequence", "usage",
-                      "input_tokens", (json_int_t)call->input, "output_tokens", (json_int_t)out,
-                      "cache_creation_input_tokens",
-                      (json_int_t)(a->cache_write + a->cache_write_1h), "cache_read_input_tokens",
-                      (json_int_t)a->cached, "cache_creation", "ephemeral_5m_input_tokens",
-                      (json_int_t)a->cache_write, "ephemeral_1h_input_tokens",
-                      (json_int_t)a->cache_write_1h);
+    reply = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I, s:I, s:I, s:{s:I, s:I}}}", "id", id,
+        "type", "message", "role", "assistant", "model", call->model, "content", content,
+        "stop_reason", stop, "stop_sequence", "usage", "input_tokens", (json_int_t)call->input,
+        "output_tokens", (json_int_t)out, "cache_creation_input_tokens",
+        (json_int_t)(a->cache_write + a->cache_write_1h), "cache_read_input_tokens",
+        (json_int_t)a->cached, "cache_creation", "ephemeral_5m_input_tokens",
+        (json_int_t)a->cache_write, "ephemeral_1h_input_tokens", (json_int_t)a->cache_write_1h);
     fake_succeed(o, call->api, reply, req->seq);
 }
 
