@@ -80,7 +80,7 @@ static uint64_t rnd_price(void)
 struct budget_case {
     struct policy policy;
     struct policy_model models[BUDGET_MAX_MODELS];
-    char names[BUDGET_MAX_MODELS][8];
+    char names[BUDGET_MAX_MODELS][24];
     struct policy_route route;
     struct request_flags rf;
     char flags[64];
