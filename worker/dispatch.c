@@ -1247,8 +1247,8 @@ static void job_attempt(struct job *job)
     /* what is left of the budget after billable attempts bounds this one */
     uint64_t left =
         job->plan.budget_nusd > job->spent_nusd ? job->plan.budget_nusd - job->spent_nusd : 0;
-    uint32_t cap = router_fit(job->policy, m, job->plan.input_tokens, job->req->max_tokens,
-                              c->reasoning_budget, left);
+    uint32_t cap = router_fit(job->policy, m, job->plan.input_tokens, job->plan.prompt_bound,
+                              job->req->max_tokens, c->reasoning_budget, left);
     if (cap == 0) {
         job->fate[job->current] = FATE_SKIPPED;
         job_fate_reason(job, job->current, "over budget after %llu nUSD already spent",

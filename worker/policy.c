@@ -17,8 +17,9 @@
 #include <string.h>
 
 static const char *const top_keys[] = {"models", "routes", "budget", "prices", NULL};
-static const char *const model_keys[] = {"provider", "model",       "price", "max_output_tokens",
-                                         "limits",   "unsupported", NULL};
+static const char *const model_keys[] = {"provider",          "model",  "price",
+                                         "max_output_tokens", "limits", "unsupported",
+                                         "cache_writes",      NULL};
 /* in the order of enum policy_field */
 static const char *const field_names[POLICY_NFIELDS + 1] = {
     "top_p",  "stop",      "seed",      "response_format", "tools", "tool_choice",
@@ -263,6 +264,11 @@ static void policy_bind_model(struct ydoc *doc, const struct ydoc_node *k,
         m->max_output_tokens = (uint32_t)cap;
     if ((v = ydoc_get(map, "unsupported")))
         policy_bind_unsupported(doc, v, what, m);
+    /* the providers that bill cache writes; an OpenAI-shaped server that
+     * does says so in the policy */
+    m->cache_writes = m->type == PROVIDER_ANTHROPIC || m->type == PROVIDER_BEDROCK;
+    if ((v = ydoc_get(map, "cache_writes")))
+        ydoc_bool(doc, v, "cache_writes", &m->cache_writes);
 }
 
 static void policy_bind_models(struct ydoc *doc, const struct ydoc_node *map,

@@ -49,6 +49,11 @@ struct policy_model {
     char *price_entry;
     char price_date[11];
     uint32_t max_output_tokens; /* the model's own cap; 0 = none known */
+    /* the provider may bill a cache write for this model's calls, so a
+     * budget prices every input token at the dearest write rate: types
+     * anthropic and bedrock unless `cache_writes: false`, others only with
+     * `cache_writes: true` */
+    int cache_writes;
     /* limits: {...} of the model's entry; a field is -1 when the entry does
      * not set it (then the provider's model_limits in worker.yaml hold) */
     struct config_rate_limits limits;

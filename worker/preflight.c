@@ -196,11 +196,11 @@ static void preflight_budget(const struct policy *policy, const struct preflight
             policy->over_budget == POLICY_REJECT && route->ncandidates ? 1 : route->ncandidates;
         for (size_t c = 0; c < n; c++) {
             const struct policy_model *m = &policy->models[route->candidates[c]];
-            if (router_fit(policy, m, input, 0, 0, policy->default_budget_nusd) > 0)
+            if (router_fit(policy, m, input, input, 0, 0, policy->default_budget_nusd) > 0)
                 return;
             if (m->max_output_tokens && m->max_output_tokens < policy->min_output_tokens)
                 continue; /* no budget would do: min_output_tokens is the problem */
-            uint64_t need = cost_worst_case(&m->prices, input, policy->min_output_tokens);
+            uint64_t need = router_worst_case(m, input, input, policy->min_output_tokens);
             if (need < cheapest_nusd) {
                 cheapest_nusd = need;
                 cheapest = route;

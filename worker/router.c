@@ -3,7 +3,10 @@
  * inputs always give the same plan, so the table in tests/data/router/
  * pins every decision. Spend never exceeds the budget when the provider
  * honours max_tokens and the input estimate holds: every taken candidate's
- * worst case is computed exactly and checked against the budget. A
+ * worst case is computed exactly and checked against the budget, at the
+ * dearest rate any token may be billed at (a tier the prompt may reach, a
+ * cache write, reasoning inside the output cap); tests/unit/test_budget.c
+ * checks it over random policies and requests. A
  * candidate that cannot honour a field of the request is never taken:
  * the router must not send what a provider would refuse or silently drop.
  */
@@ -45,6 +48,30 @@ uint64_t router_estimate_input(const struct policy *policy, const struct request
            ROUTER_TOKENS_REPLY + (uint64_t)req->nimages * policy->image_tokens;
 }
 
+uint64_t router_prompt_bound(const struct policy *policy, const struct request *req)
+{
+    uint64_t turns = req->nmessages + (req->system ? 1 : 0);
+    return (uint64_t)req->content_bytes + turns * ROUTER_TOKENS_PER_MESSAGE + ROUTER_TOKENS_REPLY +
+           (uint64_t)req->nimages * policy->image_tokens;
+}
+
+void router_worst_rates(const struct policy_model *model, uint64_t prompt_bound,
+                        struct cost_prices *out)
+{
+    cost_worst_rates(&model->prices, prompt_bound, model->cache_writes, out);
+    /* any provider may bill part of the prompt as a cache read */
+    if (out->nusd_per_mtok[COST_CACHE_READ] > out->nusd_per_mtok[COST_INPUT])
+        out->nusd_per_mtok[COST_INPUT] = out->nusd_per_mtok[COST_CACHE_READ];
+}
+
+uint64_t router_worst_case(const struct policy_model *model, uint64_t input_tokens,
+                           uint64_t prompt_bound, uint64_t max_output)
+{
+    struct cost_prices w;
+    router_worst_rates(model, prompt_bound, &w);
+    return cost_worst_case(&w, input_tokens, max_output);
+}
+
 /* The output cap a model allows on its own, whatever the budget. */
 static uint64_t router_model_cap(const struct policy_model *model, uint32_t requested_max)
 {
@@ -57,10 +84,12 @@ static uint64_t router_model_cap(const struct policy_model *model, uint32_t requ
 }
 
 uint32_t router_fit(const struct policy *policy, const struct policy_model *model,
-                    uint64_t input_tokens, uint32_t requested_max, uint32_t reasoning_budget,
-                    uint64_t budget_nusd)
+                    uint64_t input_tokens, uint64_t prompt_bound, uint32_t requested_max,
+                    uint32_t reasoning_budget, uint64_t budget_nusd)
 {
-    uint64_t affordable = cost_max_output(&model->prices, input_tokens, budget_nusd);
+    struct cost_prices w;
+    router_worst_rates(model, prompt_bound, &w);
+    uint64_t affordable = cost_max_output(&w, input_tokens, budget_nusd);
     uint64_t cap = router_model_cap(model, requested_max);
     /* thinking is inside the output cap: the answer still needs its minimum */
     uint64_t need = (uint64_t)reasoning_budget + policy->min_output_tokens;
@@ -73,19 +102,46 @@ uint32_t router_fit(const struct policy *policy, const struct policy_model *mode
     return (uint32_t)(affordable < cap ? affordable : cap);
 }
 
-static void router_explain_skip(const struct policy *policy, const struct policy_model *model,
-                                uint64_t input_tokens, const struct request *req,
-                                uint64_t budget_nusd, const char *prefix, char *out, size_t size)
+/* What, beyond the base rates, priced a candidate's worst case: "; at
+ * tier 1 (the prompt may exceed 200000 tokens)", "; input at the one-hour
+ * cache-write rate", both, or "". */
+static void router_pricing_note(const struct policy_model *m, uint64_t prompt_bound, char *out,
+                                size_t size)
 {
+    size_t used = 0;
+    out[0] = '\0';
+    unsigned tier = cost_tier_for(&m->prices, prompt_bound, NULL);
+    if (tier)
+        used = (size_t)snprintf(out, size, "; at tier %u (the prompt may exceed %llu tokens)", tier,
+                                (unsigned long long)m->prices.tiers[tier - 1].above_input_tokens);
+    struct cost_prices w, plain;
+    router_worst_rates(m, prompt_bound, &w);
+    cost_worst_rates(&m->prices, prompt_bound, 0, &plain);
+    uint64_t in = w.nusd_per_mtok[COST_INPUT];
+    if (!m->cache_writes || used >= size || in <= plain.nusd_per_mtok[COST_INPUT] ||
+        in == plain.nusd_per_mtok[COST_CACHE_READ])
+        return;
+    snprintf(out + used, size - used, "; input at the %scache-write rate",
+             in == w.nusd_per_mtok[COST_CACHE_WRITE] ? "" : "one-hour ");
+}
+
+static void router_explain_skip(const struct policy *policy, const struct policy_model *model,
+                                uint64_t input_tokens, uint64_t prompt_bound,
+                                const struct request *req, uint64_t budget_nusd, const char *prefix,
+                                char *out, size_t size)
+{
+    char note[112];
+    router_pricing_note(model, prompt_bound, note, sizeof note);
     uint32_t requested_max = req->max_tokens, reasoning = req->reasoning_budget;
     uint64_t cap = router_model_cap(model, requested_max);
     uint64_t need = requested_max ? cap : policy->min_output_tokens;
     if (reasoning && !requested_max)
         need += reasoning;
-    if (cost_worst_case(&model->prices, input_tokens, 0) > budget_nusd)
+    if (router_worst_case(model, input_tokens, prompt_bound, 0) > budget_nusd)
         snprintf(out, size,
-                 "%sover budget: %llu input tokens alone cost more than the budget of %llu nUSD",
-                 prefix, (unsigned long long)input_tokens, (unsigned long long)budget_nusd);
+                 "%sover budget: %llu input tokens alone cost more than the budget of %llu "
+                 "nUSD%s",
+                 prefix, (unsigned long long)input_tokens, (unsigned long long)budget_nusd, note);
     else if (reasoning && cap < (uint64_t)reasoning + policy->min_output_tokens)
         snprintf(out, size,
                  "%sover budget: the reasoning budget of %u tokens and %u output tokens do not "
@@ -96,16 +152,17 @@ static void router_explain_skip(const struct policy *policy, const struct policy
     else if (reasoning)
         snprintf(out, size,
                  "%sover budget: worst case for %llu output tokens (reasoning budget %u "
-                 "included) is %llu nUSD, budget %llu nUSD",
+                 "included) is %llu nUSD, budget %llu nUSD%s",
                  prefix, (unsigned long long)need, reasoning,
-                 (unsigned long long)cost_worst_case(&model->prices, input_tokens, need),
-                 (unsigned long long)budget_nusd);
+                 (unsigned long long)router_worst_case(model, input_tokens, prompt_bound, need),
+                 (unsigned long long)budget_nusd, note);
     else
         snprintf(out, size,
-                 "%sover budget: worst case for %llu output tokens is %llu nUSD, budget %llu nUSD",
+                 "%sover budget: worst case for %llu output tokens is %llu nUSD, budget %llu "
+                 "nUSD%s",
                  prefix, (unsigned long long)need,
-                 (unsigned long long)cost_worst_case(&model->prices, input_tokens, need),
-                 (unsigned long long)budget_nusd);
+                 (unsigned long long)router_worst_case(model, input_tokens, prompt_bound, need),
+                 (unsigned long long)budget_nusd, note);
 }
 
 /* The first field the model cannot honour as req uses it, or
@@ -182,6 +239,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     memset(plan, 0, sizeof *plan);
     plan->budget_nusd = req->has_budget ? req->budget_nusd : policy->default_budget_nusd;
     plan->input_tokens = router_estimate_input(policy, req);
+    plan->prompt_bound = router_prompt_bound(policy, req);
     plan->pinned = req->nmodels > 0;
 
     const struct policy_route *route = policy_route_find(policy, req->task);
@@ -245,23 +303,26 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
             nunsupported++;
             continue;
         }
-        uint32_t cap = router_fit(policy, m, plan->input_tokens, req->max_tokens,
-                                  req->reasoning_budget, plan->budget_nusd);
+        uint32_t cap = router_fit(policy, m, plan->input_tokens, plan->prompt_bound,
+                                  req->max_tokens, req->reasoning_budget, plan->budget_nusd);
         if (!best)
             best = m, best_skipped = cap == 0;
         if (cap == 0) {
             c->decision = ROUTER_SKIPPED;
-            router_explain_skip(policy, m, plan->input_tokens, req, plan->budget_nusd, prefix,
-                                c->reason, sizeof c->reason);
+            router_explain_skip(policy, m, plan->input_tokens, plan->prompt_bound, req,
+                                plan->budget_nusd, prefix, c->reason, sizeof c->reason);
             continue;
         }
         c->decision = ROUTER_TAKEN;
         c->max_tokens = cap;
         c->reasoning_budget = req->reasoning_budget;
-        c->worst_case_nusd = cost_worst_case(&m->prices, plan->input_tokens, cap);
+        c->worst_case_nusd = router_worst_case(m, plan->input_tokens, plan->prompt_bound, cap);
+        char note[112];
+        router_pricing_note(m, plan->prompt_bound, note, sizeof note);
         snprintf(c->reason, sizeof c->reason,
-                 "%sfits: up to %u output tokens, worst case %llu of %llu nUSD", prefix, cap,
-                 (unsigned long long)c->worst_case_nusd, (unsigned long long)plan->budget_nusd);
+                 "%sfits: up to %u output tokens, worst case %llu of %llu nUSD%s", prefix, cap,
+                 (unsigned long long)c->worst_case_nusd, (unsigned long long)plan->budget_nusd,
+                 note);
         taken++;
     }
     if (taken > 0) {

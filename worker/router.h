@@ -29,7 +29,7 @@ struct router_candidate {
     /* skipped because it cannot honour a field: that field, else
      * POLICY_NFIELDS; the reason is then exactly "unsupported: FIELD" */
     enum policy_field unsupported;
-    char reason[160]; /* why taken or skipped, for the result's route */
+    char reason[256]; /* why taken or skipped, for the result's route */
 };
 
 enum router_outcome {
@@ -52,6 +52,7 @@ struct plan {
     int pinned;
     uint64_t budget_nusd;
     uint64_t input_tokens; /* the estimate every candidate was priced with */
+    uint64_t prompt_bound; /* router_prompt_bound: the tiers every candidate was priced at */
     struct router_candidate candidates[POLICY_MAX_CANDIDATES]; /* route (or pinned) order */
     size_t ncandidates;
     char reason[256]; /* when not ROUTER_OK: one sentence, the error result's message */
@@ -73,16 +74,40 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
  * each image part. */
 uint64_t router_estimate_input(const struct policy *policy, const struct request *req);
 
-/* Fit one model into budget_nusd given the input estimate, the request's
- * own max_tokens (0 = none) and its thinking budget (0 = none; thinking
- * counts inside the output cap at every provider): returns the max_tokens
- * it may use, or 0 when it cannot afford policy->min_output_tokens (or the
- * requested max_tokens), or when the cap cannot hold reasoning_budget +
- * policy->min_output_tokens. Used again by dispatch for fallbacks, with
- * what is left of the budget after billable attempts. */
+/* A strict upper bound on the prompt's tokens: every content byte a token
+ * (a byte-level BPE token is never shorter than a byte), plus the
+ * estimate's framing and policy->image_tokens per image part. The
+ * estimate prices the input tokens; this bound chooses the tiers, since a
+ * tier reprices the whole call and an estimate just under its threshold
+ * may be wrong. */
+uint64_t router_prompt_bound(const struct policy *policy, const struct request *req);
+
+/* The flat rates every worst case of model is priced with (router_plan,
+ * router_fit, preflight): cost_worst_rates over the tiers a prompt of up to
+ * prompt_bound tokens may reach, with model->cache_writes as
+ * may_write_cache, and the input rate raised to the cache-read rate when
+ * a policy prices reads above input. Pure. */
+void router_worst_rates(const struct policy_model *model, uint64_t prompt_bound,
+                        struct cost_prices *out);
+
+/* Worst-case cost of a call of model with input_tokens of input (the
+ * estimate) and max_output tokens of output, at router_worst_rates for
+ * prompt_bound; rounded up to the nano-USD, saturating. */
+uint64_t router_worst_case(const struct policy_model *model, uint64_t input_tokens,
+                           uint64_t prompt_bound, uint64_t max_output);
+
+/* Fit one model into budget_nusd given the input estimate, the prompt
+ * bound (router_prompt_bound; tiers), the request's own max_tokens (0 =
+ * none) and its thinking budget (0 = none; thinking counts inside the
+ * output cap at every provider): returns the max_tokens it may use, or 0
+ * when it cannot afford policy->min_output_tokens (or the requested
+ * max_tokens), or when the cap cannot hold reasoning_budget +
+ * policy->min_output_tokens. Priced at router_worst_rates. Used again by
+ * dispatch for fallbacks, with what is left of the budget after billable
+ * attempts. */
 uint32_t router_fit(const struct policy *policy, const struct policy_model *model,
-                    uint64_t input_tokens, uint32_t requested_max, uint32_t reasoning_budget,
-                    uint64_t budget_nusd);
+                    uint64_t input_tokens, uint64_t prompt_bound, uint32_t requested_max,
+                    uint32_t reasoning_budget, uint64_t budget_nusd);
 
 const char *router_outcome_name(enum router_outcome o);
 

@@ -41,7 +41,10 @@
  * (at the cap: length / max_tokens / MAX_TOKENS). #cached=N, #cache_write=N,
  * #reasoning=N in each provider's own accounting: OpenAI cached inside
  * prompt_tokens, reasoning inside completion_tokens; Anthropic cache apart
- * from input_tokens (thinking inside output_tokens when enabled); Gemini
+ * from input_tokens (thinking inside output_tokens when enabled), and
+ * #cache_write_1h=N one-hour writes (Anthropic only: in
+ * cache_creation_input_tokens with the five-minute ones, split in
+ * usage.cache_creation); Gemini
  * promptTokenCount INCLUDES cachedContentTokenCount, thoughtsTokenCount
  * apart from candidatesTokenCount, total = all; Bedrock inputTokens
  * EXCLUDES cacheRead/WriteInputTokens, total = all.
@@ -444,7 +447,7 @@ struct fake_outcome {
 };
 
 struct fake_directives {
-    long out, cached, cache_write, reasoning, latency; /* -1: absent */
+    long out, cached, cache_write, cache_write_1h, reasoning, latency; /* -1: absent */
     bool has_fault;
     struct fake_fault fault;
     char tool[FAKE_NAME_MAX + 1]; /* #tool=NAME; "" when absent */
@@ -840,7 +843,7 @@ static struct fake_fault fake_fault_pick(struct fake_server *srv, const char *mo
 static void fake_directives_init(struct fake_directives *d)
 {
     memset(d, 0, sizeof *d);
-    d->out = d->cached = d->cache_write = d->reasoning = d->latency = -1;
+    d->out = d->cached = d->cache_write = d->cache_write_1h = d->reasoning = d->latency = -1;
 }
 
 static bool fake_is_fault_char(char ch)
@@ -860,7 +863,9 @@ static void fake_directives_scan(const char *s, size_t n, struct fake_directives
         if (s[i] != '#')
             continue;
         name = j;
-        while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || s[j] == '_'))
+        /* a name: letters and '_', then digits too (cache_write_1h) */
+        while (j < n &&
+               ((s[j] >= 'a' && s[j] <= 'z') || s[j] == '_' || (j > name && fake_is_digit(s[j]))))
             j++;
         name_len = j - name;
         if (name_len == 0 || j >= n || s[j] != '=')
@@ -900,6 +905,8 @@ static void fake_directives_scan(const char *s, size_t n, struct fake_directives
             d->cached = num;
         else if (fake_eq(s + name, name_len, "cache_write"))
             d->cache_write = num;
+        else if (fake_eq(s + name, name_len, "cache_write_1h"))
+            d->cache_write_1h = num;
         else if (fake_eq(s + name, name_len, "reasoning"))
             d->reasoning = num;
         else if (fake_eq(s + name, name_len, "latency"))
@@ -2020,7 +2027,7 @@ struct fake_answer {
     size_t text_len;
     uint64_t out; /* output tokens, reasoning apart */
     bool length;  /* stopped at the cap */
-    uint64_t cached, cache_write, reasoning;
+    uint64_t cached, cache_write, cache_write_1h, reasoning;
 };
 
 static void fake_call_init(struct fake_call *call, enum fake_api api)
@@ -2276,6 +2283,7 @@ static int fake_answer_make(struct fake_server *srv, const struct fake_request *
     memset(a, 0, sizeof *a);
     a->cached = fake_directive(d->cached);
     a->cache_write = fake_directive(d->cache_write);
+    a->cache_write_1h = fake_directive(d->cache_write_1h);
     a->reasoning = fake_directive(d->reasoning);
     if (!call->tools_off) {
         if (d->tool[0] != '\0' && !call->after_tool)
@@ -3361,13 +3369,16 @@ static void fake_anthropic_render(struct fake_outcome *o, const struct fake_requ
         }
     }
     snprintf(id, sizeof id, "msg_fake%016" PRIx64, req->seq);
-    /* cache reads and writes are SEPARATE from input_tokens; thinking is output */
-    reply = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I, s:I, s:I}}", "id", id,
-                      "type", "message", "role", "assistant", "model", call->model, "content",
-                      content, "stop_reason", stop, "stop_sequence", "usage", "input_tokens",
-                      (json_int_t)call->input, "output_tokens", (json_int_t)out,
-                      "cache_creation_input_tokens", (json_int_t)a->cache_write,
-                      "cache_read_input_tokens", (json_int_t)a->cached);
+    /* cache reads and writes are SEPARATE from input_tokens; thinking is
+     * output; cache_creation splits the writes by how long they live */
+    reply = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I, s:I, s:I, s:{s:I, s:I}}}", "id", id,
+        "type", "message", "role", "assistant", "model", call->model, "content", content,
+        "stop_reason", stop, "stop_sequence", "usage", "input_tokens", (json_int_t)call->input,
+        "output_tokens", (json_int_t)out, "cache_creation_input_tokens",
+        (json_int_t)(a->cache_write + a->cache_write_1h), "cache_read_input_tokens",
+        (json_int_t)a->cached, "cache_creation", "ephemeral_5m_input_tokens",
+        (json_int_t)a->cache_write, "ephemeral_1h_input_tokens", (json_int_t)a->cache_write_1h);
     fake_succeed(o, call->api, reply, req->seq);
 }
 
@@ -5908,6 +5919,7 @@ static void fake_usage(FILE *f)
         "      ?api-version= and /openai/v1/chat/completions (Azure), /v1/messages (Anthropic),\n"
         "      /v1beta/models/M:generateContent (Gemini), /model/ID/converse (Bedrock)\n"
         "directives in the last user text: #out=N #cached=N #cache_write=N #reasoning=N\n"
+        "      #cache_write_1h=N (Anthropic: one-hour cache writes)\n"
         "      #latency=MS #fault=KIND #tool=NAME (call that declared tool); images: 85 tokens\n"
         "KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |\n"
         "      malformed | slow | stall | content_filter (the provider's refusal)\n"

@@ -417,14 +417,16 @@ call a_nomax /v1/messages a_nomax "${AN[@]}"
 check "Anthropic without max_tokens -> 400" 400 "$(code a_nomax)"
 check "Anthropic 400 error type" invalid_request_error "$(j a_nomax error.type)"
 
-# input = ceil(18/4) [system blocks] + ceil(42/4)+3 = 5 + 14 = 19
+# input = ceil(18/4) [system blocks] + ceil(60/4)+3 = 5 + 18 = 23
 body a_dir <<'EOF'
-{"model":"claude-opus-4-1","max_tokens":100,"system":[{"type":"text","text":"You are a planner."}],"messages":[{"role":"user","content":[{"type":"text","text":"Plan it. #cached=11 #cache_write=22 #out=5"}]}]}
+{"model":"claude-opus-4-1","max_tokens":100,"system":[{"type":"text","text":"You are a planner."}],"messages":[{"role":"user","content":[{"type":"text","text":"Plan it. #cached=11 #cache_write=22 #cache_write_1h=7 #out=5"}]}]}
 EOF
 call a_dir /v1/messages a_dir "${AN[@]}"
-check "Anthropic input_tokens exclude cache tokens" 19 "$(j a_dir usage.input_tokens)"
+check "Anthropic input_tokens exclude cache tokens" 23 "$(j a_dir usage.input_tokens)"
 check "Anthropic cache_read_input_tokens from #cached" 11 "$(j a_dir usage.cache_read_input_tokens)"
-check "Anthropic cache_creation_input_tokens from #cache_write" 22 "$(j a_dir usage.cache_creation_input_tokens)"
+check "Anthropic cache_creation_input_tokens from #cache_write and #cache_write_1h" 29 "$(j a_dir usage.cache_creation_input_tokens)"
+check "Anthropic cache_creation.ephemeral_5m_input_tokens from #cache_write" 22 "$(j a_dir usage.cache_creation.ephemeral_5m_input_tokens)"
+check "Anthropic cache_creation.ephemeral_1h_input_tokens from #cache_write_1h" 7 "$(j a_dir usage.cache_creation.ephemeral_1h_input_tokens)"
 check "Anthropic output_tokens from #out" 5 "$(j a_dir usage.output_tokens)"
 check "Anthropic #out below the cap -> end_turn" end_turn "$(j a_dir stop_reason)"
 

@@ -32,6 +32,7 @@ void test_prices(void);
 void test_ydoc(void);
 void test_config(void);
 void test_router(void);
+void test_budget(void);
 void test_capabilities(void);
 void test_output_json(void);
 void test_request(void);

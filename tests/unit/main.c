@@ -94,6 +94,7 @@ int main(int argc, char **argv)
         {"ydoc", test_ydoc},
         {"config", test_config},
         {"router", test_router},
+        {"budget", test_budget},
         {"capabilities", test_capabilities},
         {"output_json", test_output_json},
         {"request", test_request},

@@ -91,12 +91,15 @@ static void describe_reply(int rc, const struct provider_reply *r, const struct 
     }
     char *calls = r->tool_calls ? json_dumps(r->tool_calls, JSON_COMPACT) : NULL;
     snprintf(out, size,
-             "ok finish=%s input=%llu output=%llu cache_read=%llu cache_write=%llu "
-             "reasoning=%llu model=%s%s%s text=%s\n",
+             "ok finish=%s input=%llu output=%llu cache_read=%llu cache_write=%llu"
+             "%s%.0llu reasoning=%llu model=%s%s%s text=%s\n",
              provider_finish_name(r->finish), (unsigned long long)r->usage.tokens[COST_INPUT],
              (unsigned long long)r->usage.tokens[COST_OUTPUT],
              (unsigned long long)r->usage.tokens[COST_CACHE_READ],
              (unsigned long long)r->usage.tokens[COST_CACHE_WRITE],
+             /* shown only when billed, as on cost records */
+             r->usage.tokens[COST_CACHE_WRITE_1H] ? " cache_write_1h=" : "",
+             (unsigned long long)r->usage.tokens[COST_CACHE_WRITE_1H],
              (unsigned long long)r->usage.tokens[COST_REASONING], r->model ? r->model : "-",
              calls ? " tool_calls=" : "", calls ? calls : "", r->text);
     free(calls);

@@ -3,7 +3,9 @@
  * that every taken candidate's worst case fits the budget (and holds the
  * reasoning budget), that every decision has a reason, that a candidate
  * skipped for a field says exactly "unsupported: FIELD", and that a
- * pinned plan says so in its other reasons.
+ * pinned plan says so in its other reasons; that reasons name a tier or
+ * a cache-write rate when one priced the worst case (caching.yaml), and
+ * that a tier follows the prompt's byte bound.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +154,77 @@ static void router_case(char *line, int lineno, void *ctx)
         ok(plan.used_default, "%s: unknown task used the default route", copy);
 }
 
+/* The reason of candidate `name` in plan. */
+static const char *router_reason(const struct policy *p, const struct plan *plan, const char *name)
+{
+    for (size_t i = 0; i < plan->ncandidates; i++)
+        if (strcmp(p->models[plan->candidates[i].model].name, name) == 0)
+            return plan->candidates[i].reason;
+    return "";
+}
+
+/* Reasons say what priced a worst case beyond the base rates; a tier
+ * applies when the strict byte bound of the prompt may exceed its
+ * threshold, whatever the estimate says. */
+static void router_pricing(struct router_table *t)
+{
+    struct policy *p = router_policy(t, "caching");
+    struct request_flags rf;
+    char none[] = "-";
+    if (!p || request_flags_fill(&rf, "chat", 293, none) < 0)
+        return;
+    struct plan plan;
+    router_plan(p, &rf.req, &plan);
+    ok(strstr(router_reason(p, &plan, "claude"), "; input at the one-hour cache-write rate"),
+       "claude's reason names the one-hour write rate: %s", router_reason(p, &plan, "claude"));
+    ok(strstr(router_reason(p, &plan, "br"), "; input at the cache-write rate"),
+       "Bedrock's reason names the write rate: %s", router_reason(p, &plan, "br"));
+    ok(!strstr(router_reason(p, &plan, "gpt"), "cache-write") &&
+           !strstr(router_reason(p, &plan, "nowrite"), "cache-write") &&
+           !strstr(router_reason(p, &plan, "claude"), "tier"),
+       "no write rate where none is billed, no tier where none is: %s",
+       router_reason(p, &plan, "gpt"));
+
+    /* a tier above 200,000 tokens at twice every rate, on nowrite: 199,993
+     * bytes is a prompt of at most 200,000 tokens, one byte more may
+     * exceed it */
+    struct policy_model *m = &p->models[1];
+    struct cost_prices saved = m->prices;
+    m->prices.ntiers = 1;
+    m->prices.tiers[0].above_input_tokens = 200000;
+    for (int c = 0; c < COST_NCAT; c++)
+        m->prices.tiers[0].nusd_per_mtok[c] = 2 * m->prices.nusd_per_mtok[c];
+    rf.req.has_budget = 1;
+    rf.req.budget_nusd = 10000000000u; /* 10 USD */
+    rf.req.content_bytes = 199993;
+    router_plan(p, &rf.req, &plan);
+    /* (10^16 - 200000 x 3 x 10^9) / (15 x 10^9) = 626666 */
+    ok(plan.prompt_bound == 200000 && plan.candidates[1].max_tokens == 626666 &&
+           !strstr(plan.candidates[1].reason, "tier"),
+       "at the threshold: base rates (%u, %s)", plan.candidates[1].max_tokens,
+       plan.candidates[1].reason);
+    rf.req.content_bytes = 199994;
+    router_plan(p, &rf.req, &plan);
+    /* (10^16 - 200001 x 6 x 10^9) / (30 x 10^9) = 293333 */
+    ok(plan.candidates[1].max_tokens == 293333 &&
+           strstr(plan.candidates[1].reason, "; at tier 1 (the prompt may exceed 200000 tokens)"),
+       "one token over: tier 1, and the reason says so (%u, %s)", plan.candidates[1].max_tokens,
+       plan.candidates[1].reason);
+    uint32_t fit = router_fit(p, m, plan.input_tokens, plan.prompt_bound, 0, 0, 10000000000u);
+    ok(fit == 293333, "router_fit prices it the same (%u)", fit);
+    /* at 3 bytes a token the estimate is 66,672 tokens, but the prompt may
+     * hold 200,001: the tier applies */
+    p->input_bytes_per_token = 3;
+    router_plan(p, &rf.req, &plan);
+    ok(plan.input_tokens == 66672 && plan.prompt_bound == 200001 &&
+           strstr(plan.candidates[1].reason, "at tier 1"),
+       "the tier follows the byte bound, not the estimate (%llu, %llu: %s)",
+       (unsigned long long)plan.input_tokens, (unsigned long long)plan.prompt_bound,
+       plan.candidates[1].reason);
+    p->input_bytes_per_token = 1;
+    m->prices = saved;
+}
+
 void test_router(void)
 {
     struct router_table t = {0};
@@ -170,6 +243,8 @@ void test_router(void)
     }
     struct policy *d = router_policy(&t, "downgrade");
     ok(d && d->image_tokens == 1600, "image_tokens defaults to 1600");
+
+    router_pricing(&t);
 
     /* a model's provider type comes from worker.yaml; without it, from a
      * provider named after a type, else unknown */

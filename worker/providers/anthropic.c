@@ -1,7 +1,8 @@
 /*
  * anthropic: the Messages API. Usage rule (DESIGN 6): cache reads and
  * cache writes are reported SEPARATELY from input_tokens; thinking is
- * billed inside output_tokens. System turns go to the top-level "system".
+ * billed inside output_tokens; usage.cache_creation splits the writes
+ * into five-minute and one-hour ones, which are priced apart. System turns go to the top-level "system".
  * Pure: builds bytes and reads bytes, never touches the network.
  */
 #include <stdio.h>
@@ -327,6 +328,33 @@ static int anthropic_total(const json_t *usage, const char *key, uint64_t *out)
     return json_is_integer(json_object_get(usage, key)) ? adapter_count(usage, key, out) : -1;
 }
 
+/* cache_creation_input_tokens split by usage.cache_creation (absent on
+ * older replies: every write is then a five-minute one). A breakdown that
+ * does not add up to the total is not understood: -1. */
+static int anthropic_cache_writes(const json_t *usage, uint64_t total, uint64_t *five_min,
+                                  uint64_t *one_hour)
+{
+    const json_t *split = json_object_get(usage, "cache_creation");
+    *five_min = total;
+    *one_hour = 0;
+    if (!split || json_is_null(split))
+        return 0;
+    const json_t *m5 = json_object_get(split, "ephemeral_5m_input_tokens");
+    const json_t *h1 = json_object_get(split, "ephemeral_1h_input_tokens");
+    uint64_t a, b;
+    if (!json_is_object(split) || adapter_count(split, "ephemeral_5m_input_tokens", &a) < 0 ||
+        adapter_count(split, "ephemeral_1h_input_tokens", &b) < 0)
+        return -1;
+    int has5 = m5 && !json_is_null(m5), has1 = h1 && !json_is_null(h1);
+    if (has5 && has1)
+        return a + b == total ? (*five_min = a, *one_hour = b, 0) : -1;
+    if (has1) /* the rest of the total lives five minutes */
+        return b <= total ? (*five_min = total - b, *one_hour = b, 0) : -1;
+    if (has5)
+        return a <= total ? (*five_min = a, *one_hour = total - a, 0) : -1;
+    return 0;
+}
+
 static int anthropic_parse(long status, const char *body, size_t len, struct provider_reply *out,
                            struct err *e)
 {
@@ -336,20 +364,22 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
         return anthropic_error(status, root, body, len, e);
     const json_t *content = json_object_get(root, "content");
     const json_t *usage = json_object_get(root, "usage");
-    uint64_t input, output, cache_read, cache_write;
+    uint64_t input, output, cache_read, cache_write, write_5m, write_1h;
     /* the cache counts are absent on models and accounts without prompt
      * caching, and null on some replies: both mean 0 */
     if (!json_is_array(content) || !json_is_object(usage) ||
         anthropic_total(usage, "input_tokens", &input) < 0 ||
         anthropic_total(usage, "output_tokens", &output) < 0 ||
         adapter_count(usage, "cache_read_input_tokens", &cache_read) < 0 ||
-        adapter_count(usage, "cache_creation_input_tokens", &cache_write) < 0) {
+        adapter_count(usage, "cache_creation_input_tokens", &cache_write) < 0 ||
+        anthropic_cache_writes(usage, cache_write, &write_5m, &write_1h) < 0) {
         json_decref(root);
         /* possibly billed, but for what we cannot tell: never invent a
          * cost; a retry gets a reply we can account for (see openai.c) */
         return err_set(e, ERR_TRANSIENT, "malformed_reply",
-                       "reply not understood: no content, or usage counts missing or not "
-                       "non-negative integers");
+                       "reply not understood: no content, or usage counts missing, not "
+                       "non-negative integers, or cache_creation not adding up to "
+                       "cache_creation_input_tokens");
     }
     /* the answer is every "text" block, in order; thinking and
      * redacted_thinking blocks are not text (thinking is billed in
@@ -407,7 +437,8 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
     out->usage.tokens[COST_INPUT] = input;
     out->usage.tokens[COST_OUTPUT] = output; /* thinking included: billed as output */
     out->usage.tokens[COST_CACHE_READ] = cache_read;
-    out->usage.tokens[COST_CACHE_WRITE] = cache_write;
+    out->usage.tokens[COST_CACHE_WRITE] = write_5m;
+    out->usage.tokens[COST_CACHE_WRITE_1H] = write_1h;
     out->usage.tokens[COST_REASONING] = 0;
     json_decref(root);
     return 0;

@@ -614,7 +614,9 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
     out->usage.tokens[COST_INPUT] = input; /* the cache is not in it */
     out->usage.tokens[COST_OUTPUT] = output;
     out->usage.tokens[COST_CACHE_READ] = cache_read;
+    /* Converse has no TTL split: its writes are priced as five-minute ones */
     out->usage.tokens[COST_CACHE_WRITE] = cache_write;
+    out->usage.tokens[COST_CACHE_WRITE_1H] = 0;
     out->usage.tokens[COST_REASONING] = 0; /* thinking is inside outputTokens */
     json_decref(root);
     return 0;
