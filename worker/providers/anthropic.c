@@ -2,8 +2,9 @@
  * anthropic: the Messages API. Usage rule (DESIGN 6): cache reads and
  * cache writes are reported SEPARATELY from input_tokens; thinking is
  * billed inside output_tokens; usage.cache_creation splits the writes
- * into five-minute and one-hour ones, which are priced apart. System turns go to the top-level "system".
- * Pure: builds bytes and reads bytes, never touches the network.
+ * into five-minute and one-hour ones, which are priced apart. System
+ * turns go to the top-level "system". Pure: builds bytes and reads
+ * bytes, never touches the network.
  */
 #include <stdio.h>
 #include <stdlib.h>
