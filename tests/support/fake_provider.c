@@ -915,6 +915,25 @@ static bool fake_is_text_part(json_t *part)
            json_is_string(json_object_get(part, "text"));
 }
 
+/* Scans the directives in a message's content. typed: OpenAI's and
+ * Anthropic's content, a string or {type: text, text} parts; otherwise
+ * Gemini's parts and Bedrock's blocks, where any string text counts. */
+static void fake_content_directives(json_t *content, bool typed, struct fake_directives *d)
+{
+    json_t *part;
+    size_t i;
+
+    if (typed && json_is_string(content))
+        fake_directives_scan(json_string_value(content), json_string_length(content), d);
+    json_array_foreach(json_is_array(content) ? content : NULL, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+
+        if (typed ? fake_is_text_part(part) : json_is_string(t))
+            fake_directives_scan(json_string_value(t), json_string_length(t), d);
+    }
+}
+
 /* ---- usage ---- */
 
 static uint64_t fake_tokens(uint64_t bytes)
@@ -2371,6 +2390,26 @@ static void fake_succeed(struct fake_outcome *o, enum fake_api api, json_t *repl
     o->json = reply;
 }
 
+typedef void fake_render_fn(struct fake_outcome *o, const struct fake_request *req,
+                            const struct fake_call *call, const struct fake_answer *a);
+
+/* The end of a valid call: admission and fault, then the answer rendered in
+ * the format's shape (a content filter renders with no answer made). */
+static void fake_respond(struct fake_server *srv, const struct fake_request *req,
+                         struct fake_outcome *o, struct fake_call *call, fake_render_fn *render)
+{
+    struct fake_answer a;
+
+    memset(&a, 0, sizeof a);
+    if (fake_admit(srv, req, o, call) == 0)
+        return;
+    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, call, &a) != 0)
+        fake_fail(o, call->api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+    else
+        render(o, req, call, &a);
+    fake_answer_release(&a);
+}
+
 /* ---- OpenAI Chat Completions, and Azure OpenAI's two paths ---- */
 
 /* CreateChatCompletionRequest's properties (OpenAI's OpenAPI description) */
@@ -2648,19 +2687,9 @@ static int fake_openai_messages(struct fake_outcome *o, struct fake_call *call, 
         return -1;
     m = json_array_get(messages, json_array_size(messages) - 1);
     call->after_tool = strcmp(json_string_value(json_object_get(m, "role")), "tool") == 0;
-    if (last_user != SIZE_MAX) {
-        json_t *content = json_object_get(json_array_get(messages, last_user), "content"), *part;
-
-        if (json_is_string(content))
-            fake_directives_scan(json_string_value(content), json_string_length(content), &call->d);
-        json_array_foreach(json_is_array(content) ? content : NULL, i, part)
-        {
-            json_t *t = json_object_get(part, "text");
-
-            if (fake_is_text_part(part))
-                fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-        }
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(messages, last_user), "content"),
+                                true, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -3071,38 +3100,34 @@ static int fake_anthropic_image(struct fake_outcome *o, struct fake_call *call, 
     return 0;
 }
 
-/* Whether message m (an assistant turn) has a tool_use block with id */
-static bool fake_anthropic_has_use(json_t *m, const char *id)
+/* Whether message m has a block of type whose id_key is id */
+static bool fake_anthropic_has_block(json_t *m, const char *type, const char *id_key,
+                                     const char *id)
 {
     json_t *b;
     size_t i;
 
     json_array_foreach(json_object_get(m, "content"), i, b)
     {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        const char *bid = json_string_value(json_object_get(b, "id"));
+        const char *btype = json_string_value(json_object_get(b, "type"));
+        const char *bid = json_string_value(json_object_get(b, id_key));
 
-        if (type != NULL && strcmp(type, "tool_use") == 0 && bid != NULL && strcmp(bid, id) == 0)
+        if (btype != NULL && strcmp(btype, type) == 0 && bid != NULL && strcmp(bid, id) == 0)
             return true;
     }
     return false;
 }
 
+/* Whether message m (an assistant turn) has a tool_use block with id */
+static bool fake_anthropic_has_use(json_t *m, const char *id)
+{
+    return fake_anthropic_has_block(m, "tool_use", "id", id);
+}
+
 /* Whether message m (a user turn) has a tool_result block for id */
 static bool fake_anthropic_has_result(json_t *m, const char *id)
 {
-    json_t *b;
-    size_t i;
-
-    json_array_foreach(json_object_get(m, "content"), i, b)
-    {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        const char *bid = json_string_value(json_object_get(b, "tool_use_id"));
-
-        if (type != NULL && strcmp(type, "tool_result") == 0 && bid != NULL && strcmp(bid, id) == 0)
-            return true;
-    }
-    return false;
+    return fake_anthropic_has_block(m, "tool_result", "tool_use_id", id);
 }
 
 static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *call, json_t *messages,
@@ -3184,19 +3209,9 @@ static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *cal
         if (i == n - 1)
             call->after_tool = results;
     }
-    if (last_user != SIZE_MAX) {
-        json_t *content = json_object_get(json_array_get(messages, last_user), "content");
-
-        if (json_is_string(content))
-            fake_directives_scan(json_string_value(content), json_string_length(content), &call->d);
-        json_array_foreach(json_is_array(content) ? content : NULL, i, b)
-        {
-            json_t *t = json_object_get(b, "text");
-
-            if (fake_is_text_part(b))
-                fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-        }
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(messages, last_user), "content"),
+                                true, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -3378,9 +3393,7 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
     json_t *body = req->json, *messages, *max_tokens, *system;
     const char *unknown;
     struct fake_call call;
-    struct fake_answer a;
 
-    memset(&a, 0, sizeof a);
     fake_call_init(&call, FAKE_API_ANTHROPIC);
     o->id_header = "request-id";
     if (!fake_header_present(req->head, "x-api-key")) {
@@ -3435,15 +3448,7 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
     if (fake_anthropic_messages(o, &call, messages, req->seq) != 0 ||
         fake_anthropic_options(o, &call, body, req->seq) != 0)
         return;
-    if (fake_admit(srv, req, o, &call) == 0)
-        return;
-    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
-        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
-        goto out;
-    }
-    fake_anthropic_render(o, req, &call, &a);
-out:
-    fake_answer_release(&a);
+    fake_respond(srv, req, o, &call, fake_anthropic_render);
 }
 
 /* ---- Google Gemini generateContent ---- */
@@ -3658,16 +3663,9 @@ static int fake_gemini_contents(struct fake_outcome *o, struct fake_call *call, 
     }
     c = json_array_get(contents, json_array_size(contents) - 1);
     call->after_tool = fake_gemini_part_has(c, "functionResponse", "function_response");
-    json_array_foreach(last_user != SIZE_MAX
-                           ? json_object_get(json_array_get(contents, last_user), "parts")
-                           : NULL,
-                       k, p)
-    {
-        json_t *t = json_object_get(p, "text");
-
-        if (json_is_string(t))
-            fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(contents, last_user), "parts"),
+                                false, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -3943,11 +3941,9 @@ static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
     json_t *body = req->json, *si, *p;
     char *model = NULL;
     struct fake_call call;
-    struct fake_answer a;
     uint64_t sys_bytes = 0;
     size_t i;
 
-    memset(&a, 0, sizeof a);
     fake_call_init(&call, FAKE_API_GEMINI);
     if (!fake_header_present(req->head, "x-goog-api-key") && !fake_query_has(req, "key")) {
         fake_fail(o, call.api, 403,
@@ -3979,15 +3975,8 @@ static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
         fake_gemini_config(o, &call, fake_gget(body, "generationConfig", "generation_config"),
                            req->seq) != 0)
         goto out;
-    if (fake_admit(srv, req, o, &call) == 0)
-        goto out;
-    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
-        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
-        goto out;
-    }
-    fake_gemini_render(o, req, &call, &a);
+    fake_respond(srv, req, o, &call, fake_gemini_render);
 out:
-    fake_answer_release(&a);
     free(model);
 }
 
@@ -4346,16 +4335,9 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
         if (i == n - 1)
             call->after_tool = results > 0;
     }
-    json_array_foreach(last_user != SIZE_MAX
-                           ? json_object_get(json_array_get(messages, last_user), "content")
-                           : NULL,
-                       k, b)
-    {
-        json_t *t = json_object_get(b, "text");
-
-        if (json_is_string(t))
-            fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(messages, last_user), "content"),
+                                false, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -4567,12 +4549,10 @@ static void fake_bedrock(struct fake_server *srv, const struct fake_request *req
     char *model = NULL;
     const char *k;
     struct fake_call call;
-    struct fake_answer a;
     bool tool_blocks = false;
     uint64_t sys_bytes = 0;
     size_t i;
 
-    memset(&a, 0, sizeof a);
     fake_call_init(&call, FAKE_API_BEDROCK);
     o->id_header = "x-amzn-RequestId";
     if (fake_bedrock_auth(o, req) != 0)
@@ -4608,15 +4588,8 @@ static void fake_bedrock(struct fake_server *srv, const struct fake_request *req
                               &tool_blocks) != 0 ||
         fake_bedrock_options(o, &call, body, req->seq, tool_blocks) != 0)
         goto out;
-    if (fake_admit(srv, req, o, &call) == 0)
-        goto out;
-    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
-        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
-        goto out;
-    }
-    fake_bedrock_render(o, req, &call, &a);
+    fake_respond(srv, req, o, &call, fake_bedrock_render);
 out:
-    fake_answer_release(&a);
     free(model);
 }
 
