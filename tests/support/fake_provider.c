@@ -1973,18 +1973,25 @@ static bool fake_has_bearer(const struct fake_head *h)
     return false;
 }
 
+/* A max output tokens value: absent (NULL) -> *cap stays; an integer of at
+ * least min -> *cap; -1 for anything else. */
+static int fake_cap_take(json_t *v, json_int_t min, uint64_t *cap, bool *seen)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return -1;
+    *cap = (uint64_t)json_integer_value(v);
+    *seen = true;
+    return 0;
+}
+
 /* The max output tokens field: absent/null -> *cap stays; -1 if malformed. */
 static int fake_cap_get(json_t *body, const char *field, uint64_t *cap, bool *seen)
 {
     json_t *v = json_object_get(body, field);
 
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return -1;
-    *cap = (uint64_t)json_integer_value(v);
-    *seen = true;
-    return 0;
+    return fake_cap_take(json_is_null(v) ? NULL : v, 0, cap, seen);
 }
 
 static uint64_t fake_output_tokens(const struct fake_server *srv, const struct fake_directives *d,
@@ -3431,13 +3438,11 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
         fake_fail(o, call.api, 400, "max_tokens: Field required", NULL, NULL, req->seq);
         return;
     }
-    if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1) {
+    if (fake_cap_take(max_tokens, 1, &call.cap, &call.capped) != 0) {
         fake_fail(o, call.api, 400, "max_tokens: Input should be an integer >= 1", NULL, NULL,
                   req->seq);
         return;
     }
-    call.cap = (uint64_t)json_integer_value(max_tokens);
-    call.capped = true;
     system = json_object_get(body, "system");
     if (system != NULL && !json_is_string(system) && !json_is_array(system)) {
         fake_fail(o, call.api, 400, "system: Input should be a valid string or list", NULL, NULL,
@@ -3798,14 +3803,10 @@ static int fake_gemini_config(struct fake_outcome *o, struct fake_call *call, js
     if (fake_gemini_unknown(o, gc, known, "generation_config", seq) != 0)
         return -1;
     v = fake_gget(gc, "maxOutputTokens", "max_output_tokens");
-    if (v != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return fake_reject(o, call->api, seq, NULL, NULL,
-                               "* GenerateContentRequest.generation_config.max_output_tokens: "
-                               "max_output_tokens must be positive.");
-        call->cap = (uint64_t)json_integer_value(v);
-        call->capped = true;
-    }
+    if (fake_cap_take(v, 1, &call->cap, &call->capped) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.max_output_tokens: "
+                           "max_output_tokens must be positive.");
     if (fake_range(json_object_get(gc, "temperature"), 0, 2) != 0)
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "* GenerateContentRequest.generation_config.temperature: temperature "
@@ -4362,15 +4363,11 @@ static int fake_bedrock_options(struct fake_outcome *o, struct fake_call *call, 
                            "model-specific fields)",
                            k);
     v = json_object_get(ic, "maxTokens");
-    if (v != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return fake_reject(o, call->api, seq, NULL, NULL,
-                               "1 validation error detected: Value at 'inferenceConfig.maxTokens' "
-                               "failed to satisfy constraint: Member must have value greater "
-                               "than or equal to 1");
-        call->cap = (uint64_t)json_integer_value(v);
-        call->capped = true;
-    }
+    if (fake_cap_take(v, 1, &call->cap, &call->capped) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "1 validation error detected: Value at 'inferenceConfig.maxTokens' "
+                           "failed to satisfy constraint: Member must have value greater than "
+                           "or equal to 1");
     if (fake_range(json_object_get(ic, "temperature"), 0, 1) != 0)
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "1 validation error detected: Value at 'inferenceConfig.temperature' "
