@@ -48,9 +48,11 @@ char *adapter_message_text(const struct request_message *m, size_t *len);
  * image(part) makes it. -1 when out of memory (or image gives NULL). */
 int adapter_parts(json_t *array, const struct request_message *m,
                   json_t *(*image)(const struct request_part *part));
-/* The request's stop sequences as a JSON array of strings. New reference;
- * NULL when out of memory. */
-json_t *adapter_stop_list(const struct request *req);
+/* Sets the sampling fields every API has, each when the request has it,
+ * under the API's names: "temperature", top_p_key (top_p) and stop_key
+ * (the stop sequences, an array of strings). -1 when out of memory. */
+int adapter_sampling(json_t *obj, const struct request *req, const char *top_p_key,
+                     const char *stop_key);
 /* Splits "data:<media type>;base64,<data>" into borrowed pieces of url.
  * 0, or -1 when url[0..len) is not such a URL (then the outputs are
  * untouched). Pure. */

@@ -245,12 +245,8 @@ static int anthropic_build(const struct provider_call *call, struct provider_htt
     if (!failed && system_len > 0)
         failed = json_object_set_new(body, "system", json_stringn(system, system_len)) < 0;
     free(system);
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(body, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(body, "top_p", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0)
-        failed = json_object_set_new(body, "stop_sequences", adapter_stop_list(req)) < 0;
+    if (!failed)
+        failed = adapter_sampling(body, req, "top_p", "stop_sequences") < 0;
     if (!failed && (req->ntools > 0 || req->format != REQUEST_FORMAT_TEXT))
         failed = json_object_set_new(body, "tools", anthropic_tools(req)) < 0;
     json_t *choice = failed ? NULL : anthropic_tool_choice(req, call->reasoning_budget > 0);

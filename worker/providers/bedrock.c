@@ -184,12 +184,8 @@ static json_t *bedrock_inference(const struct provider_call *call)
     const struct request *req = call->req;
     json_t *cfg = json_pack("{s:I}", "maxTokens", (json_int_t)call->max_tokens);
     int failed = cfg == NULL;
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(cfg, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(cfg, "topP", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0)
-        failed = json_object_set_new(cfg, "stopSequences", adapter_stop_list(req)) < 0;
+    if (!failed)
+        failed = adapter_sampling(cfg, req, "topP", "stopSequences") < 0;
     if (failed) {
         json_decref(cfg);
         return NULL;

@@ -194,12 +194,8 @@ static json_t *gemini_generation_config(const struct provider_call *call)
     const struct request *req = call->req;
     json_t *g = json_pack("{s:I}", "maxOutputTokens", (json_int_t)call->max_tokens);
     int failed = g == NULL;
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(g, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(g, "topP", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0)
-        failed = json_object_set_new(g, "stopSequences", adapter_stop_list(req)) < 0;
+    if (!failed)
+        failed = adapter_sampling(g, req, "topP", "stopSequences") < 0;
     if (!failed && req->has_seed)
         failed = json_object_set_new(g, "seed", json_integer((json_int_t)req->seed)) < 0;
     if (!failed && req->format != REQUEST_FORMAT_TEXT)

@@ -194,12 +194,8 @@ json_t *openai_chat_body(const struct provider_call *call, int with_model, struc
     failed = body == NULL;
     if (!failed && with_model)
         failed = json_object_set_new(body, "model", json_string(call->model)) < 0;
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(body, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(body, "top_p", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0)
-        failed = json_object_set_new(body, "stop", adapter_stop_list(req)) < 0;
+    if (!failed)
+        failed = adapter_sampling(body, req, "top_p", "stop") < 0;
     if (!failed && req->has_seed)
         failed = json_object_set_new(body, "seed", json_integer(req->seed)) < 0;
     if (!failed && req->format != REQUEST_FORMAT_TEXT)

@@ -315,7 +315,8 @@ int adapter_parts(json_t *array, const struct request_message *m,
     return 0;
 }
 
-json_t *adapter_stop_list(const struct request *req)
+/* The stop sequences as a JSON array of strings; NULL when out of memory. */
+static json_t *adapter_stop_list(const struct request *req)
 {
     json_t *stop = json_array();
     for (size_t i = 0; stop && i < req->nstop && i < REQUEST_MAX_STOP; i++)
@@ -324,6 +325,19 @@ json_t *adapter_stop_list(const struct request *req)
             stop = NULL;
         }
     return stop;
+}
+
+int adapter_sampling(json_t *obj, const struct request *req, const char *top_p_key,
+                     const char *stop_key)
+{
+    int failed = 0;
+    if (req->has_temperature)
+        failed = json_object_set_new(obj, "temperature", json_real(req->temperature)) < 0;
+    if (!failed && req->has_top_p)
+        failed = json_object_set_new(obj, top_p_key, json_real(req->top_p)) < 0;
+    if (!failed && req->nstop > 0)
+        failed = json_object_set_new(obj, stop_key, adapter_stop_list(req)) < 0;
+    return failed ? -1 : 0;
 }
 
 int adapter_data_url(const char *url, size_t len, const char **media_type, size_t *media_type_len,
