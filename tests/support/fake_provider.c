@@ -922,6 +922,25 @@ static bool fake_is_text_part(json_t *part)
            json_is_string(json_object_get(part, "text"));
 }
 
+/* Scans the directives in a message's content. typed: OpenAI's and
+ * Anthropic's content, a string or {type: text, text} parts; otherwise
+ * Gemini's parts and Bedrock's blocks, where any string text counts. */
+static void fake_content_directives(json_t *content, bool typed, struct fake_directives *d)
+{
+    json_t *part;
+    size_t i;
+
+    if (typed && json_is_string(content))
+        fake_directives_scan(json_string_value(content), json_string_length(content), d);
+    json_array_foreach(json_is_array(content) ? content : NULL, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+
+        if (typed ? fake_is_text_part(part) : json_is_string(t))
+            fake_directives_scan(json_string_value(t), json_string_length(t), d);
+    }
+}
+
 /* ---- usage ---- */
 
 static uint64_t fake_tokens(uint64_t bytes)
@@ -1961,18 +1980,25 @@ static bool fake_has_bearer(const struct fake_head *h)
     return false;
 }
 
+/* A max output tokens value: absent (NULL) -> *cap stays; an integer of at
+ * least min -> *cap; -1 for anything else. */
+static int fake_cap_take(json_t *v, json_int_t min, uint64_t *cap, bool *seen)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return -1;
+    *cap = (uint64_t)json_integer_value(v);
+    *seen = true;
+    return 0;
+}
+
 /* The max output tokens field: absent/null -> *cap stays; -1 if malformed. */
 static int fake_cap_get(json_t *body, const char *field, uint64_t *cap, bool *seen)
 {
     json_t *v = json_object_get(body, field);
 
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return -1;
-    *cap = (uint64_t)json_integer_value(v);
-    *seen = true;
-    return 0;
+    return fake_cap_take(json_is_null(v) ? NULL : v, 0, cap, seen);
 }
 
 static uint64_t fake_output_tokens(const struct fake_server *srv, const struct fake_directives *d,
@@ -2379,6 +2405,26 @@ static void fake_succeed(struct fake_outcome *o, enum fake_api api, json_t *repl
     o->json = reply;
 }
 
+typedef void fake_render_fn(struct fake_outcome *o, const struct fake_request *req,
+                            const struct fake_call *call, const struct fake_answer *a);
+
+/* The end of a valid call: admission and fault, then the answer rendered in
+ * the format's shape (a content filter renders with no answer made). */
+static void fake_respond(struct fake_server *srv, const struct fake_request *req,
+                         struct fake_outcome *o, struct fake_call *call, fake_render_fn *render)
+{
+    struct fake_answer a;
+
+    memset(&a, 0, sizeof a);
+    if (fake_admit(srv, req, o, call) == 0)
+        return;
+    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, call, &a) != 0)
+        fake_fail(o, call->api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
+    else
+        render(o, req, call, &a);
+    fake_answer_release(&a);
+}
+
 /* ---- OpenAI Chat Completions, and Azure OpenAI's two paths ---- */
 
 /* CreateChatCompletionRequest's properties (OpenAI's OpenAPI description) */
@@ -2656,19 +2702,9 @@ static int fake_openai_messages(struct fake_outcome *o, struct fake_call *call, 
         return -1;
     m = json_array_get(messages, json_array_size(messages) - 1);
     call->after_tool = strcmp(json_string_value(json_object_get(m, "role")), "tool") == 0;
-    if (last_user != SIZE_MAX) {
-        json_t *content = json_object_get(json_array_get(messages, last_user), "content"), *part;
-
-        if (json_is_string(content))
-            fake_directives_scan(json_string_value(content), json_string_length(content), &call->d);
-        json_array_foreach(json_is_array(content) ? content : NULL, i, part)
-        {
-            json_t *t = json_object_get(part, "text");
-
-            if (fake_is_text_part(part))
-                fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-        }
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(messages, last_user), "content"),
+                                true, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -3079,38 +3115,34 @@ static int fake_anthropic_image(struct fake_outcome *o, struct fake_call *call, 
     return 0;
 }
 
-/* Whether message m (an assistant turn) has a tool_use block with id */
-static bool fake_anthropic_has_use(json_t *m, const char *id)
+/* Whether message m has a block of type whose id_key is id */
+static bool fake_anthropic_has_block(json_t *m, const char *type, const char *id_key,
+                                     const char *id)
 {
     json_t *b;
     size_t i;
 
     json_array_foreach(json_object_get(m, "content"), i, b)
     {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        const char *bid = json_string_value(json_object_get(b, "id"));
+        const char *btype = json_string_value(json_object_get(b, "type"));
+        const char *bid = json_string_value(json_object_get(b, id_key));
 
-        if (type != NULL && strcmp(type, "tool_use") == 0 && bid != NULL && strcmp(bid, id) == 0)
+        if (btype != NULL && strcmp(btype, type) == 0 && bid != NULL && strcmp(bid, id) == 0)
             return true;
     }
     return false;
 }
 
+/* Whether message m (an assistant turn) has a tool_use block with id */
+static bool fake_anthropic_has_use(json_t *m, const char *id)
+{
+    return fake_anthropic_has_block(m, "tool_use", "id", id);
+}
+
 /* Whether message m (a user turn) has a tool_result block for id */
 static bool fake_anthropic_has_result(json_t *m, const char *id)
 {
-    json_t *b;
-    size_t i;
-
-    json_array_foreach(json_object_get(m, "content"), i, b)
-    {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        const char *bid = json_string_value(json_object_get(b, "tool_use_id"));
-
-        if (type != NULL && strcmp(type, "tool_result") == 0 && bid != NULL && strcmp(bid, id) == 0)
-            return true;
-    }
-    return false;
+    return fake_anthropic_has_block(m, "tool_result", "tool_use_id", id);
 }
 
 static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *call, json_t *messages,
@@ -3192,19 +3224,9 @@ static int fake_anthropic_messages(struct fake_outcome *o, struct fake_call *cal
         if (i == n - 1)
             call->after_tool = results;
     }
-    if (last_user != SIZE_MAX) {
-        json_t *content = json_object_get(json_array_get(messages, last_user), "content");
-
-        if (json_is_string(content))
-            fake_directives_scan(json_string_value(content), json_string_length(content), &call->d);
-        json_array_foreach(json_is_array(content) ? content : NULL, i, b)
-        {
-            json_t *t = json_object_get(b, "text");
-
-            if (fake_is_text_part(b))
-                fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-        }
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(messages, last_user), "content"),
+                                true, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -3389,9 +3411,7 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
     json_t *body = req->json, *messages, *max_tokens, *system;
     const char *unknown;
     struct fake_call call;
-    struct fake_answer a;
 
-    memset(&a, 0, sizeof a);
     fake_call_init(&call, FAKE_API_ANTHROPIC);
     o->id_header = "request-id";
     if (!fake_header_present(req->head, "x-api-key")) {
@@ -3429,13 +3449,11 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
         fake_fail(o, call.api, 400, "max_tokens: Field required", NULL, NULL, req->seq);
         return;
     }
-    if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1) {
+    if (fake_cap_take(max_tokens, 1, &call.cap, &call.capped) != 0) {
         fake_fail(o, call.api, 400, "max_tokens: Input should be an integer >= 1", NULL, NULL,
                   req->seq);
         return;
     }
-    call.cap = (uint64_t)json_integer_value(max_tokens);
-    call.capped = true;
     system = json_object_get(body, "system");
     if (system != NULL && !json_is_string(system) && !json_is_array(system)) {
         fake_fail(o, call.api, 400, "system: Input should be a valid string or list", NULL, NULL,
@@ -3446,15 +3464,7 @@ static void fake_anthropic(struct fake_server *srv, const struct fake_request *r
     if (fake_anthropic_messages(o, &call, messages, req->seq) != 0 ||
         fake_anthropic_options(o, &call, body, req->seq) != 0)
         return;
-    if (fake_admit(srv, req, o, &call) == 0)
-        return;
-    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
-        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
-        goto out;
-    }
-    fake_anthropic_render(o, req, &call, &a);
-out:
-    fake_answer_release(&a);
+    fake_respond(srv, req, o, &call, fake_anthropic_render);
 }
 
 /* ---- Google Gemini generateContent ---- */
@@ -3669,16 +3679,9 @@ static int fake_gemini_contents(struct fake_outcome *o, struct fake_call *call, 
     }
     c = json_array_get(contents, json_array_size(contents) - 1);
     call->after_tool = fake_gemini_part_has(c, "functionResponse", "function_response");
-    json_array_foreach(last_user != SIZE_MAX
-                           ? json_object_get(json_array_get(contents, last_user), "parts")
-                           : NULL,
-                       k, p)
-    {
-        json_t *t = json_object_get(p, "text");
-
-        if (json_is_string(t))
-            fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(contents, last_user), "parts"),
+                                false, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -3811,14 +3814,10 @@ static int fake_gemini_config(struct fake_outcome *o, struct fake_call *call, js
     if (fake_gemini_unknown(o, gc, known, "generation_config", seq) != 0)
         return -1;
     v = fake_gget(gc, "maxOutputTokens", "max_output_tokens");
-    if (v != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return fake_reject(o, call->api, seq, NULL, NULL,
-                               "* GenerateContentRequest.generation_config.max_output_tokens: "
-                               "max_output_tokens must be positive.");
-        call->cap = (uint64_t)json_integer_value(v);
-        call->capped = true;
-    }
+    if (fake_cap_take(v, 1, &call->cap, &call->capped) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "* GenerateContentRequest.generation_config.max_output_tokens: "
+                           "max_output_tokens must be positive.");
     if (fake_range(json_object_get(gc, "temperature"), 0, 2) != 0)
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "* GenerateContentRequest.generation_config.temperature: temperature "
@@ -3954,11 +3953,9 @@ static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
     json_t *body = req->json, *si, *p;
     char *model = NULL;
     struct fake_call call;
-    struct fake_answer a;
     uint64_t sys_bytes = 0;
     size_t i;
 
-    memset(&a, 0, sizeof a);
     fake_call_init(&call, FAKE_API_GEMINI);
     if (!fake_header_present(req->head, "x-goog-api-key") && !fake_query_has(req, "key")) {
         fake_fail(o, call.api, 403,
@@ -3990,15 +3987,8 @@ static void fake_gemini(struct fake_server *srv, const struct fake_request *req,
         fake_gemini_config(o, &call, fake_gget(body, "generationConfig", "generation_config"),
                            req->seq) != 0)
         goto out;
-    if (fake_admit(srv, req, o, &call) == 0)
-        goto out;
-    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
-        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
-        goto out;
-    }
-    fake_gemini_render(o, req, &call, &a);
+    fake_respond(srv, req, o, &call, fake_gemini_render);
 out:
-    fake_answer_release(&a);
     free(model);
 }
 
@@ -4357,16 +4347,9 @@ static int fake_bedrock_messages(struct fake_outcome *o, struct fake_call *call,
         if (i == n - 1)
             call->after_tool = results > 0;
     }
-    json_array_foreach(last_user != SIZE_MAX
-                           ? json_object_get(json_array_get(messages, last_user), "content")
-                           : NULL,
-                       k, b)
-    {
-        json_t *t = json_object_get(b, "text");
-
-        if (json_is_string(t))
-            fake_directives_scan(json_string_value(t), json_string_length(t), &call->d);
-    }
+    if (last_user != SIZE_MAX)
+        fake_content_directives(json_object_get(json_array_get(messages, last_user), "content"),
+                                false, &call->d);
     call->input += call->images * FAKE_IMAGE_TOKENS;
     return 0;
 }
@@ -4391,15 +4374,11 @@ static int fake_bedrock_options(struct fake_outcome *o, struct fake_call *call, 
                            "model-specific fields)",
                            k);
     v = json_object_get(ic, "maxTokens");
-    if (v != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return fake_reject(o, call->api, seq, NULL, NULL,
-                               "1 validation error detected: Value at 'inferenceConfig.maxTokens' "
-                               "failed to satisfy constraint: Member must have value greater "
-                               "than or equal to 1");
-        call->cap = (uint64_t)json_integer_value(v);
-        call->capped = true;
-    }
+    if (fake_cap_take(v, 1, &call->cap, &call->capped) != 0)
+        return fake_reject(o, call->api, seq, NULL, NULL,
+                           "1 validation error detected: Value at 'inferenceConfig.maxTokens' "
+                           "failed to satisfy constraint: Member must have value greater than "
+                           "or equal to 1");
     if (fake_range(json_object_get(ic, "temperature"), 0, 1) != 0)
         return fake_reject(o, call->api, seq, NULL, NULL,
                            "1 validation error detected: Value at 'inferenceConfig.temperature' "
@@ -4578,12 +4557,10 @@ static void fake_bedrock(struct fake_server *srv, const struct fake_request *req
     char *model = NULL;
     const char *k;
     struct fake_call call;
-    struct fake_answer a;
     bool tool_blocks = false;
     uint64_t sys_bytes = 0;
     size_t i;
 
-    memset(&a, 0, sizeof a);
     fake_call_init(&call, FAKE_API_BEDROCK);
     o->id_header = "x-amzn-RequestId";
     if (fake_bedrock_auth(o, req) != 0)
@@ -4619,15 +4596,8 @@ static void fake_bedrock(struct fake_server *srv, const struct fake_request *req
                               &tool_blocks) != 0 ||
         fake_bedrock_options(o, &call, body, req->seq, tool_blocks) != 0)
         goto out;
-    if (fake_admit(srv, req, o, &call) == 0)
-        goto out;
-    if (o->fault.kind != FAKE_FAULT_CONTENT_FILTER && fake_answer_make(srv, req, &call, &a) != 0) {
-        fake_fail(o, call.api, 500, "fake_provider ran out of memory", NULL, NULL, req->seq);
-        goto out;
-    }
-    fake_bedrock_render(o, req, &call, &a);
+    fake_respond(srv, req, o, &call, fake_bedrock_render);
 out:
-    fake_answer_release(&a);
     free(model);
 }
 

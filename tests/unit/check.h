@@ -18,6 +18,12 @@ int check_ok(int pass, const char *file, int line, const char *fmt, ...)
 
 /* Reads a whole file (NUL-terminated; *len without it). NULL on error. */
 char *check_read_file(const char *path, size_t *len);
+/* Reads dir/name, as check_read_file. */
+char *check_read_in(const char *dir, const char *name, size_t *len);
+/* The names in dir, sorted, at most max of them: those keep(name) accepts,
+ * or with keep NULL every name not starting with '.'. Each name is the
+ * caller's to free. Returns the count (0 when dir cannot be opened). */
+size_t check_list_dir(const char *dir, char **names, size_t max, int (*keep)(const char *name));
 /* Each line of a table file, '#' comments and blank lines skipped, handed
  * to fn with its 1-based number (the line is writable, NUL-terminated).
  * Returns how many were handed; a file that cannot be read fails a check

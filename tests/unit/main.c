@@ -1,6 +1,7 @@
 /*
  * The unit test runner: runs every suite, ends with "N passed, N failed".
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,32 @@ char *check_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+char *check_read_in(const char *dir, const char *name, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%.500s/%.100s", dir, name);
+    return check_read_file(path, len);
+}
+
+static int check_cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t check_list_dir(const char *dir, char **names, size_t max, int (*keep)(const char *name))
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) && n < max)
+        if (keep ? keep(de->d_name) : de->d_name[0] != '.')
+            names[n++] = strdup(de->d_name);
+    if (d)
+        closedir(d);
+    qsort(names, n, sizeof *names, check_cmp_names);
+    return n;
 }
 
 int check_each_line(const char *path, void (*fn)(char *line, int lineno, void *ctx), void *ctx)

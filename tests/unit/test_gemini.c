@@ -7,7 +7,6 @@
  * request_decode, and its body checked field by field) and retry_delay.txt
  * (gemini_retry_delay_ms).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,44 +23,18 @@ static const struct provider_ops *ops(void)
     return provider_ops_for(PROVIDER_GEMINI);
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static size_t list_dirs(const char *dir, char **names, size_t max)
-{
-    DIR *d = opendir(dir);
-    size_t n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)) && n < max)
-        if (de->d_name[0] != '.')
-            names[n++] = strdup(de->d_name);
-    if (d)
-        closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    return n;
-}
-
-static char *read_in(const char *dir, const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%.500s/%.100s", dir, name);
-    return check_read_file(path, len);
-}
-
 /* The reply cases' outcome lines (tool calls included) are
  * test_providers.c's; here the wait a 429 asks for. */
 static void run_retry_delays(void)
 {
     char dir[] = GEMINI_DIR "reply", *names[128];
-    size_t n = list_dirs(dir, names, 128), with_delay = 0;
+    size_t n = check_list_dir(dir, names, 128, NULL), with_delay = 0;
     for (size_t i = 0; i < n; i++) {
         char cdir[512];
         snprintf(cdir, sizeof cdir, "%.250s/%.250s", dir, names[i]);
         size_t len = 0;
-        char *want_delay = read_in(cdir, "expected.retry_ms", NULL);
-        char *body = want_delay ? read_in(cdir, "body", &len) : NULL;
+        char *want_delay = check_read_in(cdir, "expected.retry_ms", NULL);
+        char *body = want_delay ? check_read_in(cdir, "body", &len) : NULL;
         if (want_delay) {
             with_delay++;
             int64_t ms = gemini_retry_delay_ms(body ? body : "", len);

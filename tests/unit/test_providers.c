@@ -6,7 +6,6 @@
  * the refusal (expected.error); a SigV4 case's signature is checked to
  * cover exactly the URL and body sent.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,32 +51,6 @@ static json_t *error_body(enum provider_type type, const char *message)
     }
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static size_t list_dirs(const char *dir, char **names, size_t max)
-{
-    DIR *d = opendir(dir);
-    size_t n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)) && n < max)
-        if (de->d_name[0] != '.')
-            names[n++] = strdup(de->d_name);
-    if (d)
-        closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    return n;
-}
-
-static char *read_in(const char *dir, const char *name, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%.500s/%.100s", dir, name);
-    return check_read_file(path, len);
-}
-
 static void describe_reply(int rc, const struct provider_reply *r, const struct err *e, char *out,
                            size_t size)
 {
@@ -109,14 +82,15 @@ static size_t run_replies(enum provider_type type)
 {
     char dir[256], *names[128];
     snprintf(dir, sizeof dir, PROVIDERS_DIR "%s/reply", provider_type_name(type));
-    size_t n = list_dirs(dir, names, 128);
+    size_t n = check_list_dir(dir, names, 128, NULL);
     const struct provider_ops *ops = provider_ops_for(type);
     for (size_t i = 0; i < n; i++) {
         char cdir[512];
         snprintf(cdir, sizeof cdir, "%.250s/%.250s", dir, names[i]);
         size_t len = 0;
-        char *status = read_in(cdir, "status", NULL), *body = read_in(cdir, "body", &len);
-        char *expected = read_in(cdir, "expected", NULL);
+        char *status = check_read_in(cdir, "status", NULL),
+             *body = check_read_in(cdir, "body", &len);
+        char *expected = check_read_in(cdir, "expected", NULL);
         struct provider_reply r = {0};
         struct err e = {0};
         int rc = ops->parse(status ? strtol(status, NULL, 10) : 0, body ? body : "", len, &r, &e);
@@ -199,13 +173,14 @@ static size_t run_builds(enum provider_type type)
 {
     char dir[256], *names[64];
     snprintf(dir, sizeof dir, PROVIDERS_DIR "%s/build", provider_type_name(type));
-    size_t n = list_dirs(dir, names, 64);
+    size_t n = check_list_dir(dir, names, 64, NULL);
     const struct provider_ops *ops = provider_ops_for(type);
     for (size_t i = 0; i < n; i++) {
         char cdir[512];
         snprintf(cdir, sizeof cdir, "%.250s/%.250s", dir, names[i]);
         size_t len;
-        char *json = read_in(cdir, "request.json", &len), *call_text = read_in(cdir, "call", NULL);
+        char *json = check_read_in(cdir, "request.json", &len),
+             *call_text = check_read_in(cdir, "call", NULL);
         struct request *req = NULL;
         struct err e = {0};
         if (!ok(json && call_text && request_decode(json, len, 1 << 20, &req, &e) == 0,
@@ -247,7 +222,7 @@ static size_t run_builds(enum provider_type type)
             call.now_s = strtoll(now, NULL, 10);
         struct provider_http http = {0};
         int rc = ops->build(&call, &http, &e);
-        char *want_error = read_in(cdir, "expected.error", NULL);
+        char *want_error = check_read_in(cdir, "expected.error", NULL);
         if (want_error) {
             char got[128];
             snprintf(got, sizeof got, "%s %s\n", err_kind_name(e.kind), e.code);
@@ -255,9 +230,9 @@ static size_t run_builds(enum provider_type type)
                    http.nheaders == 0,
                "%s: refused as %s, owning nothing (got %s: %s)", cdir, want_error, got, e.msg);
         } else {
-            char *want_url = read_in(cdir, "expected.url", NULL);
-            char *want_headers = read_in(cdir, "expected.headers", NULL);
-            char *want_body = read_in(cdir, "expected.json", NULL);
+            char *want_url = check_read_in(cdir, "expected.url", NULL);
+            char *want_headers = check_read_in(cdir, "expected.headers", NULL);
+            char *want_body = check_read_in(cdir, "expected.json", NULL);
             ok(rc == 0, "%s: builds", cdir);
             char url[600];
             snprintf(url, sizeof url, "%s\n", http.url ? http.url : "");

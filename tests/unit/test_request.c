@@ -7,7 +7,6 @@
  * tool names, tool_choice among tools, a tool turn answering an earlier
  * call), and effort.txt the effort <-> budget table.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,27 +16,11 @@
 
 #define MAX_BYTES (1u << 20)
 
-static int cmp_names(const void *a, const void *b)
+/* An input file: .json or .bin */
+static int is_input(const char *name)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The input files (.json or .bin) in dir, sorted; returns the count. */
-static size_t list_inputs(const char *dir, char **names, size_t max)
-{
-    DIR *d = opendir(dir);
-    size_t n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)) && n < max) {
-        size_t len = strlen(de->d_name);
-        if (len > 5 && (strcmp(de->d_name + len - 5, ".json") == 0 ||
-                        strcmp(de->d_name + len - 4, ".bin") == 0))
-            names[n++] = strdup(de->d_name);
-    }
-    if (d)
-        closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    return n;
+    size_t len = strlen(name);
+    return len > 5 && (strcmp(name + len - 5, ".json") == 0 || strcmp(name + len - 4, ".bin") == 0);
 }
 
 /* Decodes every input of dir; valid ones must decode, the others must fail
@@ -45,7 +28,7 @@ static size_t list_inputs(const char *dir, char **names, size_t max)
 static size_t run_dir(const char *dir, int want_valid)
 {
     char *names[512];
-    size_t n = list_inputs(dir, names, 512);
+    size_t n = check_list_dir(dir, names, 512, is_input);
     for (size_t i = 0; i < n; i++) {
         char path[512], error_path[512];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);

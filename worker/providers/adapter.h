@@ -24,6 +24,9 @@ int adapter_body(struct provider_http *out, json_t *body);
 /* A token count: absent or null = 0; -1 when not a non-negative integer
  * within COST_MAX_TOKENS. */
 int adapter_count(const json_t *obj, const char *key, uint64_t *out);
+/* A total: present, and a count as adapter_count reads it (null is not a
+ * count); -1 otherwise. */
+int adapter_total(const json_t *usage, const char *key, uint64_t *out);
 int adapter_text(struct provider_reply *out, const char *text, size_t len);
 /* Classifies a non-2xx status: ERR_TRANSIENT for 408/409/425/429/5xx,
  * ERR_UPSTREAM for the rest; code NULL = derived from the status.
@@ -40,6 +43,16 @@ int adapter_status_error(long status, const char *code, const char *message, siz
  * (image parts left out). New buffer (free it), NUL-terminated, *len
  * without the NUL (the text may hold NUL bytes); NULL when out of memory. */
 char *adapter_message_text(const struct request_message *m, size_t *len);
+/* Appends m's parts to array: a text part as {"type":"text","text"} (the
+ * shape of OpenAI's parts and Anthropic's blocks), an image part as
+ * image(part) makes it. -1 when out of memory (or image gives NULL). */
+int adapter_parts(json_t *array, const struct request_message *m,
+                  json_t *(*image)(const struct request_part *part));
+/* Sets the sampling fields every API has, each when the request has it,
+ * under the API's names: "temperature", top_p_key (top_p) and stop_key
+ * (the stop sequences, an array of strings). -1 when out of memory. */
+int adapter_sampling(json_t *obj, const struct request *req, const char *top_p_key,
+                     const char *stop_key);
 /* Splits "data:<media type>;base64,<data>" into borrowed pieces of url.
  * 0, or -1 when url[0..len) is not such a URL (then the outputs are
  * untouched). Pure. */
@@ -68,6 +81,9 @@ int adapter_tool_call(json_t *calls, const char *id, const char *name, json_t *a
  * text_len + 1 bytes for the caller to fill and terminate (out->text_len
  * 0). -1 when out of memory. */
 int adapter_answer_text(struct provider_reply *out, const json_t *format_input, size_t text_len);
+/* Appends text, a JSON string, to such a buffer (sized by the caller's
+ * count of what it appends); anything else appends nothing. */
+void adapter_answer_append(struct provider_reply *out, const json_t *text);
 /* Ends such a reply: out->tool_calls takes calls when it holds any (else
  * they are freed), and out->finish is finish, except that TOOL_CALLS
  * whose only call was the format tool's (format_used) is STOP: that call

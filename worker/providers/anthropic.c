@@ -78,13 +78,8 @@ static json_t *anthropic_turn(const struct request_message *m)
     if (!failed && m->content && m->content_len > 0)
         failed = json_array_append_new(blocks, json_pack("{s:s, s:s%}", "type", "text", "text",
                                                          m->content, m->content_len)) < 0;
-    for (size_t i = 0; !failed && !m->content && i < m->nparts; i++) {
-        const struct request_part *part = &m->parts[i];
-        json_t *b = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
-                                                                "text", part->text, part->text_len)
-                                                    : anthropic_image(part);
-        failed = json_array_append_new(blocks, b) < 0;
-    }
+    if (!failed && !m->content)
+        failed = adapter_parts(blocks, m, anthropic_image) < 0;
     for (size_t i = 0; !failed && i < m->ntool_calls; i++) {
         const struct request_tool_call *c = &m->tool_calls[i];
         failed = json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
@@ -252,19 +247,8 @@ static int anthropic_build(const struct provider_call *call, struct provider_htt
     if (!failed && system_len > 0)
         failed = json_object_set_new(body, "system", json_stringn(system, system_len)) < 0;
     free(system);
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(body, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(body, "top_p", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0) {
-        json_t *stop = json_array();
-        for (size_t i = 0; stop && i < req->nstop; i++)
-            if (json_array_append_new(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0) {
-                json_decref(stop);
-                stop = NULL;
-            }
-        failed = json_object_set_new(body, "stop_sequences", stop) < 0;
-    }
+    if (!failed)
+        failed = adapter_sampling(body, req, "top_p", "stop_sequences") < 0;
     if (!failed && (req->ntools > 0 || req->format != REQUEST_FORMAT_TEXT))
         failed = json_object_set_new(body, "tools", anthropic_tools(req)) < 0;
     json_t *choice = failed ? NULL : anthropic_tool_choice(req, call->reasoning_budget > 0);
@@ -323,12 +307,6 @@ static int anthropic_error(long status, json_t *root, const char *body, size_t l
     return rc;
 }
 
-/* A total: present, and a non-negative integer (null is not a count). */
-static int anthropic_total(const json_t *usage, const char *key, uint64_t *out)
-{
-    return json_is_integer(json_object_get(usage, key)) ? adapter_count(usage, key, out) : -1;
-}
-
 /* cache_creation_input_tokens split by usage.cache_creation (absent on
  * older replies: every write is then a five-minute one). A breakdown that
  * does not add up to the total is not understood: -1. */
@@ -369,8 +347,8 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
     /* the cache counts are absent on models and accounts without prompt
      * caching, and null on some replies: both mean 0 */
     if (!json_is_array(content) || !json_is_object(usage) ||
-        anthropic_total(usage, "input_tokens", &input) < 0 ||
-        anthropic_total(usage, "output_tokens", &output) < 0 ||
+        adapter_total(usage, "input_tokens", &input) < 0 ||
+        adapter_total(usage, "output_tokens", &output) < 0 ||
         adapter_count(usage, "cache_read_input_tokens", &cache_read) < 0 ||
         adapter_count(usage, "cache_creation_input_tokens", &cache_write) < 0 ||
         anthropic_cache_writes(usage, cache_write, &write_5m, &write_1h) < 0) {
@@ -425,11 +403,8 @@ static int anthropic_parse(long status, const char *body, size_t len, struct pro
     json_array_foreach(content, i, block)
     {
         const char *type = json_string_value(json_object_get(block, "type"));
-        const json_t *text = json_object_get(block, "text");
-        if (!format_input && type && strcmp(type, "text") == 0 && json_is_string(text)) {
-            memcpy(out->text + out->text_len, json_string_value(text), json_string_length(text));
-            out->text_len += json_string_length(text);
-        }
+        if (!format_input && type && strcmp(type, "text") == 0)
+            adapter_answer_append(out, json_object_get(block, "text"));
     }
     out->text[out->text_len] = '\0';
     adapter_answer_calls(out, calls,

@@ -184,16 +184,8 @@ static json_t *bedrock_inference(const struct provider_call *call)
     const struct request *req = call->req;
     json_t *cfg = json_pack("{s:I}", "maxTokens", (json_int_t)call->max_tokens);
     int failed = cfg == NULL;
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(cfg, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(cfg, "topP", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0) {
-        json_t *stop = json_array();
-        for (size_t i = 0; stop && !failed && i < req->nstop; i++)
-            failed = bedrock_append(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0;
-        failed = failed || json_object_set_new(cfg, "stopSequences", stop) < 0;
-    }
+    if (!failed)
+        failed = adapter_sampling(cfg, req, "topP", "stopSequences") < 0;
     if (failed) {
         json_decref(cfg);
         return NULL;
@@ -549,10 +541,8 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
     const json_t *usage = json_object_get(root, "usage");
     uint64_t input, output, cache_read, cache_write, total;
     if (!json_is_array(content) || !json_is_object(usage) ||
-        !json_is_integer(json_object_get(usage, "inputTokens")) ||
-        !json_is_integer(json_object_get(usage, "outputTokens")) ||
-        adapter_count(usage, "inputTokens", &input) < 0 ||
-        adapter_count(usage, "outputTokens", &output) < 0 ||
+        adapter_total(usage, "inputTokens", &input) < 0 ||
+        adapter_total(usage, "outputTokens", &output) < 0 ||
         adapter_count(usage, "cacheReadInputTokens", &cache_read) < 0 ||
         adapter_count(usage, "cacheWriteInputTokens", &cache_write) < 0 ||
         adapter_count(usage, "totalTokens", &total) < 0)
@@ -601,11 +591,8 @@ static int bedrock_parse(long status, const char *body, size_t len, struct provi
     }
     json_array_foreach(content, i, block)
     {
-        const json_t *text = json_object_get(block, "text");
-        if (!format_input && json_is_string(text)) {
-            memcpy(out->text + out->text_len, json_string_value(text), json_string_length(text));
-            out->text_len += json_string_length(text);
-        }
+        if (!format_input)
+            adapter_answer_append(out, json_object_get(block, "text"));
     }
     out->text[out->text_len] = '\0';
     adapter_answer_calls(out, calls,

@@ -194,19 +194,8 @@ static json_t *gemini_generation_config(const struct provider_call *call)
     const struct request *req = call->req;
     json_t *g = json_pack("{s:I}", "maxOutputTokens", (json_int_t)call->max_tokens);
     int failed = g == NULL;
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(g, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(g, "topP", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0) {
-        json_t *stop = json_array();
-        for (size_t i = 0; stop && i < req->nstop && i < REQUEST_MAX_STOP; i++)
-            if (json_array_append_new(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0) {
-                json_decref(stop);
-                stop = NULL;
-            }
-        failed = json_object_set_new(g, "stopSequences", stop) < 0;
-    }
+    if (!failed)
+        failed = adapter_sampling(g, req, "topP", "stopSequences") < 0;
     if (!failed && req->has_seed)
         failed = json_object_set_new(g, "seed", json_integer((json_int_t)req->seed)) < 0;
     if (!failed && req->format != REQUEST_FORMAT_TEXT)
@@ -477,8 +466,7 @@ static int gemini_parse(long status, const char *body, size_t len, struct provid
         return gemini_malformed(root, e, "no usageMetadata");
     uint64_t prompt, cached, candidates, thoughts, tool_use;
     /* the prompt is never empty: its count must be there */
-    if (!json_is_integer(json_object_get(usage, "promptTokenCount")) ||
-        adapter_count(usage, "promptTokenCount", &prompt) < 0 ||
+    if (adapter_total(usage, "promptTokenCount", &prompt) < 0 ||
         adapter_count(usage, "cachedContentTokenCount", &cached) < 0 ||
         adapter_count(usage, "candidatesTokenCount", &candidates) < 0 ||
         adapter_count(usage, "thoughtsTokenCount", &thoughts) < 0 ||
@@ -543,11 +531,8 @@ static int gemini_parse(long status, const char *body, size_t len, struct provid
     }
     for (size_t i = 0; i < json_array_size(parts); i++) {
         const json_t *part = json_array_get(parts, i);
-        const json_t *text = json_object_get(part, "text");
-        if (json_is_string(text) && !json_is_true(json_object_get(part, "thought"))) {
-            memcpy(out->text + out->text_len, json_string_value(text), json_string_length(text));
-            out->text_len += json_string_length(text);
-        }
+        if (!json_is_true(json_object_get(part, "thought")))
+            adapter_answer_append(out, json_object_get(part, "text"));
     }
     out->text[out->text_len] = '\0';
     out->tool_calls = calls;

@@ -57,15 +57,7 @@ static json_t *openai_content(const struct request_message *m, int *failed)
     if (m->nparts == 0)
         return NULL;
     json_t *parts = json_array();
-    int bad = parts == NULL;
-    for (size_t i = 0; !bad && i < m->nparts; i++) {
-        const struct request_part *part = &m->parts[i];
-        json_t *p = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
-                                                                "text", part->text, part->text_len)
-                                                    : openai_image(part);
-        bad = json_array_append_new(parts, p) < 0;
-    }
-    if (bad) {
+    if (!parts || adapter_parts(parts, m, openai_image) < 0) {
         json_decref(parts);
         *failed = 1;
         return NULL;
@@ -202,19 +194,8 @@ json_t *openai_chat_body(const struct provider_call *call, int with_model, struc
     failed = body == NULL;
     if (!failed && with_model)
         failed = json_object_set_new(body, "model", json_string(call->model)) < 0;
-    if (!failed && req->has_temperature)
-        failed = json_object_set_new(body, "temperature", json_real(req->temperature)) < 0;
-    if (!failed && req->has_top_p)
-        failed = json_object_set_new(body, "top_p", json_real(req->top_p)) < 0;
-    if (!failed && req->nstop > 0) {
-        json_t *stop = json_array();
-        for (size_t i = 0; stop && i < req->nstop; i++)
-            if (json_array_append_new(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0) {
-                json_decref(stop);
-                stop = NULL;
-            }
-        failed = json_object_set_new(body, "stop", stop) < 0;
-    }
+    if (!failed)
+        failed = adapter_sampling(body, req, "top_p", "stop") < 0;
     if (!failed && req->has_seed)
         failed = json_object_set_new(body, "seed", json_integer(req->seed)) < 0;
     if (!failed && req->format != REQUEST_FORMAT_TEXT)
@@ -290,12 +271,6 @@ static int openai_malformed(json_t *root, struct err *e, const char *why)
      * we must never invent a cost (nor price a guess), so the reply is not
      * an answer. ERR_TRANSIENT: a retry gets a reply we can account for. */
     return err_set(e, ERR_TRANSIENT, "malformed_reply", "reply not understood: %s", why);
-}
-
-/* A total: present, and a non-negative integer (null is not a count). */
-static int openai_total(const json_t *usage, const char *key, uint64_t *out)
-{
-    return json_is_integer(json_object_get(usage, key)) ? adapter_count(usage, key, out) : -1;
 }
 
 /* A count inside an optional details object: absent or null mean 0 (vLLM,
@@ -392,8 +367,8 @@ int openai_chat_parse(long status, const char *body, size_t len, struct provider
     if (!json_is_object(usage))
         return openai_malformed(root, e, "no usage");
     uint64_t prompt, completion, cached, reasoning;
-    if (openai_total(usage, "prompt_tokens", &prompt) < 0 ||
-        openai_total(usage, "completion_tokens", &completion) < 0 ||
+    if (adapter_total(usage, "prompt_tokens", &prompt) < 0 ||
+        adapter_total(usage, "completion_tokens", &completion) < 0 ||
         openai_detail(usage, "prompt_tokens_details", "cached_tokens", &cached) < 0 ||
         openai_detail(usage, "completion_tokens_details", "reasoning_tokens", &reasoning) < 0)
         return openai_malformed(root, e, "usage counts missing or not non-negative integers");

@@ -95,6 +95,11 @@ int adapter_count(const json_t *obj, const char *key, uint64_t *out)
     return 0;
 }
 
+int adapter_total(const json_t *usage, const char *key, uint64_t *out)
+{
+    return json_is_integer(json_object_get(usage, key)) ? adapter_count(usage, key, out) : -1;
+}
+
 int adapter_text(struct provider_reply *out, const char *text, size_t len)
 {
     out->text = malloc(len + 1);
@@ -296,6 +301,45 @@ char *adapter_message_text(const struct request_message *m, size_t *len)
     return s;
 }
 
+int adapter_parts(json_t *array, const struct request_message *m,
+                  json_t *(*image)(const struct request_part *part))
+{
+    for (size_t i = 0; i < m->nparts; i++) {
+        const struct request_part *part = &m->parts[i];
+        json_t *p = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
+                                                                "text", part->text, part->text_len)
+                                                    : image(part);
+        if (json_array_append_new(array, p) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The stop sequences as a JSON array of strings; NULL when out of memory. */
+static json_t *adapter_stop_list(const struct request *req)
+{
+    json_t *stop = json_array();
+    for (size_t i = 0; stop && i < req->nstop && i < REQUEST_MAX_STOP; i++)
+        if (json_array_append_new(stop, json_stringn(req->stop[i], req->stop_len[i])) < 0) {
+            json_decref(stop);
+            stop = NULL;
+        }
+    return stop;
+}
+
+int adapter_sampling(json_t *obj, const struct request *req, const char *top_p_key,
+                     const char *stop_key)
+{
+    int failed = 0;
+    if (req->has_temperature)
+        failed = json_object_set_new(obj, "temperature", json_real(req->temperature)) < 0;
+    if (!failed && req->has_top_p)
+        failed = json_object_set_new(obj, top_p_key, json_real(req->top_p)) < 0;
+    if (!failed && req->nstop > 0)
+        failed = json_object_set_new(obj, stop_key, adapter_stop_list(req)) < 0;
+    return failed ? -1 : 0;
+}
+
 int adapter_data_url(const char *url, size_t len, const char **media_type, size_t *media_type_len,
                      const char **data, size_t *data_len)
 {
@@ -357,6 +401,14 @@ int adapter_answer_text(struct provider_reply *out, const json_t *format_input, 
         return -1;
     out->text_len = strlen(out->text);
     return 0;
+}
+
+void adapter_answer_append(struct provider_reply *out, const json_t *text)
+{
+    if (!json_is_string(text))
+        return;
+    memcpy(out->text + out->text_len, json_string_value(text), json_string_length(text));
+    out->text_len += json_string_length(text);
 }
 
 void adapter_answer_calls(struct provider_reply *out, json_t *calls, enum provider_finish finish,
