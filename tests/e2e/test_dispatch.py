@@ -89,12 +89,21 @@ def main():
         t.ok(gaps and all(g >= 1000 for g in gaps),
              f"each call waits the provider's Retry-After of 1 s (gaps {gaps} ms)")
         r = res.get("ra", {})
-        t.ok(r.get("error", {}).get("code") == "rate_limited",
+        route = [(c["model"], c["decision"], c["reason"]) for c in r.get("route", [])]
+        code = r.get("error", {}).get("code")
+        # rate_limited: the worker saw that the next wait would pass the
+        # deadline. On a loaded machine (ASan, a busy CI) a wait it rightly
+        # began can end with the deadline already gone: deadline_exceeded,
+        # the next candidate not reached. Either way no call is made late.
+        t.ok(code == "rate_limited" or (code == "deadline_exceeded"
+                                        and route[:1] == [("mini", "failed", "rate_limited")]),
              f"waiting past the deadline is not done: an error result rate_limited "
              f"({r.get('error')})")
-        t.ok([(c["model"], c["decision"], c["reason"]) for c in r.get("route", [])]
+        t.ok(code != "rate_limited" or route
              == [("mini", "failed", "rate_limited"), ("nano", "failed", "rate_limited")],
              f"the route says why each candidate was left ({r.get('route')})")
+        t.ok(all(e["ts_ms"] <= now_ms + 4500 for e in ra),
+             f"no call was sent after the deadline ({[e['ts_ms'] - now_ms for e in ra]} ms)")
         t.ok(r.get("completed_at_ms", 0) <= now_ms + 4500 + 1000,
              "and it ends by its deadline, not after")
         ids = [e["headers"].get("x-client-request-id") for e in ra]

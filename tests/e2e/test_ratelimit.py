@@ -151,8 +151,9 @@ def main():
         r429 = [e for e in mini if e.get("status") == 429]
         late429 = [e for e in r429 if e["ts_ms"] > t0 + 5000]
         ok200 = [e for e in mini if e.get("status") == 200]
-        t.ok(len(ok200) == 75 and r429, f"75 billed calls; the first burst met 429s "
-             f"({len(ok200)} ok, {len(r429)} 429s)")
+        # the first burst meets 429s when it outruns the headers; on a slow
+        # machine the worker may learn the limit from the headers first
+        t.ok(len(ok200) == 75, f"75 billed calls ({len(ok200)} ok, {len(r429)} 429s on the way)")
         t.ok(len(late429) <= 2,
              f"after the first 5 s the worker keeps to the learned limit: {len(late429)} 429s "
              f"in {sum(e['ts_ms'] > t0 + 5000 for e in mini)} calls")
