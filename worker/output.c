@@ -236,6 +236,12 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
         worker_id);
     if (o && req->tenant)
         json_object_set_new(o, "tenant", json_string(req->tenant));
+    if (o) {
+        /* a settled record supersedes the reservation with its call_id */
+        json_object_set_new(o, "kind", json_string(a->reservation ? "reserved" : "settled"));
+        if (a->reservation)
+            json_object_set_new(o, "reserved_nusd", json_integer((json_int_t)a->reserved_nusd));
+    }
     return output_dump(o, len);
 }
 

@@ -38,6 +38,10 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
 json_t *output_reply_json(enum request_format format, const char *text, size_t len,
                           enum provider_finish finish, char *why, size_t cap);
 
+/* New malloc'd cost record (compact JSON) for call a of the job, *len set;
+ * NULL when out of memory. "kind" is "reserved" (with "reserved_nusd")
+ * when a->reservation is set, else "settled"; a reservation's usage and
+ * cost are a's, which the caller leaves 0. */
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
                   const char *worker_id, size_t *len);
 
