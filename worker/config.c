@@ -754,9 +754,8 @@ static void config_bind_costs(struct ydoc *doc, const struct ydoc_node *map, str
 
 struct config *config_load(const char *path, struct ydoc_errors *errs)
 {
-    static const char *const top_keys[] = {"worker_id", "kafka",   "topics", "providers",
-                                           "limits",    "metrics", "reply",  "logging",
-                                           "costs",     NULL};
+    static const char *const top_keys[] = {"worker_id", "kafka", "topics",  "providers", "limits",
+                                           "metrics",   "reply", "logging", "costs",     NULL};
     struct ydoc *doc = ydoc_load(path);
     if (!doc)
         return NULL;

@@ -362,7 +362,8 @@ static void job_send_cost(struct job *job, struct job_output *out)
 {
     struct dispatch *d = job->dispatch;
     size_t len;
-    const struct attempt *a = out->unmade ? &job->unmade[out->attempt] : &job->attempts[out->attempt];
+    const struct attempt *a =
+        out->unmade ? &job->unmade[out->attempt] : &job->attempts[out->attempt];
     size_t number = out->unmade ? a->number : out->attempt + 1;
     struct attempt free_call;
     if (!a->billable) {

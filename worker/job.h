@@ -79,8 +79,8 @@ struct dispatch_lane;
  * delivery report's opaque. Owned by the report: the job may end first (a
  * stop, a deadline), and then only the report frees it. */
 struct job_reservation {
-    struct job *job;  /* NULL once the job no longer waits for it */
-    int64_t sent_ms;  /* loop ms when it was published */
+    struct job *job; /* NULL once the job no longer waits for it */
+    int64_t sent_ms; /* loop ms when it was published */
 };
 
 struct job {

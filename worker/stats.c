@@ -17,16 +17,12 @@
 #include "job.h"
 
 /* the schemas' closed sets; the last is what any other code counts as */
-static const char *const stats_result_codes[STATS_RESULT_CODES] = {"no_route",
-                                                                   "over_budget",
-                                                                   "deadline_exceeded",
-                                                                   "candidates_exhausted",
-                                                                   "provider_rejected",
-                                                                   "result_too_large",
-                                                                   "rate_limited",
-                                                                   "circuit_open",
-                                                                   "reservation_failed",
-                                                                   "other"};
+static const char *const stats_result_codes[STATS_RESULT_CODES] = {
+    "no_route",           "over_budget",
+    "deadline_exceeded",  "candidates_exhausted",
+    "provider_rejected",  "result_too_large",
+    "rate_limited",       "circuit_open",
+    "reservation_failed", "other"};
 static const char *const stats_dead_letter_codes[STATS_DEAD_LETTER_CODES] = {
     "invalid_json", "invalid_request",      "too_large",          "too_deep",
     "invalid_utf8", "result_undeliverable", "cost_undeliverable", "other"};
@@ -190,8 +186,8 @@ void stats_result_replaced(struct stats *s, const struct job *job, const char *c
 }
 
 /* a reservation's acknowledgement: milliseconds, before a call of seconds */
-static const uint64_t stats_reserve_ms[STATS_RESERVE_BUCKETS] = {1,   2,   5,    10,   25,
-                                                                  50, 100, 250, 1000, 10000};
+static const uint64_t stats_reserve_ms[STATS_RESERVE_BUCKETS] = {1,  2,   5,   10,   25,
+                                                                 50, 100, 250, 1000, 10000};
 static const char *const stats_reserve_le[STATS_RESERVE_BUCKETS] = {
     "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1", "10"};
 static const char *const stats_reserve_failure_names[STATS_RESERVE_FAILURES] = {
