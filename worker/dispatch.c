@@ -1293,11 +1293,16 @@ static void job_reserve_done(void *opaque, rd_kafka_resp_err_t err)
 static void job_reserve_expired(struct loop_timer *t)
 {
     struct job *job = t->data;
+    /* the timer ran for the bound, or for what was left before the
+     * deadline (then it is the deadline's, even if the wall clock, read
+     * apart from the loop's, says a millisecond less) */
+    uint64_t waited = loop_now_ms(job->dispatch->loop) - (uint64_t)job->reservation->sent_ms;
     job->reservation->job = NULL; /* its report, if any, only frees it */
     job->reservation = NULL;
     job_unmade(job); /* it may land yet: settled at 0 */
-    if (job->req->deadline_ms >= 0 && loop_wall_ms() >= job->req->deadline_ms) {
-        job_reserve_failed(job, STATS_RESERVE_DEADLINE, "deadline_exceeded", "");
+    if (job->req->deadline_ms >= 0 && waited < DISPATCH_RESERVE_WAIT_MS) {
+        job_reserve_failed(job, STATS_RESERVE_DEADLINE, "deadline_exceeded",
+                           "was not acknowledged before the request's deadline");
         return;
     }
     char detail[96];

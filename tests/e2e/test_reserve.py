@@ -17,11 +17,17 @@ it, one that waits reaches it at least a round trip later. So:
 - the metrics count the reservations, their settlements and their waits.
 With costs.reserve: false, on other topics: no reserved record, every
 record "settled", one per billable attempt.
+Then, reservations on again, once a worker is warm the cost topic's broker
+becomes 3 s slow and requests come whose deadline is 1.5 s away: each ends
+deadline_exceeded while its reservation waits, no call reaches the
+provider, and each reserved call is settled at 0 (the reservation landed
+after the worker stopped waiting for it).
 """
 
 import json
 import os
 import sys
+import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -89,16 +95,25 @@ def run(h, prefix, reserve):
     res = h.read(topics["results"], lambda ms: len({m[0] for m in ms}) >= N, timeout=120)
     text = scrape(addr) if addr else ""
     h.stop_worker()
+    results = {m[0]: json.loads(m[1]) for m in res}
+    # read until every attempt has its cost record (or a deadline): the
+    # cost topic's broker is slow
+    want = {a["call_id"] for r in results.values() for a in r["attempts"]
+            if reserve or a["billable"]}
+
+    def settled(ms):
+        return want <= {json.loads(m[1])["call_id"] for m in ms
+                        if json.loads(m[1]).get("kind") != "reserved"}
     costs = [(json.loads(m[1]), m[3], m[4])
-             for m in h.read(topics["costs"], lambda ms: False, timeout=3)]
-    return {m[0]: json.loads(m[1]) for m in res}, costs, text
+             for m in h.read(topics["costs"], settled, timeout=30)]
+    return results, costs, text
 
 
 def main():
     t = Checks()
     prices = prices_nusd()
     names = []
-    for prefix in ("rsv", "off"):
+    for prefix in ("rsv", "off", "late"):
         names += [(topic, 2) for topic in topics_for(prefix).values()]
     h = Harness(dict(names), brokers=2,
                 fake_args=["--latency-ms", "20", "--fault", "gpt-4.1-mini:status:500@12",
@@ -163,7 +178,8 @@ def main():
         attempts = {a["call_id"]: a for r in res.values() for a in r["attempts"]}
         t.ok(set(attempts) == set(settled), "every attempt of every result is settled, and "
              "nothing else")
-        t.ok(all(sum(settled[a["call_id"]][0][0]["cost_nusd"] for a in r["attempts"])
+        t.ok(all(sum(settled.get(a["call_id"], [({"cost_nusd": -1}, 0, 0)])[0][0]["cost_nusd"]
+                     for a in r["attempts"])
                  == r["cost_nusd"] for r in res.values()), "each result's cost = its settlements")
         t.ok(sample(text, "switchyard_reservations_total") == len(reserved),
              f"switchyard_reservations_total = {len(reserved)}")
@@ -185,6 +201,48 @@ def main():
         t.ok(sorted(c["call_id"] for c, _, _ in costs) == sorted(billable),
              "off: one record per billable attempt, as before")
         t.ok(all("reserved_nusd" not in c for c, _, _ in costs), "off: no reserved_nusd")
+
+        # ---- a deadline passes while reservations wait ----
+        t.ok(h.mock_command("broker_rtt 2 0") == "ok", "the cost topic's broker is fast again")
+        topics = topics_for("late")
+        cfg = configure(h, f"late-{os.getpid()}", topics, True)
+        h.start_worker(cfg, POLICY, env=KEYS)
+        addr = h.metrics_address()
+        warm = [("late-warm", json.dumps({"id": "late-warm", "task": "code", "messages": [
+            {"role": "user", "content": "request late-warm"}]}).encode())]
+        h.produce(topics["requests"], warm)
+        t.ok(len(h.read(topics["results"], lambda ms: len(ms) >= 1, timeout=60)) == 1,
+             "late: a first request is answered (the worker is warm)")
+        t.ok(h.mock_command("broker_rtt 2 3000") == "ok", "the cost topic's broker: 3 s late")
+        ids = [f"late-{i:02d}" for i in range(8)]
+        deadline = int(time.time() * 1000) + 1500
+        h.produce(topics["requests"], [(i, json.dumps({
+            "id": i, "task": "code", "deadline_ms": deadline,
+            "messages": [{"role": "user", "content": f"request {i}"}]}).encode()) for i in ids])
+        res = {m[0]: json.loads(m[1]) for m in h.read(
+            topics["results"], lambda ms: len({m[0] for m in ms} & set(ids)) >= len(ids), timeout=60)}
+        t.ok(all(res.get(i, {}).get("error", {}).get("code") == "deadline_exceeded" for i in ids),
+             f"late: every request ends deadline_exceeded "
+             f"({[res.get(i, {}).get('error', {}).get('code') for i in ids]})")
+        t.ok(all(not res.get(i, {}).get("attempts") for i in ids), "late: no attempt was made")
+        sent = [e for e in h.provider_log() if any(
+            f"request {i}" in json.dumps(e.get("body")) for i in ids)]
+        t.ok(not sent, f"late: no call reached the provider ({len(sent)} did)")
+        text = scrape(addr) if addr else ""
+        t.ok(metric(text, "switchyard_reservations_failed_total", reason="deadline") == len(ids),
+             f"late: {len(ids)} reservations failed for the deadline")
+        t.ok(h.mock_command("broker_rtt 2 0") == "ok", "the cost topic's broker is fast again")
+        costs = [json.loads(m[1]) for m in h.read(topics["costs"], lambda ms: len(
+            [m for m in ms if json.loads(m[1])["id"] in ids]) >= 2 * len(ids), timeout=30)]
+        late = [c for c in costs if c["id"] in ids]
+        rk = {c["call_id"] for c in late if c["kind"] == "reserved"}
+        sk = {c["call_id"]: c for c in late if c["kind"] == "settled"}
+        t.ok(len(rk) == len(ids) and set(sk) == rk,
+             f"late: each request's reservation is on the topic, and settled "
+             f"({len(rk)} reserved, {len(sk)} settled)")
+        t.ok(all(c["cost_nusd"] == 0 and not any(c["usage"].values()) and c["status"] == "error"
+                 for c in sk.values()), "late: settled at 0, no usage, status error")
+        t.ok(h.stop_worker() == 0, "late: the worker exits 0")
     finally:
         h.close()
     return t.summary()
