@@ -738,10 +738,24 @@ static void config_bind_logging(struct ydoc *doc, const struct ydoc_node *map, s
         ydoc_bool(doc, v, "bodies", &cfg->log_bodies);
 }
 
+/* costs: { reserve: true|false }. On by default: finance correctness is
+ * worth the acknowledgement's few milliseconds before a call that takes
+ * seconds (README, "No invisible spend", gives the measured cost). */
+static void config_bind_costs(struct ydoc *doc, const struct ydoc_node *map, struct config *cfg)
+{
+    static const char *const keys[] = {"reserve", NULL};
+    if (ydoc_expect_map(doc, map, "costs") < 0)
+        return;
+    ydoc_check_keys(doc, map, keys, "costs");
+    const struct ydoc_node *v;
+    if ((v = ydoc_get(map, "reserve")))
+        ydoc_bool(doc, v, "reserve", &cfg->costs_reserve);
+}
+
 struct config *config_load(const char *path, struct ydoc_errors *errs)
 {
     static const char *const top_keys[] = {"worker_id", "kafka", "topics",  "providers", "limits",
-                                           "metrics",   "reply", "logging", NULL};
+                                           "metrics",   "reply", "logging", "costs",     NULL};
     struct ydoc *doc = ydoc_load(path);
     if (!doc)
         return NULL;
@@ -781,6 +795,9 @@ struct config *config_load(const char *path, struct ydoc_errors *errs)
     config_bind_reply(doc, ydoc_get(root, "reply"), cfg);
     if ((v = ydoc_get(root, "logging")))
         config_bind_logging(doc, v, cfg);
+    cfg->costs_reserve = 1;
+    if ((v = ydoc_get(root, "costs")))
+        config_bind_costs(doc, v, cfg);
 out:
     if (doc->errs.count > 0 || !doc->root) {
         config_free(cfg);

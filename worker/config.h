@@ -121,11 +121,17 @@ struct config {
     struct config_limits limits;
     char *metrics_listen; /* "host:port", NULL = no metrics endpoint */
     struct config_reply reply;
-    int metrics_tenant_label;          /* metrics.tenant_label: per-tenant series (0) */
-    int64_t metrics_max_tenants;       /* metrics.max_tenants: tenants tracked, the rest
-                                          counted as "other" (100) */
-    int log_requests;                  /* logging.requests: per-request debug lines (0) */
-    int log_bodies;                    /* logging.bodies: prompts and replies in them (0) */
+    int metrics_tenant_label;    /* metrics.tenant_label: per-tenant series (0) */
+    int64_t metrics_max_tenants; /* metrics.max_tenants: tenants tracked, the rest
+                                    counted as "other" (100) */
+    int log_requests;            /* logging.requests: per-request debug lines (0) */
+    int log_bodies;              /* logging.bodies: prompts and replies in them (0) */
+    /* costs.reserve: before each provider call, a "reserved" cost record
+     * (the call's worst case) is published and acknowledged, so a call
+     * billed and then lost to a crash is never invisible (1). On by
+     * default: a call takes seconds and the acknowledgement milliseconds,
+     * and finance must be able to account for every billed call. */
+    int costs_reserve;
     struct text_index *provider_index; /* name -> index in providers (first of a name) */
 };
 

@@ -24,6 +24,10 @@
 #include "retry.h"
 
 #define DISPATCH_TROUBLE_INTERVAL_MS 30000
+/* costs.reserve: a reservation not acknowledged within this long means the
+ * cost topic cannot take it now; the call is not made (the producer may
+ * still deliver it: its call is then settled at 0, see job_unmade) */
+#define DISPATCH_RESERVE_WAIT_MS 10000
 
 static void job_attempt(struct job *job);
 static void job_finish(struct job *job);
@@ -31,6 +35,8 @@ static void job_start_transfer(struct job *job);
 static void lane_pump(struct dispatch_lane *lane);
 static void lane_remove(struct job *job);
 static void job_release_call(struct job *job);
+static void job_fail(struct job *job, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static uint64_t dispatch_random(struct dispatch *d)
 {
@@ -127,6 +133,13 @@ static void job_free(struct job *job)
         pqueue_release(&job_provider(job)->slots); /* the cancelled call's slot */
         job->transfer_running = 0;
     }
+    if (job->reservation) {
+        /* its report frees it; the slot it waited in goes back (only a
+         * stop frees such a job: nothing starts from here) */
+        job->reservation->job = NULL;
+        job->reservation = NULL;
+        pqueue_release(&job_provider(job)->slots);
+    }
     job_release_call(job);
     http_transfer_release(&job->transfer);
     provider_http_release(&job->call);
@@ -137,6 +150,7 @@ static void job_free(struct job *job)
     for (size_t i = 0; i < POLICY_MAX_CANDIDATES; i++)
         free(job->fate_reason[i]);
     free(job->attempts);
+    free(job->unmade);
     free(job->outputs);
     free(job);
 }
@@ -348,8 +362,20 @@ static void job_send_cost(struct job *job, struct job_output *out)
 {
     struct dispatch *d = job->dispatch;
     size_t len;
-    char *cost =
-        output_cost(job, &job->attempts[out->attempt], out->attempt + 1, d->worker_id, &len);
+    const struct attempt *a =
+        out->unmade ? &job->unmade[out->attempt] : &job->attempts[out->attempt];
+    size_t number = out->unmade ? a->number : out->attempt + 1;
+    struct attempt free_call;
+    if (!a->billable) {
+        /* settles a reserved call that cost nothing: no usage shown, not
+         * even what a reply reported beyond pricing (never the answer, so
+         * a copy names the same provider model) */
+        free_call = *a;
+        memset(&free_call.usage, 0, sizeof free_call.usage);
+        free_call.cost_nusd = 0;
+        a = &free_call;
+    }
+    char *cost = output_cost(job, a, number, d->worker_id, &len);
     if (!cost)
         abort();
     const char *id = job->req->id;
@@ -453,8 +479,6 @@ static void job_dead_letter(struct job *job)
 }
 
 static void job_fail(struct job *job, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void job_fail(struct job *job, const char *code, const char *fmt, ...)
 {
     job->ok = 0;
     snprintf(job->error_code, sizeof job->error_code, "%s", code);
@@ -472,9 +496,12 @@ static void job_finish(struct job *job)
     for (size_t i = 0; i < job->plan.ncandidates; i++)
         if (job->fate[i] == FATE_TAKEN && !(job->ok && i == job->current))
             job->fate[i] = FATE_NOT_REACHED;
-    size_t n = 1;
+    /* with reservations every call is settled, billable or not, and so is
+     * every reserved call that was never made */
+    int reserve = d->cfg->costs_reserve;
+    size_t n = 1 + (reserve ? job->nunmade : 0);
     for (size_t i = 0; i < job->nattempts; i++)
-        n += job->attempts[i].billable != 0;
+        n += reserve || job->attempts[i].billable;
     job->outputs = calloc(n, sizeof *job->outputs);
     if (!job->outputs)
         abort(); /* out of memory: better to die and be redone than to lose */
@@ -503,10 +530,20 @@ static void job_finish(struct job *job)
     size_t k = 0;
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
-        if (!a->billable)
+        if (!a->billable && !reserve)
             continue;
-        stats_cost(&d->stats, &job->policy->models[a->model], a);
+        if (a->billable)
+            stats_cost(&d->stats, &job->policy->models[a->model], a);
+        if (reserve)
+            d->stats.reservations_settled++;
         job->outputs[k] = (struct job_output){.job = job, .kind = JOB_OUTPUT_COST, .attempt = i};
+        job_send_cost(job, &job->outputs[k]);
+        k++;
+    }
+    for (size_t i = 0; reserve && i < job->nunmade; i++) {
+        d->stats.reservations_settled++;
+        job->outputs[k] =
+            (struct job_output){.job = job, .kind = JOB_OUTPUT_COST, .attempt = i, .unmade = 1};
         job_send_cost(job, &job->outputs[k]);
         k++;
     }
@@ -979,6 +1016,7 @@ static void job_transfer_done(struct http_transfer *t)
     a->latency_ms = t->latency_ms;
     a->ts_ms = loop_wall_ms();
     memcpy(a->call_id, job->next_call_id, sizeof a->call_id);
+    job->reserve_pending = job->reserve_acked = 0; /* this attempt's record settles it */
     int retryable = 1;
     if (t->transport_error) {
         int timeout = t->transport_error == CURLE_OPERATION_TIMEDOUT;
@@ -1152,12 +1190,172 @@ static void job_transfer_done(struct http_transfer *t)
     lane_pump(lane); /* a call ended: room for the next, or the circuit's verdict */
 }
 
-/* Starts the built call; the job holds a connection slot. */
+/* ---- reservations (costs.reserve) ---- */
+
+/* The current call was reserved and will not be made: it is settled at
+ * cost 0 when the job finishes (its reservation may be on the topic, or
+ * land there yet). */
+static void job_unmade(struct job *job)
+{
+    if (!job->reserve_pending)
+        return;
+    job->reserve_pending = job->reserve_acked = 0;
+    if (job->nunmade == job->unmade_cap) {
+        size_t cap = job->unmade_cap ? job->unmade_cap * 2 : 2;
+        struct attempt *grown = realloc(job->unmade, cap * sizeof *grown);
+        if (!grown)
+            abort(); /* out of memory: better to die and be redone than to lose */
+        job->unmade = grown;
+        job->unmade_cap = cap;
+    }
+    struct attempt *a = &job->unmade[job->nunmade++];
+    memset(a, 0, sizeof *a);
+    a->model = job->plan.candidates[job->current].model;
+    a->status = ATTEMPT_ERROR;
+    a->ts_ms = loop_wall_ms();
+    a->number = job->nattempts + 1;
+    memcpy(a->call_id, job->next_call_id, sizeof a->call_id);
+    snprintf(a->error_code, sizeof a->error_code, "not_sent");
+}
+
+/* The job gives up the call it holds a slot for: the slot goes back (to
+ * the call returned, which the caller starts once this job is settled),
+ * and the rate limit's reservation with it. */
+static struct job *job_drop_call(struct job *job)
+{
+    struct pqueue_entry *next = pqueue_release(&job_provider(job)->slots);
+    provider_http_release(&job->call);
+    job_release_call(job);
+    return next ? (struct job *)((char *)next - offsetof(struct job, slot)) : NULL;
+}
+
+/* A reservation that did not lead to its call: counted, logged at a
+ * bounded rate, and the request ends with code (no other candidate
+ * helps: they all reserve on the same topic). */
+static void job_reserve_failed(struct job *job, enum stats_reserve_failure why, const char *code,
+                               const char *detail)
+{
+    struct dispatch *d = job->dispatch;
+    d->stats.reservations_failed[why]++;
+    uint64_t suppressed;
+    if (ratelog_allow_key(&d->trouble, "reservation_failed", loop_now_ms(d->loop), &suppressed)) {
+        struct log_fields f = job_log_fields(job);
+        f.code = code;
+        f.topic = d->cfg->topic_costs;
+        log_fields(LOG_ERROR, "reservation_failed", &f,
+                   "%s: the reservation of call %s on %s %s: the call is not made (%" PRIu64
+                   " more since the last report)",
+                   job_id(job), job->next_call_id, d->cfg->topic_costs, detail, suppressed);
+    }
+    struct job *next = job_drop_call(job);
+    if (why != STATS_RESERVE_DEADLINE) {
+        job->fate[job->current] = FATE_FAILED;
+        job_fate_reason(job, job->current, "%s", code);
+    }
+    if (why == STATS_RESERVE_DEADLINE)
+        job_fail(job, code, "the deadline passed while the reservation of attempt %zu waited",
+                 job->nattempts + 1);
+    else
+        job_fail(job, code, "the cost topic %s %s: no call was made without its reservation",
+                 d->cfg->topic_costs, detail);
+    if (next)
+        job_start_transfer(next);
+}
+
+/* The producer's report on a reservation. */
+static void job_reserve_done(void *opaque, rd_kafka_resp_err_t err)
+{
+    struct job_reservation *r = opaque;
+    struct job *job = r->job;
+    if (!job) {
+        free(r); /* the job went on without it */
+        return;
+    }
+    struct dispatch *d = job->dispatch;
+    uint64_t now = loop_now_ms(d->loop);
+    stats_reserve_wait(&d->stats, now > (uint64_t)r->sent_ms ? now - (uint64_t)r->sent_ms : 0);
+    job->reservation = NULL;
+    free(r);
+    loop_timer_stop(d->loop, &job->backoff);
+    if (err) {
+        /* refused for good: the record is not on the topic, no settlement */
+        job->reserve_pending = 0;
+        char detail[160];
+        snprintf(detail, sizeof detail, "was refused: %s", rd_kafka_err2str(err));
+        job_reserve_failed(job, STATS_RESERVE_REFUSED, "reservation_failed", detail);
+        return;
+    }
+    job->reserve_acked = 1;
+    job_start_transfer(job); /* checks the stop and the deadline again */
+}
+
+/* No acknowledgement within the bound, or the deadline passed first. */
+static void job_reserve_expired(struct loop_timer *t)
+{
+    struct job *job = t->data;
+    /* the timer ran for the bound, or for what was left before the
+     * deadline (then it is the deadline's, even if the wall clock, read
+     * apart from the loop's, says a millisecond less) */
+    uint64_t waited = loop_now_ms(job->dispatch->loop) - (uint64_t)job->reservation->sent_ms;
+    job->reservation->job = NULL; /* its report, if any, only frees it */
+    job->reservation = NULL;
+    job_unmade(job); /* it may land yet: settled at 0 */
+    if (job->req->deadline_ms >= 0 && waited < DISPATCH_RESERVE_WAIT_MS) {
+        job_reserve_failed(job, STATS_RESERVE_DEADLINE, "deadline_exceeded",
+                           "was not acknowledged before the request's deadline");
+        return;
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "was not acknowledged within %d ms", DISPATCH_RESERVE_WAIT_MS);
+    job_reserve_failed(job, STATS_RESERVE_TIMEOUT, "reservation_failed", detail);
+}
+
+/* Publishes the current call's reservation ("reserved", the candidate's
+ * worst case) and waits for its acknowledgement, holding the call's slot:
+ * the call goes (job_start_transfer again) only once it is acknowledged. */
+static void job_reserve(struct job *job)
+{
+    struct dispatch *d = job->dispatch;
+    const struct router_candidate *c = &job->plan.candidates[job->current];
+    struct attempt a = {.model = c->model,
+                        .status = ATTEMPT_OK,
+                        .ts_ms = loop_wall_ms(),
+                        .reservation = 1,
+                        .reserved_nusd = c->worst_case_nusd};
+    memcpy(a.call_id, job->next_call_id, sizeof a.call_id);
+    size_t len;
+    char *value = output_cost(job, &a, job->nattempts + 1, d->worker_id, &len);
+    struct job_reservation *r = malloc(sizeof *r);
+    if (!value || !r)
+        abort(); /* out of memory: better to die and be redone than to lose */
+    *r = (struct job_reservation){.job = job, .sent_ms = (int64_t)loop_now_ms(d->loop)};
+    job->reservation = r;
+    job->reserve_pending = 1;
+    d->stats.reservations++;
+    const char *id = job->req->id;
+    if (producer_send(d->producer, d->cfg->topic_costs, id, strlen(id), value, len,
+                      job_reply_headers(job), job_reserve_done, r) < 0)
+        abort();
+    uint64_t wait = DISPATCH_RESERVE_WAIT_MS;
+    if (job->req->deadline_ms >= 0) {
+        int64_t left = job->req->deadline_ms - loop_wall_ms();
+        if (left < (int64_t)wait)
+            wait = left > 0 ? (uint64_t)left : 0;
+    }
+    job->backoff.cb = job_reserve_expired;
+    job->backoff.data = job;
+    loop_timer_start(d->loop, &job->backoff, wait);
+}
+
+/* Starts the built call; the job holds a connection slot. With
+ * costs.reserve, its reservation is published and acknowledged first
+ * (this runs again on the acknowledgement). */
 static void job_start_transfer(struct job *job)
 {
     struct dispatch *d = job->dispatch;
     struct dispatch_provider *dp = job_provider(job);
     if (d->stopping) {
+        /* no call after a stop; a reservation stays open on the topic */
         pqueue_release(&dp->slots);
         job_abandon(job);
         return;
@@ -1166,17 +1364,20 @@ static void job_start_transfer(struct job *job)
     if (job->req->deadline_ms >= 0) {
         int64_t left = job->req->deadline_ms - loop_wall_ms();
         if (left <= 0) {
-            struct pqueue_entry *next = pqueue_release(&dp->slots);
-            provider_http_release(&job->call);
-            job_release_call(job);
+            job_unmade(job);
+            struct job *next = job_drop_call(job);
             job_fail(job, "deadline_exceeded", "the deadline passed before attempt %zu",
                      job->nattempts + 1);
             if (next)
-                job_start_transfer((struct job *)((char *)next - offsetof(struct job, slot)));
+                job_start_transfer(next);
             return;
         }
         if (left < timeout)
             timeout = (long)left;
+    }
+    if (d->cfg->costs_reserve && !job->reserve_acked) {
+        job_reserve(job);
+        return;
     }
     /* a signature holds for minutes (AWS refuses one more than 5 minutes
      * off its clock) and the call may have waited longer than that in the
@@ -1184,6 +1385,7 @@ static void job_start_transfer(struct job *job)
     if (dp->cfg->auth == CONFIG_AUTH_SIGV4) {
         struct err e = {0};
         if (job_build_call(job, &e) < 0) {
+            job_unmade(job);
             struct pqueue_entry *next = pqueue_release(&dp->slots);
             job_release_call(job);
             char why[200];
@@ -1208,6 +1410,7 @@ static void job_start_transfer(struct job *job)
     t->done = job_transfer_done;
     t->data = job;
     if (http_submit(d->http, t) < 0) {
+        job_unmade(job);
         struct pqueue_entry *next = pqueue_release(&dp->slots);
         provider_http_release(&job->call);
         job_release_call(job);

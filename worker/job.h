@@ -41,6 +41,11 @@ struct attempt {
     char call_id[JOB_CALL_ID_LEN + 1];
     char error_code[32];
     char error_msg[256]; /* the provider's words, redacted and bounded */
+    /* costs.reserve: the record output_cost makes is the call's
+     * reservation ("reserved", reserved_nusd, usage 0), not its settlement */
+    int reservation;
+    uint64_t reserved_nusd; /* the call's worst case, when reservation */
+    size_t number;          /* a reserved call never made: the attempt number it reserved as */
 };
 
 /* What happened to each candidate of the route, for the result. */
@@ -59,7 +64,8 @@ struct job;
 struct job_output {
     struct job *job;
     enum job_output_kind kind;
-    size_t attempt;    /* JOB_OUTPUT_COST: index into job->attempts */
+    size_t attempt;    /* JOB_OUTPUT_COST: index into job->attempts (job->unmade when unmade) */
+    int unmade;        /* JOB_OUTPUT_COST: settles a reserved call that was never made */
     unsigned replaced; /* times a refused version was replaced */
     const char *topic; /* where the current version went */
     size_t len;        /* bytes of the current version's value */
@@ -68,6 +74,14 @@ struct job_output {
 
 struct dispatch;
 struct dispatch_lane;
+
+/* A reserved cost record in the producer's hands (costs.reserve): the
+ * delivery report's opaque. Owned by the report: the job may end first (a
+ * stop, a deadline), and then only the report frees it. */
+struct job_reservation {
+    struct job *job; /* NULL once the job no longer waits for it */
+    int64_t sent_ms; /* loop ms when it was published */
+};
 
 struct job {
     struct dispatch *dispatch;
@@ -113,6 +127,15 @@ struct job {
     int call_started;               /* the current call holds its reservation */
     int probe;                      /* the current call is a half-open circuit's probe */
     int64_t sent_ms;                /* loop ms when the current call left the lane */
+    /* costs.reserve: the current call's reservation waits for its
+     * acknowledgement (the job holds its connection slot meanwhile) */
+    struct job_reservation *reservation;
+    int reserve_acked;   /* the current call's reservation is acknowledged: it may go */
+    int reserve_pending; /* the current call has a reservation on its way or on the topic */
+    /* reserved calls never made (refused by a stop of the wait, a deadline,
+     * a transport that would not start): each is settled at cost 0 */
+    struct attempt *unmade;
+    size_t nunmade, unmade_cap;
     /* where its result goes (the results topic, or an allowed reply topic:
      * borrowed from the config); NULL until the first result is sent */
     const char *result_topic;

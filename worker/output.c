@@ -260,6 +260,10 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
             json_object_set_new(o, "price_entry", json_string(m->price_entry));
             json_object_set_new(o, "price_date", json_string(m->price_date));
         }
+        /* a settled record supersedes the reservation with its call_id */
+        json_object_set_new(o, "kind", json_string(a->reservation ? "reserved" : "settled"));
+        if (a->reservation)
+            json_object_set_new(o, "reserved_nusd", json_integer((json_int_t)a->reserved_nusd));
     }
     return output_dump(o, len);
 }

@@ -42,9 +42,11 @@ json_t *output_reply_json(enum request_format format, const char *text, size_t l
  * larger metadata is left out and the record says "metadata_truncated". */
 #define OUTPUT_COST_METADATA_MAX 4096u
 
-/* New malloc'd JSON text of the cost record of attempt `a`, *len set; NULL
- * when out of memory. Carries the request's metadata (see
- * OUTPUT_COST_METADATA_MAX). */
+/* New malloc'd cost record (compact JSON) for call a of the job, *len set;
+ * NULL when out of memory. "kind" is "reserved" (with "reserved_nusd")
+ * when a->reservation is set, else "settled"; a reservation's usage and
+ * cost are a's, which the caller leaves 0. Carries the request's metadata
+ * (see OUTPUT_COST_METADATA_MAX). */
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
                   const char *worker_id, size_t *len);
 

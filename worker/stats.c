@@ -17,15 +17,12 @@
 #include "job.h"
 
 /* the schemas' closed sets; the last is what any other code counts as */
-static const char *const stats_result_codes[STATS_RESULT_CODES] = {"no_route",
-                                                                   "over_budget",
-                                                                   "deadline_exceeded",
-                                                                   "candidates_exhausted",
-                                                                   "provider_rejected",
-                                                                   "result_too_large",
-                                                                   "rate_limited",
-                                                                   "circuit_open",
-                                                                   "other"};
+static const char *const stats_result_codes[STATS_RESULT_CODES] = {
+    "no_route",           "over_budget",
+    "deadline_exceeded",  "candidates_exhausted",
+    "provider_rejected",  "result_too_large",
+    "rate_limited",       "circuit_open",
+    "reservation_failed", "other"};
 static const char *const stats_dead_letter_codes[STATS_DEAD_LETTER_CODES] = {
     "invalid_json", "invalid_request",      "too_large",          "too_deep",
     "invalid_utf8", "result_undeliverable", "cost_undeliverable", "other"};
@@ -186,6 +183,28 @@ void stats_result_replaced(struct stats *s, const struct job *job, const char *c
         t->results_ok--;
         t->results_error++;
     }
+}
+
+/* a reservation's acknowledgement: milliseconds, before a call of seconds */
+static const uint64_t stats_reserve_ms[STATS_RESERVE_BUCKETS] = {1,  2,   5,   10,   25,
+                                                                 50, 100, 250, 1000, 10000};
+static const char *const stats_reserve_le[STATS_RESERVE_BUCKETS] = {
+    "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1", "10"};
+static const char *const stats_reserve_failure_names[STATS_RESERVE_FAILURES] = {
+    [STATS_RESERVE_REFUSED] = "refused",
+    [STATS_RESERVE_TIMEOUT] = "timeout",
+    [STATS_RESERVE_DEADLINE] = "deadline",
+};
+
+void stats_reserve_wait(struct stats *s, uint64_t ms)
+{
+    s->reserve_wait_count++;
+    s->reserve_wait_sum_ms += ms;
+    for (size_t i = 0; i < STATS_RESERVE_BUCKETS; i++)
+        if (ms <= stats_reserve_ms[i]) {
+            s->reserve_wait_buckets[i]++;
+            break;
+        }
 }
 
 void stats_dead_letter(struct stats *s, const char *code)
@@ -603,6 +622,37 @@ static void stats_render_tenants(const struct stats *s, struct metrics_buf *b)
     }
 }
 
+static void stats_render_reservations(const struct stats *s, struct metrics_buf *b)
+{
+    stats_one(b, "switchyard_reservations_total", "counter",
+              "Reserved cost records published before provider calls (costs.reserve).",
+              s->reservations);
+    stats_one(b, "switchyard_reservations_settled_total", "counter",
+              "Settled cost records produced for reserved calls (billable or not).",
+              s->reservations_settled);
+    stats_family(b, "switchyard_reservations_failed_total", "counter",
+                 "Reservations that did not lead to their call, by reason: refused by the "
+                 "cost topic, not acknowledged in time, the request's deadline passed.");
+    for (size_t i = 0; i < STATS_RESERVE_FAILURES; i++)
+        stats_labelled(b, "switchyard_reservations_failed_total", "reason",
+                       stats_reserve_failure_names[i], s->reservations_failed[i]);
+    stats_family(b, "switchyard_reservation_wait_seconds", "histogram",
+                 "Time from publishing a reservation to its acknowledgement (or refusal).");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < STATS_RESERVE_BUCKETS; i++) {
+        cum += s->reserve_wait_buckets[i];
+        metrics_printf(b, "switchyard_reservation_wait_seconds_bucket{le=\"%s\"} %llu\n",
+                       stats_reserve_le[i], (unsigned long long)cum);
+    }
+    metrics_printf(b, "switchyard_reservation_wait_seconds_bucket{le=\"+Inf\"} %llu\n",
+                   (unsigned long long)s->reserve_wait_count);
+    metrics_printf(b, "switchyard_reservation_wait_seconds_sum %llu.%03llu\n",
+                   (unsigned long long)(s->reserve_wait_sum_ms / 1000),
+                   (unsigned long long)(s->reserve_wait_sum_ms % 1000));
+    metrics_printf(b, "switchyard_reservation_wait_seconds_count %llu\n",
+                   (unsigned long long)s->reserve_wait_count);
+}
+
 void stats_render(const struct stats_view *v, struct metrics_buf *b)
 {
     const struct stats *s = v->stats;
@@ -677,6 +727,7 @@ void stats_render(const struct stats_view *v, struct metrics_buf *b)
         paused += v->partitions[i].paused != 0;
     stats_one(b, "switchyard_partitions_paused", "gauge",
               "Assigned partitions paused now (in-flight caps, a full model queue).", paused);
+    stats_render_reservations(s, b);
     stats_render_partitions(v, b);
     stats_render_providers(v, b);
     stats_render_lanes(v, b);

@@ -36,7 +36,7 @@ enum stats_outcome {
 
 #define STATS_LATENCY_BUCKETS 12
 /* result.schema.json's error codes, and "other" */
-#define STATS_RESULT_CODES 9
+#define STATS_RESULT_CODES 10
 /* dead_letter.schema.json's codes, and "other" */
 #define STATS_DEAD_LETTER_CODES 8
 /* a tenant's name as tracked (request.c allows 128 bytes) */
@@ -63,6 +63,15 @@ struct stats_provider {
     uint64_t latency_count, latency_sum_ms;
 };
 
+/* Why a reservation (costs.reserve) did not lead to its call. */
+enum stats_reserve_failure {
+    STATS_RESERVE_REFUSED,  /* the cost topic refused it for good */
+    STATS_RESERVE_TIMEOUT,  /* not acknowledged within the bound */
+    STATS_RESERVE_DEADLINE, /* the request's deadline passed while it waited */
+    STATS_RESERVE_FAILURES
+};
+#define STATS_RESERVE_BUCKETS 10
+
 struct stats {
     int64_t started_ms; /* ms since the epoch */
     uint64_t received, results_ok, results_error, dead_letters, cost_records;
@@ -77,6 +86,12 @@ struct stats {
     struct stats_tenant *tenants;
     size_t ntenants;
     struct stats_tenant tenant_other;
+    /* costs.reserve */
+    uint64_t reservations;         /* reserved records published */
+    uint64_t reservations_settled; /* settled records of reserved calls produced */
+    uint64_t reservations_failed[STATS_RESERVE_FAILURES];
+    uint64_t reserve_wait_buckets[STATS_RESERVE_BUCKETS]; /* not cumulative */
+    uint64_t reserve_wait_count, reserve_wait_sum_ms;
 };
 
 struct attempt;
@@ -98,6 +113,8 @@ void stats_result(struct stats *s, const struct job *job, size_t max_tenants);
  * counts by code stay those of the results topic. Same max_tenants. */
 void stats_result_replaced(struct stats *s, const struct job *job, const char *code,
                            size_t max_tenants);
+/* A reservation's acknowledgement (or refusal) came after ms. */
+void stats_reserve_wait(struct stats *s, uint64_t ms);
 /* An invalid message went to the dead-letter topic, for code. */
 void stats_dead_letter(struct stats *s, const char *code);
 void stats_release(struct stats *s);

@@ -214,6 +214,20 @@ def json_lines(path):
     return out
 
 
+def bills(msgs):
+    """The cost-topic messages (as read() returns them) that bill: settled
+    records (one without "kind" is an older worker's: settled) of calls with
+    usage or cost. With costs.reserve (on by default) every call also has a
+    reserved record before it, and a call that cost nothing a settled one
+    at 0 (issue 11)."""
+    out = []
+    for m in msgs:
+        c = json.loads(m[1])
+        if c.get("kind", "settled") == "settled" and (c["cost_nusd"] or any(c["usage"].values())):
+            out.append(m)
+    return out
+
+
 def scrape(addr):
     """The text of http://addr/metrics; "" when nothing answers."""
     try:

@@ -24,8 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (BUILD, TEST_KEYS as KEYS, Checks, Harness, json_lines, metric,  # noqa: E402
-                     scrape)
+from harness import (BUILD, TEST_KEYS as KEYS, Checks, Harness, bills, json_lines,  # noqa: E402
+                     metric, scrape)
 
 POLICY = """
 models:
@@ -172,7 +172,8 @@ def main():
         # money: every billed call has one cost record
         billed = [e for p in (primary_log, primary_log + ".2", h.fake_log) for e in json_lines(p)
                   if e.get("status") == 200]
-        costs = h.read(topics["costs"], lambda ms: len(ms) >= len(billed), timeout=30)
+        costs = bills(h.read(topics["costs"], lambda ms: len(bills(ms)) >= len(billed),
+                             timeout=30))
         ids = {json.loads(m[1])["call_id"] for m in costs}
         t.ok(ids == {e["headers"].get("x-client-request-id") for e in billed},
              f"every billed call has its cost record, de-duplicated on call_id "

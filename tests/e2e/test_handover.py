@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness, bills  # noqa: E402
 
 
 
@@ -56,7 +56,7 @@ def main():
         t.ok(calls.get("ho-000") == 2, f"the unfinished request is redone ({calls.get('ho-000')} calls)")
         twice = [k for k, n in calls.items() if k != "ho-000" and n != 1]
         t.ok(not twice, f"finished requests are not called again ({twice[:5]})")
-        costs = h.read(topics["costs"], lambda ms: False, timeout=3)
+        costs = bills(h.read(topics["costs"], lambda ms: False, timeout=3))
         t.ok(len(costs) == 51, f"one cost record per request, none paid twice ({len(costs)})")
         t.ok({m[0] for m in res} == {k for k, _ in reqs}, "every request has a result")
         committed, ends = h.committed(group, topics["requests"])

@@ -37,7 +37,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness,  # noqa: E402
-                     json_lines)
+                     bills, json_lines)
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
@@ -325,7 +325,7 @@ def main():
             results[k] = json.loads(v)
         # cost records for every billable attempt of the results
         want_costs = {(k, a["attempt"]) for k, r in results.items() for a in r["attempts"] if a["billable"]}
-        cst = h.read(TOPICS["costs"], lambda ms: len({(m[0], json.loads(m[1])["attempt"]) for m in ms}) >= len(want_costs), timeout=30)
+        cst = bills(h.read(TOPICS["costs"], lambda ms: len({(m[0], json.loads(m[1])["attempt"]) for m in bills(ms)}) >= len(want_costs), timeout=30))
         costs = {}
         for k, v, _, _, _ in cst:
             rec = json.loads(v)

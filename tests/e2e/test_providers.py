@@ -25,7 +25,7 @@ import urllib.request
 from fractions import Fraction
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, Checks, Harness, metric, scrape  # noqa: E402
+from harness import ROOT, Checks, Harness, bills, metric, scrape  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import openai_schema  # noqa: E402
@@ -295,7 +295,7 @@ def main():
             results.setdefault(m[0], json.loads(m[1]))
         t.ok(set(results) >= ids, f"a result for every request ({len(set(results) & ids)}/{len(ids)});"
              f" missing {sorted(ids - set(results))[:8]}")
-        costs = h.read(TOPICS["costs"], lambda ms: False, timeout=3)
+        costs = bills(h.read(TOPICS["costs"], lambda ms: False, timeout=3))
         cost_by_id = {}
         for m in costs:
             cost_by_id.setdefault(m[0], []).append(json.loads(m[1]))

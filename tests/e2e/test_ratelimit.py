@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Checks, Harness, metric, scrape  # noqa: E402
+from harness import Checks, Harness, bills, metric, scrape  # noqa: E402
 
 KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "k1", "SWITCHYARD_TEST_OPENAI_KEY": "k2",
         "RL_CFG_KEY": "k3", "RL_FB_KEY": "k4", "RL_P2_KEY": "k5"}
@@ -72,8 +72,9 @@ def key_of(e):
 
 def money(t, h, topics, log):
     billed = {e["headers"].get("x-client-request-id") for e in log if e.get("status") == 200}
-    costs = h.read(topics["costs"], lambda ms: len({json.loads(m[1])["call_id"] for m in ms})
-                   >= len(billed), timeout=30)
+    costs = bills(h.read(topics["costs"], lambda ms: len({json.loads(m[1])["call_id"]
+                                                          for m in bills(ms)}) >= len(billed),
+                         timeout=30))
     ids = {json.loads(m[1])["call_id"] for m in costs}
     t.ok(ids == billed, f"every billed call has its cost record, de-duplicated on call_id "
          f"({len(ids)} records, {len(billed)} billed)")

@@ -8,13 +8,15 @@ reads results, cost records and dead letters back, and counts, per row:
 requests sent, results (distinct request ids answered), error results,
 lost (requests with no result), duplicate results, dead letters, provider
 calls billed (200 replies with a whole body in the providers' request logs)
-against cost records de-duplicated on call_id, 429s (provider logs),
+against cost records de-duplicated on call_id (the settled ones with usage),
+reservations still open (reserved, never settled: costs.reserve), 429s (provider logs),
 fallbacks (ok results not answered by their first candidate), circuit
 transitions (the worker's circuit_* log lines, else its /metrics), and the
 elapsed time against the least the provider's limit allows.
 
 Every scenario also checks what it must (lost = 0 always; billed = the
-de-duplicated cost records, every record a billed call; in the rate-limit
+de-duplicated cost records, every record a billed call; with reservations,
+every billed call settled or still reserved; in the rate-limit
 scenarios no error result caused by 429s) with the harness's Checks; the
 last line is "N passed, N failed" and the exit status is 1 on any failure.
 
@@ -163,7 +165,8 @@ class Scenario:
     """One row: its processes, what it sent, and its counts at the end."""
 
     def __init__(self, name, fake_args=(), brokers=1, providers2=None, rpm=None,
-                 rate_limited=False, timeout_ms=5000, limits=None, model_limits=None):
+                 rate_limited=False, timeout_ms=5000, limits=None, model_limits=None,
+                 reserve=None):
         self.name, self.rpm, self.rate_limited = name, rpm, rate_limited
         tag = f"{name}-{os.getpid()}-{int(time.time())}"
         self.topics = {"requests": f"{name}.requests", "results": f"{name}.results",
@@ -192,6 +195,8 @@ class Scenario:
         with open(self.config) as f:
             cfg = json.load(f)
         cfg["metrics"] = {"listen": "127.0.0.1:0"}
+        if reserve is not None:  # costs.reserve; unset: the worker's default (on)
+            cfg["costs"] = {"reserve": reserve}
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=1)
         self.policy = os.path.join(self.h.dir, "policy.json")
@@ -328,10 +333,20 @@ class Scenario:
             if e.get("status") == 200 and (e.get("fault") or "") not in BODY_FAULTS and cid:
                 billed[cid] = e
         body_faults = sum(1 for e in log if e.get("fault") in BODY_FAULTS)
-        costs = self.h.read(self.topics["costs"],
-                            lambda ms: len({json.loads(m[1]).get("call_id") for m in ms}) >= len(billed),
+        # with costs.reserve (the default) a call has a reserved record before
+        # it is sent and a settled one after it, billable or not: the bill is
+        # the settled records with usage; a reserved one without a settled
+        # one is a call that may have been billed while its worker died
+        def billing(ms):
+            return {c["call_id"] for c in (json.loads(m[1]) for m in ms)
+                    if c.get("kind") != "reserved" and (c.get("cost_nusd") or any(c["usage"].values()))}
+        costs = self.h.read(self.topics["costs"], lambda ms: len(billing(ms)) >= len(billed),
                             timeout=15)
-        cost_ids = {json.loads(m[1]).get("call_id") for m in costs}
+        cost_ids = billing(costs)
+        records = [json.loads(m[1]) for m in costs]
+        reserved = {c["call_id"]: c for c in records if c.get("kind") == "reserved"}
+        settled = {c["call_id"] for c in records if c.get("kind") != "reserved"}
+        open_ids = set(reserved) - settled
         n429 = sum(1 for e in log if e.get("status") == 429)
         errors = [r for r in res.values() if r.get("status") != "ok"]
         fallbacks = [r for r in res.values() if r.get("status") == "ok" and r.get("route")
@@ -370,6 +385,15 @@ class Scenario:
         t.ok(cost_ids <= set(billed), f"{self.name}: every cost record is a billed call "
              f"({len(cost_ids - set(billed))} are not)")
         missing = set(billed) - cost_ids
+        if reserved:
+            # no invisible spend: a billed call is settled or still reserved
+            t.ok(missing <= open_ids, f"{self.name}: every billed call is settled or still "
+                 f"reserved ({len(missing - open_ids)} of {len(billed)} are neither)")
+            self.notes.append(
+                f"reservations: {len(reserved)} reserved, {len(reserved) - len(open_ids)} settled, "
+                f"{len(open_ids)} open (at most {sum(reserved[c]['reserved_nusd'] for c in open_ids)}"
+                f" nUSD); {len(missing)} billed calls unsettled, all among the open")
+            row["reserved"], row["open"] = len(reserved), len(open_ids)
         if self.kills_ms:
             # a call answered just before a SIGKILL has no record: nothing
             # was left to write it (the contract of issue 7)
@@ -639,6 +663,10 @@ def scenarios(short):
         "--fault", "claude-sonnet-4-5:truncate@50"]), None))
     out.append(("brokers", brokers_down(3000, 3, 10), dict(brokers=3), None))
     out.append(("sigkill", sigkills(20000, 20), {}, None))
+    # issue 11: reservations on, 2,000 calls in flight at each of 20 kills
+    out.append(("reserve-kills", sigkills(8000, 20),
+                dict(reserve=True, fake_args=["--latency-ms", "1000"],
+                     limits={"max_in_flight": 2000, "max_in_flight_per_partition": 500}), None))
     out.append(("two-workers", two_workers(4000), {}, None))
     b, c = must_show(6000, 1200, 2)
     out.append(("must-show", b, dict(fake_args=["--limit", "*:rpm=1200"], rpm=1200,
@@ -654,7 +682,7 @@ COLUMNS = [("scenario", "scenario", 15), ("sent", "sent", 6), ("results", "resul
            ("errors", "errors", 6), ("lost", "lost", 4), ("duplicates", "dup", 5),
            ("dead_letters", "dlq", 4), ("billed", "billed", 6), ("costs", "costs", 6),
            ("429s", "429s", 6), ("fallbacks", "fallbk", 6), ("circuit", "circuit", 7),
-           ("elapsed_s", "elapsed", 7), ("min_s", "min s", 6), ("wall_s", "wall", 6)]
+           ("open", "open", 5), ("elapsed_s", "elapsed", 7), ("min_s", "min s", 6), ("wall_s", "wall", 6)]
 
 
 def table(rows):

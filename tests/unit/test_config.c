@@ -36,6 +36,7 @@ static void test_config_shipped(void)
     ok(!cfg->metrics_tenant_label && cfg->metrics_max_tenants == 100 && !cfg->log_requests &&
            !cfg->log_bodies,
        "opt-ins off by default: no tenant label (100 tenants when on), no request log, no bodies");
+    ok(cfg->costs_reserve == 1, "costs.reserve is on by default");
     ok(cfg->limits.queue_per_model == 256 && cfg->limits.rate_limit_max_wait_ms == 600000,
        "queue_per_model and rate_limit_max_wait_ms");
     ok(o && o->circuit.failures == 5 && o->circuit.window_ms == 10000 &&
@@ -111,6 +112,16 @@ static char *run_case(const char *name, const struct config *good_cfg, int *load
     }
     ydoc_errors_release(&errs);
     return out;
+}
+
+static void test_config_costs(void)
+{
+    struct ydoc_errors errs = {0};
+    struct config *cfg = config_load("tests/data/config/costs-off.yaml", &errs);
+    ok(cfg && cfg->costs_reserve == 0, "costs: {reserve: false} turns reservations off (%s)",
+       errs.count ? errs.lines[0] : "");
+    config_free(cfg);
+    ydoc_errors_release(&errs);
 }
 
 static void test_config_bad_cases(void)
@@ -319,6 +330,7 @@ static void test_config_pressure(void)
 void test_config(void)
 {
     test_config_shipped();
+    test_config_costs();
     test_config_bad_cases();
     test_config_secret_names();
     test_config_long_env_ref();

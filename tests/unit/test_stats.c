@@ -138,8 +138,46 @@ static void test_render(void)
     stats_release(&s);
 }
 
+/* costs.reserve: what was reserved, settled and failed, and the waits */
+static void test_reservations(void)
+{
+    struct stats s = {0};
+    s.reservations = 5;
+    s.reservations_settled = 4;
+    s.reservations_failed[STATS_RESERVE_TIMEOUT] = 1;
+    stats_reserve_wait(&s, 1);     /* le 0.001 */
+    stats_reserve_wait(&s, 7);     /* le 0.01 */
+    stats_reserve_wait(&s, 7);     /* le 0.01 */
+    stats_reserve_wait(&s, 20000); /* +Inf only */
+    result(&s, 0, "reservation_failed", "acme", 0, 0);
+    struct stats_view v = {.worker_id = "w", .version = "0", .stats = &s, .now_ms = 1};
+    struct metrics_buf b = {0};
+    stats_render(&v, &b);
+    ok(!b.failed, "rendered");
+    ok(has(&b, "switchyard_reservations_total 5\n") &&
+           has(&b, "switchyard_reservations_settled_total 4\n"),
+       "reservations published and settled");
+    ok(has(&b, "switchyard_reservations_failed_total{reason=\"timeout\"} 1\n") &&
+           has(&b, "switchyard_reservations_failed_total{reason=\"refused\"} 0\n") &&
+           has(&b, "switchyard_reservations_failed_total{reason=\"deadline\"} 0\n"),
+       "failed reservations by reason");
+    ok(has(&b, "switchyard_reservation_wait_seconds_bucket{le=\"0.001\"} 1\n") &&
+           has(&b, "switchyard_reservation_wait_seconds_bucket{le=\"0.005\"} 1\n") &&
+           has(&b, "switchyard_reservation_wait_seconds_bucket{le=\"0.01\"} 3\n") &&
+           has(&b, "switchyard_reservation_wait_seconds_bucket{le=\"10\"} 3\n") &&
+           has(&b, "switchyard_reservation_wait_seconds_bucket{le=\"+Inf\"} 4\n") &&
+           has(&b, "switchyard_reservation_wait_seconds_sum 20.015\n") &&
+           has(&b, "switchyard_reservation_wait_seconds_count 4\n"),
+       "the wait histogram: cumulative buckets, sum and count");
+    ok(has(&b, "switchyard_results_total{status=\"error\",code=\"reservation_failed\"} 1\n"),
+       "reservation_failed is a result code of its own");
+    free(b.data);
+    stats_release(&s);
+}
+
 void test_stats(void)
 {
     test_proc_stat();
     test_render();
+    test_reservations();
 }
