@@ -98,6 +98,10 @@ struct producer {
     long restart_fails;
     unsigned long acks;
     struct ratelog_set logs;
+    /* the output topics' handles, held from the start: creating one asks
+     * for its metadata at once, so the first output (a cost reservation
+     * that a provider call waits for) does not wait for that lookup */
+    rd_kafka_topic_t *topics[3];
 };
 
 /* A test fault's count from the environment: unset is 0; anything but a
@@ -321,6 +325,11 @@ static void producer_stop(struct producer *p)
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
                               RD_KAFKA_PURGE_F_NON_BLOCKING);
     rd_kafka_poll(p->rk, 0);
+    for (size_t i = 0; i < sizeof p->topics / sizeof p->topics[0]; i++)
+        if (p->topics[i]) {
+            rd_kafka_topic_destroy(p->topics[i]);
+            p->topics[i] = NULL;
+        }
     rd_kafka_queue_destroy(p->main_queue);
     p->main_queue = NULL;
     rd_kafka_destroy(p->rk);
@@ -404,6 +413,10 @@ static int producer_start(struct producer *p, struct err *e)
         return err_set(e, ERR_CONFIG, "kafka", "cannot create the producer: %s", errstr);
     }
     p->main_queue = rd_kafka_queue_get_main(p->rk);
+    const char *names[] = {p->cfg->topic_results, p->cfg->topic_costs, p->cfg->topic_dead_letter};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i]) /* NULL: not fatal, the first output asks for it instead */
+            p->topics[i] = rd_kafka_topic_new(p->rk, names[i], NULL);
     return kafka_wake_start(&p->wake, p->loop, p->main_queue, producer_woken, p, e);
 }
 
