@@ -125,11 +125,11 @@ static int costread_plan(rd_kafka_t *rk, const char *topic, const struct costrea
     int rc = -1;
     rd_kafka_resp_err_t err =
         rkt ? rd_kafka_metadata(rk, 0, rkt, &md, costread_left(deadline)) : rd_kafka_last_error();
-    if (err || md->topic_cnt != 1 || md->topics[0].err) {
+    if (err || !md || md->topic_cnt != 1 || md->topics[0].err) {
         snprintf(why, cap, "topic %s: no metadata: %s", topic,
-                 rd_kafka_err2str(err             ? err
-                                  : md->topic_cnt ? md->topics[0].err
-                                                  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+                 rd_kafka_err2str(err                   ? err
+                                  : md && md->topic_cnt ? md->topics[0].err
+                                                        : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
         goto out;
     }
     int n = md->topics[0].partition_cnt;

@@ -153,7 +153,7 @@ void costreport_day(int64_t ms, char out[11])
     const unsigned v[] = {yy / 1000, yy / 100 % 10, yy / 10 % 10, yy % 10, 10,
                           m / 10,    m % 10,        10,           d / 10,  d % 10};
     for (int i = 0; i < 10; i++)
-        out[i] = v[i] == 10 ? '-' : (char)('0' + v[i]);
+        out[i] = "0123456789-"[v[i]];
     out[10] = '\0';
 }
 
@@ -300,7 +300,7 @@ static struct costreport_call **costreport_slot(struct costreport_call **slots, 
 static int costreport_grow(struct costreport *r)
 {
     size_t n = r->nslots ? r->nslots * 2 : 1024;
-    struct costreport_call **slots = calloc(n, sizeof *slots);
+    struct costreport_call **slots = calloc(n, sizeof(struct costreport_call *));
     if (!slots)
         return -1;
     for (size_t i = 0; i < r->nslots; i++)
@@ -726,7 +726,11 @@ static void costreport_write_csv(json_t *j, FILE *out)
         fprintf(out, ",usage_%s", cost_category_name((enum cost_category)c));
     fputs(",open_reservations,reserved_nusd\n", out);
     json_t *e;
-    json_array_foreach(json_object_get(j, "groups"), i, e) costreport_csv_row(out, "group", by, e);
+    json_t *groups = json_object_get(j, "groups");
+    json_array_foreach(groups, i, e)
+    {
+        costreport_csv_row(out, "group", by, e);
+    }
     costreport_csv_row(out, "total", by, json_object_get(j, "total"));
 }
 
