@@ -17,7 +17,7 @@ import time
 import jsonschema
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, TEST_KEYS as KEYS, Checks, Harness  # noqa: E402
+from harness import bills, ROOT, TEST_KEYS as KEYS, Checks, Harness  # noqa: E402
 
 TOPICS = {"requests": "pr.requests", "results": "pr.results", "costs": "pr.costs",
           "dead_letter": "pr.dlq"}
@@ -85,8 +85,10 @@ def main():
             h.produce(TOPICS["requests"], [(rid, json.dumps({
                 "id": rid, "task": "t", "messages": [{"role": "user", "content": text}],
                 "max_tokens": 50}).encode())])
-            recs = h.read(TOPICS["costs"], lambda ms: len(ms) >= sent[0], timeout=30)
-            mine = [json.loads(v) for k, v, _, _, _ in recs if k == rid]
+            # the settled record of the request's call (a reserved one
+            # comes first: costs.reserve is on by default)
+            recs = h.read(TOPICS["costs"], lambda ms: len(bills(ms)) >= sent[0], timeout=30)
+            mine = [json.loads(m[1]) for m in bills(recs) if m[0] == rid]
             return mine[0] if mine else None
 
         def exact(rec, rates):
