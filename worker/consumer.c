@@ -360,6 +360,16 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      "%zu ranges of offsets above the committed ones are "
                      "done already and will be skipped",
                      ranges);
+        /* librdkafka 2.0.2 keeps a partition's pause across unassign and
+         * assign: one we paused while it was revoked would come back paused
+         * for ever (we forgot that pause with the ownership). Cleared BEFORE
+         * the assign: a pause or resume right after it bumps the
+         * partition's op version before the assign's fetch start is served,
+         * which then counts as outdated and is dropped: the partition is
+         * never fetched (librdkafka issues 2190 and 5591; seen here as a
+         * partition that stayed at its committed offset after a handover) */
+        if (parts->cnt > 0)
+            rd_kafka_resume_partitions(rk, parts);
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t aerr = 0;
         if (c->cooperative)
@@ -372,11 +382,6 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (aerr) {
             log_error("assign_failed", "%s", rd_kafka_err2str(aerr));
         }
-        /* librdkafka 2.0.2 keeps a partition's pause across unassign and
-         * assign: one we paused while it was revoked would come back paused
-         * for ever (we forgot that pause with the ownership) */
-        if (parts->cnt > 0)
-            rd_kafka_resume_partitions(rk, parts);
         log_info("partitions_assigned", "%d partitions assigned (%s)", parts->cnt,
                  c->cooperative ? "cooperative" : "eager");
         /* caps still full: the new partitions start paused */
