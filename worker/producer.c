@@ -98,10 +98,14 @@ struct producer {
     long restart_fails;
     unsigned long acks;
     struct ratelog_set logs;
-    /* the output topics' handles, held from the start: creating one asks
-     * for its metadata at once, so the first output (a cost reservation
-     * that a provider call waits for) does not wait for that lookup */
+    /* the output topics' handles, held once the start-up check has seen
+     * the topics (producer_prepare_topics): creating one asks for its
+     * metadata at once, so the first output (a cost reservation that a
+     * provider call waits for) does not wait for that lookup; held any
+     * earlier, that lookup could have a broker auto-create a topic the
+     * check is about to report missing */
     rd_kafka_topic_t *topics[3];
+    int topics_wanted;
 };
 
 /* A test fault's count from the environment: unset is 0; anything but a
@@ -403,6 +407,23 @@ static void producer_report_fired(struct loop_timer *t)
     producer_report_refused(t->data);
 }
 
+/* Holds the output topics' handles: creating one asks for its metadata at
+ * once (NULL on failure: the first output asks instead). */
+static void producer_topics_open(struct producer *p)
+{
+    const char *names[] = {p->cfg->topic_results, p->cfg->topic_costs, p->cfg->topic_dead_letter};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i] && !p->topics[i])
+            p->topics[i] = rd_kafka_topic_new(p->rk, names[i], NULL);
+}
+
+void producer_prepare_topics(struct producer *p)
+{
+    p->topics_wanted = 1;
+    if (p->rk)
+        producer_topics_open(p);
+}
+
 static int producer_start(struct producer *p, struct err *e)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf);
@@ -413,10 +434,8 @@ static int producer_start(struct producer *p, struct err *e)
         return err_set(e, ERR_CONFIG, "kafka", "cannot create the producer: %s", errstr);
     }
     p->main_queue = rd_kafka_queue_get_main(p->rk);
-    const char *names[] = {p->cfg->topic_results, p->cfg->topic_costs, p->cfg->topic_dead_letter};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i]) /* NULL: not fatal, the first output asks for it instead */
-            p->topics[i] = rd_kafka_topic_new(p->rk, names[i], NULL);
+    if (p->topics_wanted)
+        producer_topics_open(p);
     return kafka_wake_start(&p->wake, p->loop, p->main_queue, producer_woken, p, e);
 }
 

@@ -73,4 +73,8 @@ size_t producer_pending(const struct producer *p);
 /* Serves delivery reports now (also done from the loop on wake-ups). */
 void producer_poll(struct producer *p);
 
+/* The output topics exist (the start-up check saw them): ask for their
+ * metadata now, and after each restart, rather than on the first output. */
+void producer_prepare_topics(struct producer *p);
+
 #endif

@@ -343,6 +343,8 @@ static void worker_probe_done(void *data, const struct kafka_probe_result *r)
     }
     if (r->nmissing && !w->cfg->topics_create_missing)
         goto fail;
+    if (!r->nmissing) /* a missing one is left to the broker's auto-creation, on first use */
+        producer_prepare_topics(w->producer);
     struct consumer_handlers handlers = {.message = worker_message, .fatal = worker_consumer_fatal};
     w->consumer = consumer_new(w->loop, w->cfg, &handlers, w, &e);
     if (!w->consumer) {
