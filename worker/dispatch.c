@@ -182,20 +182,26 @@ static void job_fate_reason(struct job *job, size_t i, const char *fmt, ...)
         abort(); /* out of memory: better to die and be redone than to lose */
 }
 
+/* A new record, zeroed, at the end of a growing array of attempts. */
+static struct attempt *job_attempt_append(struct attempt **arr, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t grow = *cap ? *cap * 2 : 2;
+        struct attempt *grown = realloc(*arr, grow * sizeof *grown);
+        if (!grown)
+            abort(); /* out of memory: better to die and be redone than to lose */
+        *arr = grown;
+        *cap = grow;
+    }
+    struct attempt *a = &(*arr)[(*n)++];
+    memset(a, 0, sizeof *a);
+    return a;
+}
+
 /* A new attempt record, zeroed. */
 static struct attempt *job_new_attempt(struct job *job)
 {
-    if (job->nattempts == job->attempts_cap) {
-        size_t cap = job->attempts_cap ? job->attempts_cap * 2 : 2;
-        struct attempt *grown = realloc(job->attempts, cap * sizeof *grown);
-        if (!grown)
-            abort(); /* out of memory: better to die and be redone than to lose */
-        job->attempts = grown;
-        job->attempts_cap = cap;
-    }
-    struct attempt *a = &job->attempts[job->nattempts++];
-    memset(a, 0, sizeof *a);
-    return a;
+    return job_attempt_append(&job->attempts, &job->nattempts, &job->attempts_cap);
 }
 
 /* ---- outputs ---- */
@@ -1200,16 +1206,7 @@ static void job_unmade(struct job *job)
     if (!job->reserve_pending)
         return;
     job->reserve_pending = job->reserve_acked = 0;
-    if (job->nunmade == job->unmade_cap) {
-        size_t cap = job->unmade_cap ? job->unmade_cap * 2 : 2;
-        struct attempt *grown = realloc(job->unmade, cap * sizeof *grown);
-        if (!grown)
-            abort(); /* out of memory: better to die and be redone than to lose */
-        job->unmade = grown;
-        job->unmade_cap = cap;
-    }
-    struct attempt *a = &job->unmade[job->nunmade++];
-    memset(a, 0, sizeof *a);
+    struct attempt *a = job_attempt_append(&job->unmade, &job->nunmade, &job->unmade_cap);
     a->model = job->plan.candidates[job->current].model;
     a->status = ATTEMPT_ERROR;
     a->ts_ms = loop_wall_ms();
