@@ -228,6 +228,20 @@ def bills(msgs):
     return out
 
 
+def schema_validator(name):
+    """A validator for schemas/NAME, its $refs to the other schemas of
+    schemas/ resolved locally (never over the network)."""
+    import jsonschema  # only the tests that validate need it
+    store = {}
+    for f in os.listdir(os.path.join(ROOT, "schemas")):
+        if f.endswith(".schema.json"):
+            s = json.load(open(os.path.join(ROOT, "schemas", f)))
+            store[s["$id"]] = s
+    s = json.load(open(os.path.join(ROOT, "schemas", name)))
+    resolver = jsonschema.RefResolver(s["$id"], s, store=store)
+    return jsonschema.Draft202012Validator(s, resolver=resolver)
+
+
 def scrape(addr):
     """The text of http://addr/metrics; "" when nothing answers."""
     try:

@@ -14,9 +14,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "schema"))
-from harness import ROOT, Checks, Harness  # noqa: E402
+from harness import ROOT, Checks, Harness, schema_validator  # noqa: E402
 
-import jsonschema  # noqa: E402
 import yaml  # noqa: E402
 
 N = int(os.environ.get("E2E_REQUESTS", "10000"))
@@ -24,17 +23,6 @@ TOPICS = {"requests": "e2e.requests", "results": "e2e.results", "costs": "e2e.co
           "dead_letter": "e2e.dlq"}
 KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "sk-ant-test-0123", "SWITCHYARD_TEST_OPENAI_KEY": "sk-oai-test-4567"}
 CATS = ["input", "output", "cache_read", "cache_write", "reasoning"]
-
-
-def schema_validator(name):
-    store = {}
-    for f in os.listdir(os.path.join(ROOT, "schemas")):
-        if f.endswith(".schema.json"):
-            s = json.load(open(os.path.join(ROOT, "schemas", f)))
-            store[s["$id"]] = s
-    s = json.load(open(os.path.join(ROOT, "schemas", name)))
-    resolver = jsonschema.RefResolver(s["$id"], s, store=store)
-    return jsonschema.Draft202012Validator(s, resolver=resolver)
 
 
 def prices_nusd(policy):

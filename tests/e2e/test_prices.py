@@ -14,10 +14,9 @@ import os
 import sys
 import time
 
-import jsonschema
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import bills, ROOT, TEST_KEYS as KEYS, Checks, Harness  # noqa: E402
+from harness import bills, schema_validator, TEST_KEYS as KEYS, Checks, Harness  # noqa: E402
 
 TOPICS = {"requests": "pr.requests", "results": "pr.results", "costs": "pr.costs",
           "dead_letter": "pr.dlq"}
@@ -45,17 +44,6 @@ BASE = {"input": 3000000000, "output": 15000000000, "cache_read": 300000000,
         "cache_write": 3750000000, "reasoning": 15000000000}
 TIER = {"input": 6000000000, "output": 22500000000, "cache_read": 600000000,
         "cache_write": 7500000000, "reasoning": 22500000000}
-
-
-def schema_validator(name):
-    store = {}
-    for f in os.listdir(os.path.join(ROOT, "schemas")):
-        if f.endswith(".schema.json"):
-            s = json.load(open(os.path.join(ROOT, "schemas", f)))
-            store[s["$id"]] = s
-    s = json.load(open(os.path.join(ROOT, "schemas", name)))
-    resolver = jsonschema.RefResolver(s["$id"], s, store=store)
-    return jsonschema.Draft202012Validator(s, resolver=resolver)
 
 
 def events(path, name):
