@@ -41,6 +41,8 @@ void test_router(void);
 void test_budget(void);
 void test_capabilities(void);
 void test_output_json(void);
+void test_output_records(void);
+void test_jsonw(void);
 void test_request(void);
 void test_providers(void);
 void test_offsets(void);

@@ -124,6 +124,8 @@ int main(int argc, char **argv)
         {"budget", test_budget},
         {"capabilities", test_capabilities},
         {"output_json", test_output_json},
+        {"output_records", test_output_records},
+        {"jsonw", test_jsonw},
         {"request", test_request},
         {"providers", test_providers},
         {"offsets", test_offsets},
