@@ -1,7 +1,10 @@
 /*
  * output: encoding only. Field names and shapes follow schemas/; the e2e
  * tests validate every published record against those files, so a change
- * here without a schema change fails the build.
+ * here without a schema change fails the build. Results and cost records
+ * are written by jsonw, straight into their buffer: building a jansson
+ * tree per record was a fifth of a message's CPU. The bytes must stay
+ * those tests/data/output/records.txt holds (what the tree wrote).
  */
 #include "output.h"
 
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "jsonw.h"
 #include "loop.h"
 
 static const char *const fate_names[] = {"taken", "skipped", "failed", "not_reached"};
@@ -25,36 +29,29 @@ static int output_category_shown(enum cost_category c, const struct cost_usage *
     return c != COST_CACHE_WRITE_1H || u->tokens[COST_CACHE_WRITE_1H] > 0;
 }
 
-static json_t *output_usage(const struct cost_usage *u)
+/* {category: tokens} of the categories shown */
+static void output_usage(struct jsonw *w, const char *key, const struct cost_usage *u)
 {
-    json_t *o = json_object();
+    jsonw_key(w, key);
+    jsonw_object_open(w);
     for (int c = 0; c < COST_NCAT; c++)
         if (output_category_shown((enum cost_category)c, u))
-            json_object_set_new(o, cost_category_name((enum cost_category)c),
-                                json_integer((json_int_t)u->tokens[c]));
-    return o;
+            jsonw_kuint(w, cost_category_name((enum cost_category)c), u->tokens[c]);
+    jsonw_object_close(w);
 }
 
 /* The rates of the tier the usage fell in, as applied. */
-static json_t *output_prices(const struct cost_prices *p, const struct cost_usage *u)
+static void output_prices(struct jsonw *w, const char *key, const struct cost_prices *p,
+                          const struct cost_usage *u)
 {
     const uint64_t *rates;
     cost_tier_for(p, cost_prompt_tokens(u), &rates);
-    json_t *o = json_object();
+    jsonw_key(w, key);
+    jsonw_object_open(w);
     for (int c = 0; c < COST_NCAT; c++)
         if (output_category_shown((enum cost_category)c, u))
-            json_object_set_new(o, cost_category_name((enum cost_category)c),
-                                json_integer((json_int_t)rates[c]));
-    return o;
-}
-
-static char *output_dump(json_t *o, size_t *len)
-{
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (text)
-        *len = strlen(text);
-    return text;
+            jsonw_kuint(w, cost_category_name((enum cost_category)c), rates[c]);
+    jsonw_object_close(w);
 }
 
 static const struct policy_model *output_model(const struct job *job, size_t i)
@@ -112,29 +109,49 @@ json_t *output_reply_json(enum request_format format, const char *text, size_t l
 }
 
 /* output: {text, finish_reason, tool_calls?, json | json_error?} */
-static json_t *output_answer(const struct job *job)
+static void output_answer(struct jsonw *w, const struct job *job)
 {
     const struct provider_reply *r = &job->reply;
-    json_t *o =
-        json_pack("{s:s%, s:s}", "text", r->text ? r->text : "", r->text ? r->text_len : (size_t)0,
-                  "finish_reason", provider_finish_name(r->finish));
-    if (!o)
-        return NULL;
-    if (r->tool_calls && json_array_size(r->tool_calls) > 0)
-        json_object_set(o, "tool_calls", r->tool_calls);
+    jsonw_key(w, "output");
+    jsonw_object_open(w);
+    jsonw_key(w, "text");
+    jsonw_string_n(w, r->text ? r->text : "", r->text ? r->text_len : 0);
+    jsonw_kstring(w, "finish_reason", provider_finish_name(r->finish));
+    if (r->tool_calls && json_array_size(r->tool_calls) > 0) {
+        jsonw_key(w, "tool_calls");
+        jsonw_json(w, r->tool_calls);
+    }
     if (job->req->format != REQUEST_FORMAT_TEXT) {
         char why[256];
         json_t *json =
             output_reply_json(job->req->format, r->text, r->text_len, r->finish, why, sizeof why);
-        if (json)
-            json_object_set_new(o, "json", json);
-        else {
+        if (json) {
+            jsonw_key(w, "json");
+            jsonw_json(w, json);
+            json_decref(json);
+        } else
             /* jansson's words may quote bytes of the text: not always UTF-8 */
-            json_t *msg = json_string(why);
-            json_object_set_new(o, "json_error", msg ? msg : json_string("the reply is not JSON"));
-        }
+            jsonw_kstring(w, "json_error",
+                          jsonw_utf8_invalid(why, strlen(why)) ? "the reply is not JSON" : why);
     }
-    return o;
+    jsonw_object_close(w);
+}
+
+/* {code, message} under key */
+static void output_error(struct jsonw *w, const char *code, const char *message)
+{
+    jsonw_key(w, "error");
+    jsonw_object_open(w);
+    jsonw_kstring(w, "code", code);
+    jsonw_kstring(w, "message", message);
+    jsonw_object_close(w);
+}
+
+static char *output_finish(struct jsonw *w, size_t *len)
+{
+    char *text = jsonw_finish(w, len);
+    jsonw_release(w);
+    return text;
 }
 
 char *output_result(const struct job *job, const char *worker_id, const char *replace_code,
@@ -142,93 +159,113 @@ char *output_result(const struct job *job, const char *worker_id, const char *re
 {
     int ok = job->ok && !replace_code;
     const struct request *req = job->req;
-    json_t *o = json_object();
-    json_object_set_new(o, "version", json_integer(1));
-    json_object_set_new(o, "id", json_string(req->id));
-    json_object_set_new(o, "status", json_string(ok ? "ok" : "error"));
-    json_object_set_new(o, "task", json_string(req->task));
-    if (req->tenant)
-        json_object_set_new(o, "tenant", json_string(req->tenant));
-
     struct cost_usage total = {{0}};
     uint64_t cost = 0;
-    json_t *attempts = json_array();
     for (size_t i = 0; i < job->nattempts; i++) {
         const struct attempt *a = &job->attempts[i];
-        json_t *e = json_pack(
-            "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "attempt", (json_int_t)i + 1,
-            "call_id", a->call_id, "model", output_model(job, a->model)->name, "provider",
-            output_provider_type(job, a->model), "status", attempt_status_names[a->status],
-            "http_status", (json_int_t)a->http_status, "latency_ms", (json_int_t)a->latency_ms,
-            "cost_nusd", (json_int_t)a->cost_nusd, "billable", a->billable);
-        if (a->error_code[0])
-            json_object_set_new(
-                e, "error",
-                json_pack("{s:s, s:s}", "code", a->error_code, "message", a->error_msg));
-        json_array_append_new(attempts, e);
         if (a->billable) {
             for (int c = 0; c < COST_NCAT; c++)
                 total.tokens[c] += a->usage.tokens[c];
             cost += a->cost_nusd;
         }
     }
+    /* the text, and its JSON once more: the rest is small */
+    size_t text = ok && job->reply.text ? job->reply.text_len : 0;
+    size_t hint = 1024 + 256 * (job->nattempts + job->plan.ncandidates) +
+                  (req->format != REQUEST_FORMAT_TEXT ? 2 : 1) * (text + text / 8);
+    struct jsonw w;
+    jsonw_init(&w, hint, OUTPUT_RECORD_MAX);
+    jsonw_object_open(&w);
+    jsonw_kint(&w, "version", 1);
+    jsonw_kstring(&w, "id", req->id);
+    jsonw_kstring(&w, "status", ok ? "ok" : "error");
+    jsonw_kstring(&w, "task", req->task);
+    if (req->tenant)
+        jsonw_kstring(&w, "tenant", req->tenant);
     if (job->nattempts > 0) {
         size_t last = job->ok ? job->answered_by : job->nattempts - 1;
         const struct policy_model *m = output_model(job, job->attempts[last].model);
-        json_object_set_new(o, "model", json_string(m->name));
-        json_object_set_new(o, "provider", json_string(m->provider));
-        json_object_set_new(o, "provider_model",
-                            json_string(job->ok && job->reply.model ? job->reply.model : m->model));
+        jsonw_kstring(&w, "model", m->name);
+        jsonw_kstring(&w, "provider", m->provider);
+        jsonw_kstring(&w, "provider_model",
+                      job->ok && job->reply.model ? job->reply.model : m->model);
     }
     if (ok)
-        json_object_set_new(o, "output", output_answer(job));
-    json_object_set_new(o, "usage", output_usage(&total));
-    json_object_set_new(o, "cost_nusd", json_integer((json_int_t)cost));
-    json_object_set_new(o, "budget_nusd", json_integer((json_int_t)job->plan.budget_nusd));
-    json_object_set_new(o, "attempts", attempts);
+        output_answer(&w, job);
+    output_usage(&w, "usage", &total);
+    jsonw_kuint(&w, "cost_nusd", cost);
+    jsonw_kuint(&w, "budget_nusd", job->plan.budget_nusd);
 
-    json_t *route = json_array();
+    jsonw_key(&w, "attempts");
+    jsonw_array_open(&w);
+    for (size_t i = 0; i < job->nattempts; i++) {
+        const struct attempt *a = &job->attempts[i];
+        jsonw_object_open(&w);
+        jsonw_kuint(&w, "attempt", (uint64_t)i + 1);
+        jsonw_kstring(&w, "call_id", a->call_id);
+        jsonw_kstring(&w, "model", output_model(job, a->model)->name);
+        jsonw_kstring(&w, "provider", output_provider_type(job, a->model));
+        jsonw_kstring(&w, "status", attempt_status_names[a->status]);
+        jsonw_kint(&w, "http_status", a->http_status);
+        jsonw_kuint(&w, "latency_ms", a->latency_ms);
+        jsonw_kuint(&w, "cost_nusd", a->cost_nusd);
+        jsonw_kbool(&w, "billable", a->billable);
+        if (a->error_code[0])
+            output_error(&w, a->error_code, a->error_msg);
+        jsonw_object_close(&w);
+    }
+    jsonw_array_close(&w);
+
+    jsonw_key(&w, "route");
+    jsonw_array_open(&w);
     for (size_t i = 0; i < job->plan.ncandidates; i++) {
         const struct router_candidate *c = &job->plan.candidates[i];
-        json_t *e = json_pack("{s:s, s:s, s:s}", "model", output_model(job, c->model)->name,
-                              "decision", fate_names[job->fate[i]], "reason",
-                              job->fate_reason[i] ? job->fate_reason[i] : c->reason);
+        jsonw_object_open(&w);
+        jsonw_kstring(&w, "model", output_model(job, c->model)->name);
+        jsonw_kstring(&w, "decision", fate_names[job->fate[i]]);
+        jsonw_kstring(&w, "reason", job->fate_reason[i] ? job->fate_reason[i] : c->reason);
         if (c->decision == ROUTER_TAKEN) {
-            json_object_set_new(e, "max_tokens", json_integer(c->max_tokens));
-            json_object_set_new(e, "worst_case_nusd", json_integer((json_int_t)c->worst_case_nusd));
+            jsonw_kuint(&w, "max_tokens", c->max_tokens);
+            jsonw_kuint(&w, "worst_case_nusd", c->worst_case_nusd);
         }
-        json_array_append_new(route, e);
+        jsonw_object_close(&w);
     }
-    json_object_set_new(o, "route", route);
+    jsonw_array_close(&w);
     if (job->plan.pinned)
-        json_object_set_new(o, "pinned", json_true());
+        jsonw_kbool(&w, "pinned", 1);
     if (!ok)
-        json_object_set_new(o, "error",
-                            json_pack("{s:s, s:s}", "code",
-                                      replace_code ? replace_code : job->error_code, "message",
-                                      replace_code ? replace_msg : job->error_msg));
-    if (req->metadata && !replace_code)
-        json_object_set(o, "metadata", req->metadata);
-    json_object_set_new(o, "received_at_ms", json_integer(job->received_ms));
-    json_object_set_new(o, "completed_at_ms", json_integer(job->completed_ms));
-    json_object_set_new(o, "worker", json_string(worker_id));
-    json_object_set_new(o, "source",
-                        json_pack("{s:s, s:i, s:I}", "topic", rd_kafka_topic_name(job->msg->rkt),
-                                  "partition", (int)job->msg->partition, "offset",
-                                  (json_int_t)job->msg->offset));
-    return output_dump(o, len);
+        output_error(&w, replace_code ? replace_code : job->error_code,
+                     replace_code ? replace_msg : job->error_msg);
+    if (req->metadata && !replace_code) {
+        jsonw_key(&w, "metadata");
+        jsonw_json(&w, req->metadata);
+    }
+    jsonw_kint(&w, "received_at_ms", job->received_ms);
+    jsonw_kint(&w, "completed_at_ms", job->completed_ms);
+    jsonw_kstring(&w, "worker", worker_id);
+    jsonw_key(&w, "source");
+    jsonw_object_open(&w);
+    jsonw_kstring(&w, "topic", rd_kafka_topic_name(job->msg->rkt));
+    jsonw_kint(&w, "partition", job->msg->partition);
+    jsonw_kint(&w, "offset", job->msg->offset);
+    jsonw_object_close(&w);
+    jsonw_object_close(&w);
+    return output_finish(&w, len);
 }
 
 /* The request's metadata on a cost record, so that a batch can be costed
  * without joining the results: as is when its compact JSON (the record's
  * own encoding) is at most OUTPUT_COST_METADATA_MAX bytes, else only
- * "metadata_truncated": true (a prefix of JSON would be no JSON). */
-static void output_cost_metadata(json_t *o, json_t *metadata)
+ * "metadata_truncated": true (a prefix of JSON would be no JSON). The
+ * dump stops at the bound: larger metadata costs no more than that. */
+static void output_cost_metadata(struct jsonw *w, const json_t *metadata)
 {
-    if (json_dumpb(metadata, NULL, 0, JSON_COMPACT) <= OUTPUT_COST_METADATA_MAX)
-        json_object_set(o, "metadata", metadata);
-    else
-        json_object_set_new(o, "metadata_truncated", json_true());
+    struct jsonw_mark m = jsonw_mark(w);
+    jsonw_key(w, "metadata");
+    if (jsonw_json_upto(w, metadata, OUTPUT_COST_METADATA_MAX) == 0)
+        return;
+    jsonw_rewind(w, m);
+    jsonw_kbool(w, "metadata_truncated", 1);
 }
 
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
@@ -236,36 +273,43 @@ char *output_cost(const struct job *job, const struct attempt *a, size_t attempt
 {
     const struct request *req = job->req;
     const struct policy_model *m = output_model(job, a->model);
-    json_t *o = json_pack(
-        "{s:i, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, "
-        "s:I, s:s}",
-        "version", 1, "id", req->id, "call_id", a->call_id, "attempt", (json_int_t)attempt_number,
-        "task", req->task, "model", m->name, "provider", m->provider, "provider_model",
-        a == &job->attempts[job->answered_by] && job->reply.model ? job->reply.model : m->model,
-        "status", a->status == ATTEMPT_OK ? "ok" : "error", "usage", output_usage(&a->usage),
-        "prices_nusd_per_mtok", output_prices(&m->prices, &a->usage), "cost_nusd",
-        (json_int_t)a->cost_nusd, "budget_nusd", (json_int_t)job->plan.budget_nusd, "ts_ms",
-        (json_int_t)a->ts_ms, "worker", worker_id);
-    if (o && req->tenant)
-        json_object_set_new(o, "tenant", json_string(req->tenant));
-    if (o && req->metadata)
-        output_cost_metadata(o, req->metadata);
-    if (o) {
-        /* the rates above are this tier's; finance checks them against
-         * the named, dated entry */
-        json_object_set_new(
-            o, "price_tier",
-            json_integer(cost_tier_for(&m->prices, cost_prompt_tokens(&a->usage), NULL)));
-        if (m->price_entry) {
-            json_object_set_new(o, "price_entry", json_string(m->price_entry));
-            json_object_set_new(o, "price_date", json_string(m->price_date));
-        }
-        /* a settled record supersedes the reservation with its call_id */
-        json_object_set_new(o, "kind", json_string(a->reservation ? "reserved" : "settled"));
-        if (a->reservation)
-            json_object_set_new(o, "reserved_nusd", json_integer((json_int_t)a->reserved_nusd));
+    struct jsonw w;
+    jsonw_init(&w, 1024, OUTPUT_RECORD_MAX);
+    jsonw_object_open(&w);
+    jsonw_kint(&w, "version", 1);
+    jsonw_kstring(&w, "id", req->id);
+    jsonw_kstring(&w, "call_id", a->call_id);
+    jsonw_kuint(&w, "attempt", attempt_number);
+    jsonw_kstring(&w, "task", req->task);
+    jsonw_kstring(&w, "model", m->name);
+    jsonw_kstring(&w, "provider", m->provider);
+    jsonw_kstring(&w, "provider_model",
+                  a == &job->attempts[job->answered_by] && job->reply.model ? job->reply.model
+                                                                            : m->model);
+    jsonw_kstring(&w, "status", a->status == ATTEMPT_OK ? "ok" : "error");
+    output_usage(&w, "usage", &a->usage);
+    output_prices(&w, "prices_nusd_per_mtok", &m->prices, &a->usage);
+    jsonw_kuint(&w, "cost_nusd", a->cost_nusd);
+    jsonw_kuint(&w, "budget_nusd", job->plan.budget_nusd);
+    jsonw_kint(&w, "ts_ms", a->ts_ms);
+    jsonw_kstring(&w, "worker", worker_id);
+    if (req->tenant)
+        jsonw_kstring(&w, "tenant", req->tenant);
+    if (req->metadata)
+        output_cost_metadata(&w, req->metadata);
+    /* the rates above are this tier's; finance checks them against the
+     * named, dated entry */
+    jsonw_kuint(&w, "price_tier", cost_tier_for(&m->prices, cost_prompt_tokens(&a->usage), NULL));
+    if (m->price_entry) {
+        jsonw_kstring(&w, "price_entry", m->price_entry);
+        jsonw_kstring(&w, "price_date", m->price_date);
     }
-    return output_dump(o, len);
+    /* a settled record supersedes the reservation with its call_id */
+    jsonw_kstring(&w, "kind", a->reservation ? "reserved" : "settled");
+    if (a->reservation)
+        jsonw_kuint(&w, "reserved_nusd", a->reserved_nusd);
+    jsonw_object_close(&w);
+    return output_finish(&w, len);
 }
 
 static void output_header(rd_kafka_headers_t *h, const char *name, const char *value)

@@ -20,7 +20,13 @@
 /* Room kept for a dead letter's headers (the input's own and ours). */
 #define OUTPUT_DEAD_LETTER_ENVELOPE (32u << 10)
 
-/* New malloc'd JSON text (compact), *len set; NULL when out of memory.
+/* A result or cost record longer than this is not written (librdkafka's
+ * largest message: it could never be sent). */
+#define OUTPUT_RECORD_MAX ((size_t)1000000000)
+
+/* New malloc'd JSON text (compact), *len set; NULL when out of memory (or
+ * longer than OUTPUT_RECORD_MAX). Invalid UTF-8 in a string (an error
+ * message cut inside a character) is written as U+FFFD (jsonw.h).
  * With replace_code set, the result is an error result with that code and
  * message that drops the output text and the metadata (what could not be
  * delivered) and keeps everything else. */
@@ -43,10 +49,9 @@ json_t *output_reply_json(enum request_format format, const char *text, size_t l
 #define OUTPUT_COST_METADATA_MAX 4096u
 
 /* New malloc'd cost record (compact JSON) for call a of the job, *len set;
- * NULL when out of memory. "kind" is "reserved" (with "reserved_nusd")
- * when a->reservation is set, else "settled"; a reservation's usage and
- * cost are a's, which the caller leaves 0. Carries the request's metadata
- * (see OUTPUT_COST_METADATA_MAX). */
+ * NULL when out of memory (or longer than OUTPUT_RECORD_MAX). "kind" is "reserved" (with
+ * "reserved_nusd") when a->reservation is set, else "settled"; a reservation's usage and cost are
+ * a's, which the caller leaves 0. Carries the request's metadata (see OUTPUT_COST_METADATA_MAX). */
 char *output_cost(const struct job *job, const struct attempt *a, size_t attempt_number,
                   const char *worker_id, size_t *len);
 

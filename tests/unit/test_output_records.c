@@ -251,6 +251,20 @@ static void records_run(struct records_ctx *c, struct policy *p, rd_kafka_topic_
     records_result(c, "result_failed", &job, NULL, NULL);
     records_cost(c, "cost_timeout", &job, &at[1], 2);
 
+    /* a message cut inside a character: the tree encoder dropped the whole
+     * attempt; now the bad bytes are U+FFFD and the rest stays */
+    snprintf(at[0].error_msg, sizeof at[0].error_msg, "cut \xe6\x97");
+    size_t cut_len = 0;
+    char *cut_text = output_result(&job, "w-1", NULL, NULL, &cut_len);
+    json_t *cut_r = cut_text ? json_loadb(cut_text, cut_len, 0, NULL) : NULL;
+    const char *cut_msg = json_string_value(json_object_get(
+        json_object_get(json_array_get(json_object_get(cut_r, "attempts"), 0), "error"),
+        "message"));
+    ok(cut_msg && strcmp(cut_msg, "cut \xef\xbf\xbd\xef\xbf\xbd") == 0,
+       "invalid UTF-8 in an error message: U+FFFD per bad byte, the attempt kept");
+    json_decref(cut_r);
+    free(cut_text);
+
     /* nothing tried: no model, provider or attempts; no metadata */
     job.nattempts = 0;
     json_decref(rf.req.metadata);
