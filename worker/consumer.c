@@ -30,6 +30,14 @@
 #define CONSUMER_STATS_MS "2000" /* broker states, read only while they were down */
 #define CONSUMER_COMMITTED_TIMEOUT_MS 10000
 #define CONSUMER_HOLD_MAX_MS 30000 /* held commits resume without an assignment after this */
+/* Fetched messages a partition keeps waiting (taken from librdkafka, not
+ * yet started) while the in-flight caps are full: at least this many, and
+ * in all about half of max_in_flight. Why not pause at the cap: a pause
+ * makes librdkafka drop what it prefetched, and the resume fetches it
+ * again, a round trip (or its 1 s fetch backoff) during which nothing
+ * starts; with a completion every few hundred microseconds the worker
+ * then runs below its cap most of the time. */
+#define CONSUMER_WAITING_MIN 64u
 
 struct partition {
     int32_t id;
@@ -41,6 +49,9 @@ struct partition {
     struct commit_part commit;
     size_t in_flight;
     size_t pressure; /* its messages waiting in a full model queue (dispatch) */
+    /* fetched and tracked in offsets, not started: a ring, in offset order */
+    rd_kafka_message_t **waiting;
+    size_t waiting_head, nwaiting, waiting_cap;
 };
 
 struct consumer {
@@ -55,6 +66,8 @@ struct consumer {
     struct partition *parts; /* indexed by partition id */
     size_t nparts;
     size_t in_flight;
+    size_t nwaiting;    /* all partitions' */
+    size_t next_start;  /* the partition whose waiting message starts first (fairness) */
     int fatal_reported; /* handlers.fatal was called */
     int ever_assigned;  /* an assignment callback came, at any time */
     long fatal_after;   /* tests: SWITCHYARD_FAULT_CONSUMER_FATAL_AFTER messages, then a
@@ -118,19 +131,81 @@ static void consumer_set_paused(struct consumer *c, struct partition *p, int pau
         p->paused = pause;
 }
 
-/* Pause what the caps say must pause; resume only what we paused. */
-static void consumer_apply_caps(struct consumer *c)
+/* How many fetched messages one partition may keep waiting before it is
+ * paused; it resumes at half of that. */
+static size_t consumer_waiting_cap(const struct consumer *c)
+{
+    size_t assigned = 0;
+    for (size_t i = 0; i < c->nparts; i++)
+        assigned += c->parts[i].assigned != 0;
+    size_t cap = (size_t)c->cfg->limits.max_in_flight / 2 / (assigned ? assigned : 1);
+    return cap > CONSUMER_WAITING_MIN ? cap : CONSUMER_WAITING_MIN;
+}
+
+/* A message of p may start now: the caps have room and nothing holds p. */
+static int consumer_can_start(const struct consumer *c, const struct partition *p)
 {
     const struct config_limits *l = &c->cfg->limits;
-    int global_full = c->in_flight >= (size_t)l->max_in_flight;
+    return !c->stopped && !p->revoking && p->pressure == 0 &&
+           p->in_flight < (size_t)l->max_in_flight_per_partition &&
+           c->in_flight < (size_t)l->max_in_flight;
+}
+
+/* Pause what must not fetch: a stop, a revoke, a full model queue, or
+ * enough fetched messages waiting (resumed at half of them); resume only
+ * what we paused. */
+static void consumer_apply_caps(struct consumer *c)
+{
+    size_t cap = consumer_waiting_cap(c);
     for (size_t i = 0; i < c->nparts; i++) {
         struct partition *p = &c->parts[i];
         if (!p->assigned)
             continue;
-        int want = c->stopped || p->revoking || global_full || p->pressure > 0 ||
-                   p->in_flight >= (size_t)l->max_in_flight_per_partition;
+        int want = c->stopped || p->revoking || p->pressure > 0 || p->nwaiting >= cap ||
+                   (p->paused && p->nwaiting > cap / 2);
         consumer_set_paused(c, p, want);
     }
+}
+
+/* Appends msg to p's waiting ring; -1 when out of memory. */
+static int consumer_wait_push(struct consumer *c, struct partition *p, rd_kafka_message_t *msg)
+{
+    if (p->nwaiting == p->waiting_cap) {
+        size_t cap = p->waiting_cap ? p->waiting_cap * 2 : 64;
+        rd_kafka_message_t **ring = malloc(cap * sizeof *ring);
+        if (!ring)
+            return -1;
+        for (size_t i = 0; i < p->nwaiting; i++)
+            ring[i] = p->waiting[(p->waiting_head + i) % p->waiting_cap];
+        free(p->waiting);
+        p->waiting = ring;
+        p->waiting_cap = cap;
+        p->waiting_head = 0;
+    }
+    p->waiting[(p->waiting_head + p->nwaiting) % p->waiting_cap] = msg;
+    p->nwaiting++;
+    c->nwaiting++;
+    return 0;
+}
+
+static rd_kafka_message_t *consumer_wait_pop(struct consumer *c, struct partition *p)
+{
+    rd_kafka_message_t *msg = p->waiting[p->waiting_head];
+    p->waiting_head = (p->waiting_head + 1) % p->waiting_cap;
+    p->nwaiting--;
+    c->nwaiting--;
+    return msg;
+}
+
+/* Drops p's waiting messages: never started, never committed (the commit
+ * stops below the first of them), so whoever owns p next does them. */
+static void consumer_wait_drop(struct consumer *c, struct partition *p)
+{
+    while (p->nwaiting)
+        rd_kafka_message_destroy(consumer_wait_pop(c, p));
+    free(p->waiting);
+    p->waiting = NULL;
+    p->waiting_cap = p->waiting_head = 0;
 }
 
 static void consumer_hold_commits(struct consumer *c)
@@ -263,6 +338,7 @@ static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void consumer_forget(struct consumer *c, struct partition *p)
 {
+    consumer_wait_drop(c, p);
     offsets_free(p->offsets);
     p->offsets = NULL;
     commit_part_reset(&p->commit);
@@ -426,6 +502,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (!p)
             continue;
         p->revoking = 1;
+        consumer_wait_drop(c, p); /* the next owner starts them */
         rd_kafka_topic_partition_list_add(c->revoking, parts->elems[i].topic, p->id);
     }
     consumer_apply_caps(c);
@@ -452,9 +529,48 @@ static void consumer_fatal(struct consumer *c)
         c->handlers.fatal(c->ctx, why);
 }
 
+static void consumer_start(struct consumer *c, struct partition *p, rd_kafka_message_t *msg)
+{
+    p->in_flight++;
+    c->in_flight++;
+    if (c->fatal_after > 0 && --c->fatal_after == 0)
+        rd_kafka_test_fatal_error(c->rk, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+                                  "injected by SWITCHYARD_FAULT_CONSUMER_FATAL_AFTER");
+    c->handlers.message(c->ctx, msg, p->generation);
+}
+
+/* Starts waiting messages while the caps allow, at most budget of them,
+ * one partition after the other so that none starves; returns how many
+ * started. A partition drained to half its waiting cap may fetch again. */
+static int consumer_start_waiting(struct consumer *c, int budget)
+{
+    int started = 0, resumable = 0;
+    size_t cap = consumer_waiting_cap(c);
+    while (c->nwaiting && started < budget && c->nparts) {
+        int progress = 0;
+        for (size_t k = 0; k < c->nparts && started < budget; k++) {
+            struct partition *p = &c->parts[(c->next_start + k) % c->nparts];
+            if (!p->nwaiting || !consumer_can_start(c, p))
+                continue;
+            consumer_start(c, p, consumer_wait_pop(c, p));
+            resumable |= p->paused && p->nwaiting <= cap / 2;
+            started++;
+            progress = 1;
+        }
+        c->next_start = (c->next_start + 1) % c->nparts;
+        if (!progress)
+            break;
+    }
+    if (resumable)
+        consumer_apply_caps(c);
+    return started;
+}
+
 static void consumer_drain(struct consumer *c)
 {
-    for (int n = 0; n < CONSUMER_BATCH; n++) {
+    int budget = CONSUMER_BATCH - consumer_start_waiting(c, CONSUMER_BATCH);
+    size_t cap = consumer_waiting_cap(c);
+    for (int n = 0; n < budget; n++) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 0);
         if (!msg)
             return;
@@ -498,15 +614,21 @@ static void consumer_drain(struct consumer *c)
             rd_kafka_message_destroy(msg);
             continue;
         }
-        p->in_flight++;
-        c->in_flight++;
-        if (c->fatal_after > 0 && --c->fatal_after == 0)
-            rd_kafka_test_fatal_error(c->rk, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
-                                      "injected by SWITCHYARD_FAULT_CONSUMER_FATAL_AFTER");
-        if (p->in_flight >= (size_t)c->cfg->limits.max_in_flight_per_partition ||
-            c->in_flight >= (size_t)c->cfg->limits.max_in_flight)
+        if (!p->nwaiting && consumer_can_start(c, p)) {
+            consumer_start(c, p, msg);
+            continue;
+        }
+        /* the caps are full (or p is held back): it waits, in order; p
+         * stops fetching once enough wait */
+        if (consumer_wait_push(c, p, msg) < 0) {
+            /* tracked and never done: the commit stops below it, so it is
+             * redone after a restart or a handover, never lost */
+            log_error("out_of_memory", "partition %d: a fetched message could not be kept", p->id);
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        if (p->nwaiting == cap)
             consumer_apply_caps(c);
-        c->handlers.message(c->ctx, msg, p->generation);
     }
     /* more may be waiting: continue after the loop has served others */
     loop_timer_start(c->loop, &c->poll_timer, 0);
@@ -617,6 +739,8 @@ void consumer_finished(struct consumer *c, int32_t partition, uint32_t generatio
     c->in_flight--;
     if (p->revoking)
         consumer_maybe_release(c);
+    else if (c->nwaiting)
+        loop_timer_start(c->loop, &c->poll_timer, 0); /* a slot for a waiting one */
     else if (p->paused)
         consumer_apply_caps(c);
 }
@@ -631,6 +755,8 @@ void consumer_pressure(struct consumer *c, int32_t partition, uint32_t generatio
     else
         p->pressure = (size_t)((long long)p->pressure + delta);
     consumer_apply_caps(c);
+    if (!p->pressure && p->nwaiting)
+        loop_timer_start(c->loop, &c->poll_timer, 0);
 }
 
 struct consumer *consumer_new(struct loop *loop, const struct config *cfg,
@@ -717,6 +843,8 @@ void consumer_stop_fetching(struct consumer *c)
     if (!c)
         return;
     c->stopped = 1;
+    for (size_t i = 0; i < c->nparts; i++)
+        consumer_wait_drop(c, &c->parts[i]);
     consumer_apply_caps(c);
 }
 
@@ -829,6 +957,8 @@ void consumer_free(struct consumer *c, int timeout_ms)
     loop_timer_stop(c->loop, &c->revoke_timer);
     loop_timer_stop(c->loop, &c->stall_timer);
     kafka_wake_stop(&c->wake);
+    for (size_t i = 0; i < c->nparts; i++)
+        consumer_wait_drop(c, &c->parts[i]); /* before librdkafka is destroyed */
     if (c->rk) {
         int64_t deadline_ms = loop_wall_ms() + timeout_ms; /* close and destroy, both */
         int closed = 0;
