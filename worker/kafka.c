@@ -26,10 +26,38 @@ static const char *const consumer_only[] = {"group.id",
                                             "auto.offset.reset",
                                             "max.poll.interval.ms",
                                             "heartbeat.interval.ms",
+                                            "fetch.wait.max.ms",
+                                            "fetch.min.bytes",
+                                            "fetch.max.bytes",
+                                            "max.partition.fetch.bytes",
+                                            "fetch.error.backoff.ms",
+                                            "queued.min.messages",
+                                            "queued.max.messages.kbytes",
+                                            "isolation.level",
                                             NULL};
-static const char *const producer_only[] = {"message.timeout.ms", "compression.type",
-                                            "linger.ms",          "queue.buffering.max.ms",
-                                            "batch.num.messages", NULL};
+static const char *const producer_only[] = {"message.timeout.ms",
+                                            "compression.type",
+                                            "compression.level",
+                                            "linger.ms",
+                                            "queue.buffering.max.ms",
+                                            "queue.buffering.max.messages",
+                                            "queue.buffering.max.kbytes",
+                                            "batch.num.messages",
+                                            "batch.size",
+                                            "sticky.partitioning.linger.ms",
+                                            NULL};
+
+/* Latency-aware defaults, set before worker.yaml's properties (which win).
+ * librdkafka's own are tuned for batch throughput: a fetch that finds no
+ * message waits up to 500 ms where the broker does not answer it early
+ * (librdkafka's mock cluster; Kafka itself answers as soon as a message
+ * lands), and a produced record lingers 5 ms for company. A request's
+ * cost reservation is acknowledged before its call, and its result then
+ * lingers again: 10 ms a request on those two alone. At a few thousand
+ * records a second, batches fill while a produce request is out anyway.
+ * config/worker.yaml shows both, with the same reasons. */
+static const char *const consumer_defaults[][2] = {{"fetch.wait.max.ms", "10"}, {NULL, NULL}};
+static const char *const producer_defaults[][2] = {{"linger.ms", "1"}, {NULL, NULL}};
 
 static int kafka_in(const char *name, const char *const *list)
 {
@@ -240,6 +268,14 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, enum kafka_role role, 
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    const char *const(*defaults)[2] =
+        role == KAFKA_PRODUCER ? producer_defaults : consumer_defaults;
+    for (size_t j = 0; defaults[j][0]; j++) {
+        if (kafka_conf_set(conf, defaults[j][0], defaults[j][1], e) < 0) {
+            rd_kafka_conf_destroy(conf); /* a librdkafka without it: older than 2.0.2 */
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < cfg->nkafka; i++) {
         if (!kafka_for_role(cfg->kafka[i].name, role))
             continue;

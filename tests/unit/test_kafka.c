@@ -95,9 +95,44 @@ static void test_missing(void)
     ok(n == 4, "an empty cluster misses all four (%zu)", n);
 }
 
+static int conf_is(rd_kafka_conf_t *conf, const char *name, const char *want)
+{
+    char v[64];
+    size_t n = sizeof v;
+    return conf && rd_kafka_conf_get(conf, name, v, &n) == RD_KAFKA_CONF_OK && !strcmp(v, want);
+}
+
+/* The latency-aware defaults hold unless worker.yaml says otherwise, and
+ * each only on its own side. */
+static void test_defaults(void)
+{
+    struct err e = {0};
+    struct config none = {0};
+    rd_kafka_conf_t *cons = kafka_conf_new(&none, KAFKA_CONSUMER, &e);
+    rd_kafka_conf_t *prod = kafka_conf_new(&none, KAFKA_PRODUCER, &e);
+    ok(conf_is(cons, "fetch.wait.max.ms", "10"), "consumer: fetch.wait.max.ms 10 by default");
+    ok(conf_is(prod, "linger.ms", "1"), "producer: linger.ms 1 by default");
+    ok(conf_is(prod, "fetch.wait.max.ms", "500") && conf_is(cons, "linger.ms", "5"),
+       "and neither on the other side (librdkafka's own there)");
+    rd_kafka_conf_destroy(cons);
+    rd_kafka_conf_destroy(prod);
+    struct config_kafka_property props[] = {{.name = "fetch.wait.max.ms", .value = "250"},
+                                            {.name = "queue.buffering.max.ms", .value = "20"}};
+    struct config set = {.kafka = props, .nkafka = 2};
+    cons = kafka_conf_new(&set, KAFKA_CONSUMER, &e);
+    prod = kafka_conf_new(&set, KAFKA_PRODUCER, &e);
+    ok(conf_is(cons, "fetch.wait.max.ms", "250"), "worker.yaml's fetch.wait.max.ms wins");
+    ok(conf_is(prod, "linger.ms", "20"), "worker.yaml's linger (by its other name) wins");
+    if (cons)
+        rd_kafka_conf_destroy(cons);
+    if (prod)
+        rd_kafka_conf_destroy(prod);
+}
+
 void test_kafka(void)
 {
     test_levels();
     test_env_values();
+    test_defaults();
     test_missing();
 }
