@@ -18,6 +18,12 @@
 /* finished easy handles kept for the next transfers: curl_easy_reset
  * keeps their buffers, so a steady stream of calls allocates none */
 #define HTTP_EASY_POOL 1024
+/* curl's receive buffer, per call in flight (its default is 16 KiB): most
+ * of a call's memory while it waits seconds for its reply, with 10,000 in
+ * flight. A reply larger than this is read in more pieces, a few
+ * microseconds against a call of seconds. 2 KiB holds a typical reply's
+ * headers and a short answer in one read (scripts/bench.sh, scenario c). */
+#define HTTP_RECV_BUFFER 2048L
 
 struct http_socket {
     struct loop_io io;
@@ -337,6 +343,7 @@ int http_submit(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
     t->started_ms = loop_now_ms(http->loop);
     if (curl_multi_add_handle(shard->multi, easy) != CURLM_OK) {
         curl_slist_free_all(slist);
