@@ -10,6 +10,13 @@ WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
 SAN      ?=
 CFLAGS   += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -MMD -MP -pthread $(SAN)
 LDFLAGS  += -pthread $(SAN)
+# The worker's allocator: jemalloc (Debian's libjemalloc-dev), measured by
+# `make bench` against glibc's malloc (README, "Benchmarks"): a message makes
+# dozens of small allocations on the loop's thread while librdkafka's
+# threads allocate and free the same records. Sanitizer builds keep the
+# C library's (ASan replaces it); ALLOC= builds without.
+ALLOC    ?= $(if $(SAN),,jemalloc)
+ALLOC_LIBS = $(if $(ALLOC),$(shell pkg-config --libs $(ALLOC) 2>/dev/null))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -33,7 +40,7 @@ $(BUILD)/libswitchyard.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/switchyard: $(BUILD)/obj/worker/main.o $(BUILD)/libswitchyard.a
-	$(CC) $(CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) $(ALLOC_LIBS) $(LDFLAGS) -o $@
 
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libswitchyard.a
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@

@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
     build-essential pkg-config
     librdkafka-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
+    libjemalloc-dev
     kcat python3 python3-confluent-kafka python3-jsonschema python3-yaml
     python3-prometheus-client prometheus
     clang libclang-rt-14-dev valgrind curl
