@@ -89,8 +89,9 @@ test-faults: deps
 	@$(MAKE) --no-print-directory $(BUILD)/switchyard $(SUPPORT)
 	@BUILD=$(BUILD) /usr/bin/python3 tests/faults/run.py $(FAULTS_ARGS)
 
+# the stages that run C code (tests/run.sh, TEST_SCOPE)
 asan: deps
-	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
+	@TEST_SCOPE=sanitizers $(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 
 valgrind: deps
