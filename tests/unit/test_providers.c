@@ -2,10 +2,13 @@
  * providers: every case directory under tests/data/providers/<type>/ is a
  * real-shaped exchange. reply/<case>/{status,body,expected}: the reply's
  * normalized text, finish and usage, or its classification. build/<case>/
- * {request.json,call,expected.*}: the exact URL, headers and body sent, or
+ * {request.json,call,expected.*}: the exact URL, headers and body sent
+ * (byte for byte: expected.json's keys in the order they are sent), or
  * the refusal (expected.error); a SigV4 case's signature is checked to
  * cover exactly the URL and body sent.
  */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +256,18 @@ static size_t run_builds(enum provider_type type)
             json_t *want = want_body ? json_loads(want_body, JSON_ALLOW_NUL, NULL) : NULL;
             ok(got && want && json_equal(got, want), "%s: body %s", cdir,
                http.body ? http.body : "(none)");
+            /* the exact bytes: jansson's compact dump of expected.json, in
+             * its key order (the bodies a jansson tree dumped before they
+             * were streamed, and what a provider's logs show) */
+            size_t want_len = 0;
+            char *want_bytes = want ? json_dumps(want, JSON_COMPACT) : NULL;
+            if (want_bytes)
+                want_len = json_dumpb(want, NULL, 0, JSON_COMPACT);
+            ok(want_bytes && http.body && http.body_len == want_len &&
+                   memcmp(http.body, want_bytes, want_len) == 0,
+               "%s: body bytes\n    expected: %s\n    got:      %s", cdir,
+               want_bytes ? want_bytes : "(none)", http.body ? http.body : "(none)");
+            free(want_bytes);
             json_decref(got);
             json_decref(want);
             free(want_url);
@@ -587,8 +602,80 @@ static void test_table(void)
     request_free(req);
 }
 
+/* A real in a streamed body is the bytes jansson dumps for it (the
+ * bodies were jansson trees; a temperature of 0.2 is 0.20000000000000001
+ * either way); a value JSON cannot hold fails the body. */
+static void test_real(void)
+{
+    static const double values[] = {0.0,     -0.0,   1.0,    2.0,     0.2,      0.25,
+                                    0.1,     0.7,    1e-5,   1e-7,    1.5e-300, 1e15,
+                                    1e16,    1e17,   1e20,   1e21,    1e22,     -0.5,
+                                    1.0 / 3, 5e-324, DBL_MAX, -DBL_MAX, 123456789.125};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        struct jsonw w;
+        jsonw_init(&w, 0, 1024);
+        jsonw_array_open(&w);
+        jsonw_int(&w, 1);
+        adapter_w_real(&w, values[i]);
+        jsonw_array_close(&w);
+        size_t len;
+        char *got = jsonw_finish(&w, &len);
+        json_t *tree = json_pack("[i, f]", 1, values[i]);
+        char *want = json_dumps(tree, JSON_COMPACT);
+        ok(got && want && strcmp(got, want) == 0, "real %.17g: %s, jansson %s", values[i],
+           got ? got : "(failed)", want ? want : "(failed)");
+        free(got);
+        free(want);
+        json_decref(tree);
+        jsonw_release(&w);
+    }
+    const double bad[] = {INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < 3; i++) {
+        struct jsonw w;
+        jsonw_init(&w, 0, 1024);
+        jsonw_array_open(&w);
+        adapter_w_real(&w, bad[i]);
+        jsonw_array_close(&w);
+        size_t len;
+        char *got = jsonw_finish(&w, &len);
+        ok(got == NULL && w.error != JSONW_OK, "real %g: no JSON for it, the writer fails",
+           bad[i]);
+        free(got);
+        jsonw_release(&w);
+    }
+}
+
+/* A string that is not UTF-8 (a model id from worker.yaml, say) is never
+ * sent as U+FFFD: the build fails, as a jansson tree refused it. */
+static void test_body_invalid_utf8(void)
+{
+    const char *json = "{\"id\":\"a\",\"task\":\"t\",\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"Hi\"}]}";
+    struct request *req = NULL;
+    struct err e = {0};
+    if (!ok(request_decode(json, strlen(json), 1 << 20, &req, &e) == 0, "request decodes"))
+        return;
+    const enum provider_type types[] = {PROVIDER_OPENAI, PROVIDER_AZURE, PROVIDER_ANTHROPIC};
+    for (size_t i = 0; i < 3; i++) {
+        struct provider_call call = {.req = req,
+                                     .base_url = "http://127.0.0.1:1",
+                                     .model = "gpt-\xff",
+                                     .max_tokens = 16,
+                                     .api_key = "k"};
+        struct provider_http http = {0};
+        int rc = provider_ops_for(types[i])->build(&call, &http, &e);
+        ok(rc == -1 && e.kind == ERR_FATAL && http.body == NULL && http.url == NULL,
+           "%s: a model id that is not UTF-8 fails the build, owning nothing",
+           provider_type_name(types[i]));
+        provider_http_release(&http);
+    }
+    request_free(req);
+}
+
 void test_providers(void)
 {
+    test_real();
+    test_body_invalid_utf8();
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];
         ok(provider_ops_for(t) != NULL, "an adapter for every type");
