@@ -607,10 +607,9 @@ static void test_table(void)
  * either way); a value JSON cannot hold fails the body. */
 static void test_real(void)
 {
-    static const double values[] = {0.0,     -0.0,   1.0,    2.0,     0.2,      0.25,
-                                    0.1,     0.7,    1e-5,   1e-7,    1.5e-300, 1e15,
-                                    1e16,    1e17,   1e20,   1e21,    1e22,     -0.5,
-                                    1.0 / 3, 5e-324, DBL_MAX, -DBL_MAX, 123456789.125};
+    static const double values[] = {
+        0.0,  -0.0, 1.0,  2.0,  0.2,  0.25, 0.1,     0.7,    1e-5,    1e-7,     1.5e-300,     1e15,
+        1e16, 1e17, 1e20, 1e21, 1e22, -0.5, 1.0 / 3, 5e-324, DBL_MAX, -DBL_MAX, 123456789.125};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         struct jsonw w;
         jsonw_init(&w, 0, 1024);
@@ -638,8 +637,7 @@ static void test_real(void)
         jsonw_array_close(&w);
         size_t len;
         char *got = jsonw_finish(&w, &len);
-        ok(got == NULL && w.error != JSONW_OK, "real %g: no JSON for it, the writer fails",
-           bad[i]);
+        ok(got == NULL && w.error != JSONW_OK, "real %g: no JSON for it, the writer fails", bad[i]);
         free(got);
         jsonw_release(&w);
     }
@@ -672,9 +670,118 @@ static void test_body_invalid_utf8(void)
     request_free(req);
 }
 
+/* One 200 body: the in-place reader accepts it (want 0) or declines it
+ * (want 1); what it accepts reads as the tree reads it; and
+ * openai_chat_parse gives what openai_chat_parse_tree gives, either way. */
+static void check_read(const char *what, const char *body, size_t len, int want)
+{
+    struct provider_reply fast = {0}, tree = {0}, full = {0};
+    struct err ef = {0}, et = {0}, eu = {0};
+    int rf = openai_chat_read(body, len, &fast, &ef);
+    int rt = openai_chat_parse_tree(200, body, len, &tree, &et);
+    int ru = openai_chat_parse(200, body, len, &full, &eu);
+    char df[2048], dt[2048], du[2048];
+    describe_reply(rt, &tree, &et, dt, sizeof dt);
+    describe_reply(ru, &full, &eu, du, sizeof du);
+    snprintf(df, sizeof df, "(declined)\n");
+    if (rf == 0)
+        describe_reply(rf, &fast, &ef, df, sizeof df);
+    ok(rf == want, "%s: the reader %s it (got %d)", what, want ? "declines" : "accepts", rf);
+    ok(rf != 0 || (strcmp(df, dt) == 0 && fast.text_len == tree.text_len &&
+                   memcmp(fast.text, tree.text, tree.text_len) == 0),
+       "%s: read as the tree reads it\n    tree:   %s    reader: %s", what, dt, df);
+    ok(rf != 1 || (fast.text == NULL && fast.model == NULL && fast.tool_calls == NULL),
+       "%s: a decline fills nothing", what);
+    ok(strcmp(du, dt) == 0 && strcmp(eu.msg, et.msg) == 0 && eu.kind == et.kind,
+       "%s: parse gives what the tree gives\n    tree:  %s    parse: %s", what, dt, du);
+    provider_reply_release(&fast);
+    provider_reply_release(&tree);
+    provider_reply_release(&full);
+}
+
+static void test_read(void)
+{
+    char *table = check_read_in(PROVIDERS_DIR "openai", "read.txt", NULL);
+    size_t cases = 0;
+    for (char *line = table, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (*line == '#' || *line == '\0')
+            continue;
+        int want = strncmp(line, "accept ", 7) == 0    ? 0
+                   : strncmp(line, "decline ", 8) == 0 ? 1
+                                                       : -1;
+        if (!ok(want >= 0, "read.txt: a line of accept or decline: %.60s", line))
+            continue;
+        const char *body = line + (want ? 8 : 7);
+        char what[96];
+        snprintf(what, sizeof what, "read.txt: %.80s", body);
+        check_read(what, body, strlen(body), want);
+        cases++;
+    }
+    ok(cases >= 40, "read.txt holds its cases (%zu)", cases);
+    free(table);
+    /* bytes a text file does not show: each refused by jansson */
+    static const char *const raw[] = {
+        "{\"choices\":[{\"message\":{\"content\":\"tab\there\"}}],\"usage\":{\"prompt_tokens\":1,"
+        "\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"bad \xff byte\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"surrogate \xed\xa0\x80\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"overlong \xc0\xaf\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"cut \xe6\x97\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+    };
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "raw case %zu", i);
+        check_read(what, raw[i], strlen(raw[i]), 1);
+    }
+    /* a NUL byte between tokens, and one after the text */
+    static const char nul_between[] =
+        "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\0\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}";
+    check_read("a NUL between tokens", nul_between, sizeof nul_between - 1, 1);
+    static const char nul_after[] = "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{"
+                                    "\"prompt_tokens\":1,\"completion_tokens\":2}}\0";
+    check_read("a NUL after the text", nul_after, sizeof nul_after - 1, 1);
+    /* every OpenAI and Azure reply case, 2xx or not, reads as the tree
+     * reads it (their expected files pin the tree) */
+    const char *const dirs[] = {PROVIDERS_DIR "openai/reply", PROVIDERS_DIR "azure/reply"};
+    size_t accepted = 0;
+    for (size_t d = 0; d < 2; d++) {
+        char *names[128];
+        size_t n = check_list_dir(dirs[d], names, 128, NULL);
+        for (size_t i = 0; i < n; i++) {
+            char cdir[512];
+            snprintf(cdir, sizeof cdir, "%.250s/%.250s", dirs[d], names[i]);
+            size_t len = 0;
+            char *status = check_read_in(cdir, "status", NULL),
+                 *body = check_read_in(cdir, "body", &len);
+            long st = status ? strtol(status, NULL, 10) : 0;
+            if (body && st >= 200 && st <= 299) {
+                struct provider_reply r = {0};
+                struct err e = {0};
+                int rc = openai_chat_read(body, len, &r, &e);
+                accepted += rc == 0;
+                provider_reply_release(&r);
+                check_read(cdir, body, len, rc == 0 ? 0 : 1);
+            }
+            free(status);
+            free(body);
+            free(names[i]);
+        }
+    }
+    ok(accepted >= 10, "the reader takes the usual replies (%zu of the cases)", accepted);
+}
+
 void test_providers(void)
 {
     test_real();
+    test_read();
     test_body_invalid_utf8();
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];

@@ -127,9 +127,20 @@ const char *adapter_error_message(const json_t *message, const json_t *root, con
  * or -1 with e set (ERR_FATAL oom). */
 int openai_chat_body(const struct provider_call *call, int with_model, struct provider_http *out,
                      struct err *e);
-/* Parses a Chat Completions reply: openai_ops.parse itself. */
+/* Parses a Chat Completions reply: openai_ops.parse itself. A usable
+ * reply is read in place (jscan.h, no tree); any other, and any the
+ * reader declines, by openai_chat_parse_tree, with the same result. */
 int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
                       struct err *e);
+/* The same, always through a jansson tree: the reference the in-place
+ * reader is checked against (tests, fuzz_providers). */
+int openai_chat_parse_tree(long status, const char *body, size_t len, struct provider_reply *out,
+                           struct err *e);
+/* The in-place reader alone, for a 2xx reply: 0 with *out filled as the
+ * tree would fill it; 1 when it declines (out untouched: the tree must
+ * read the reply, and says what is wrong with it); -1 with e set when out
+ * of memory. */
+int openai_chat_read(const char *body, size_t len, struct provider_reply *out, struct err *e);
 
 /* gemini: the wait a Gemini error body asks for, in ms (rounded up): the
  * retryDelay of its google.rpc.RetryInfo detail ("7s", "1.5s"), as a 429

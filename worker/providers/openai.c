@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "providers/adapter.h"
+#include "providers/jscan.h"
 
 static const char *openai_role(enum request_role role)
 {
@@ -274,20 +275,23 @@ static int openai_build(const struct provider_call *call, struct provider_http *
     return 0;
 }
 
-static enum provider_finish openai_finish(const char *reason)
+/* reason[0..len): NULL for none. */
+static enum provider_finish openai_finish(const char *reason, size_t len)
 {
+#define OPENAI_IS(word) (len == sizeof word - 1 && memcmp(reason, word, len) == 0)
     if (!reason)
         return PROVIDER_FINISH_OTHER;
-    if (strcmp(reason, "stop") == 0)
+    if (OPENAI_IS("stop"))
         return PROVIDER_FINISH_STOP;
-    if (strcmp(reason, "length") == 0)
+    if (OPENAI_IS("length"))
         return PROVIDER_FINISH_LENGTH;
-    if (strcmp(reason, "content_filter") == 0)
+    if (OPENAI_IS("content_filter"))
         return PROVIDER_FINISH_CONTENT_FILTER;
     /* function_call: the legacy name of tool_calls */
-    if (strcmp(reason, "tool_calls") == 0 || strcmp(reason, "function_call") == 0)
+    if (OPENAI_IS("tool_calls") || OPENAI_IS("function_call"))
         return PROVIDER_FINISH_TOOL_CALLS;
     return PROVIDER_FINISH_OTHER;
+#undef OPENAI_IS
 }
 
 static int openai_malformed(json_t *root, struct err *e, const char *why)
@@ -372,8 +376,8 @@ bad:
     return NULL;
 }
 
-int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
-                      struct err *e)
+int openai_chat_parse_tree(long status, const char *body, size_t len, struct provider_reply *out,
+                           struct err *e)
 {
     /* JSON_ALLOW_NUL: a model may emit U+0000, and the text keeps it */
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
@@ -412,7 +416,9 @@ int openai_chat_parse(long status, const char *body, size_t len, struct provider
             return openai_malformed(root, e, why);
     }
     out->tool_calls = calls;
-    out->finish = openai_finish(json_string_value(json_object_get(choice, "finish_reason")));
+    /* strlen: a reason is compared as jansson's NUL-terminated value */
+    const char *reason = json_string_value(json_object_get(choice, "finish_reason"));
+    out->finish = openai_finish(reason, reason ? strlen(reason) : 0);
     const char *text = "";
     size_t text_len = 0;
     if (json_is_string(content)) {
@@ -437,6 +443,254 @@ int openai_chat_parse(long status, const char *body, size_t len, struct provider
     out->usage.tokens[COST_REASONING] = reasoning;
     json_decref(root);
     return 0;
+}
+
+/* --- the reply read in place (jscan): what openai_chat_parse_tree reads
+ * from a usable reply, without a tree. Anything it is not sure of (a
+ * reply that the tree would refuse, tool calls, an escape it leaves to
+ * jansson) is declined, and the tree reads the reply. --- */
+
+struct openai_fields {
+    struct jscan_str content, refusal, finish, model;
+    int content_string, refusal_string, finish_string, model_string;
+    int message, usage, prompt_seen, completion_seen;
+    int64_t prompt, completion, cached, reasoning;
+};
+
+/* The key k[0..n) is word (a literal); a second time is declined: jansson
+ * keeps the last of duplicate keys, and the reader would have read the
+ * first. */
+static int openai_key(const char *k, size_t n, const char *word, size_t wlen, unsigned bit,
+                      unsigned *seen, int *dup)
+{
+    if (n != wlen || memcmp(k, word, n) != 0)
+        return 0;
+    if (*seen & bit)
+        *dup = 1;
+    *seen |= bit;
+    return 1;
+}
+#define OPENAI_KEY(word, bit) openai_key(k, n, word, sizeof word - 1, bit, &seen, &dup)
+
+/* A count as adapter_count reads it: null (when nullable) is 0, else an
+ * integer from 0 to COST_MAX_TOKENS. */
+static int openai_fast_count(struct jscan *s, int nullable, int64_t *v)
+{
+    int type = jscan_peek(s);
+    if (type == JSCAN_NULL && nullable) {
+        *v = 0;
+        return jscan_skip(s);
+    }
+    if (type != JSCAN_INTEGER || jscan_integer(s, v) < 0 || *v < 0 ||
+        (uint64_t)*v > COST_MAX_TOKENS)
+        return -1;
+    return 0;
+}
+
+/* A details object (null: none), and its count named want. */
+static int openai_fast_details(struct jscan *s, const char *want, size_t wlen, int64_t *v)
+{
+    int type = jscan_peek(s), rc, dup = 0;
+    unsigned seen = 0;
+    const char *k;
+    size_t n;
+    *v = 0;
+    if (type == JSCAN_NULL)
+        return jscan_skip(s);
+    if (type != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        if (openai_key(k, n, want, wlen, 1, &seen, &dup))
+            rc = dup ? -1 : openai_fast_count(s, 1, v);
+        else
+            rc = jscan_skip(s);
+        if (rc < 0)
+            return -1;
+    }
+    return rc;
+}
+
+static int openai_fast_usage(struct jscan *s, struct openai_fields *f)
+{
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    if (jscan_peek(s) != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    f->usage = 1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        if (OPENAI_KEY("prompt_tokens", 1))
+            rc = openai_fast_count(s, 0, &f->prompt), f->prompt_seen = 1;
+        else if (OPENAI_KEY("completion_tokens", 2))
+            rc = openai_fast_count(s, 0, &f->completion), f->completion_seen = 1;
+        else if (OPENAI_KEY("prompt_tokens_details", 4))
+            rc = openai_fast_details(s, "cached_tokens", 13, &f->cached);
+        else if (OPENAI_KEY("completion_tokens_details", 8))
+            rc = openai_fast_details(s, "reasoning_tokens", 16, &f->reasoning);
+        else
+            rc = jscan_skip(s);
+        if (rc < 0 || dup)
+            return -1;
+    }
+    return rc;
+}
+
+static int openai_fast_message(struct jscan *s, struct openai_fields *f)
+{
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    if (jscan_peek(s) != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    f->message = 1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        int type = jscan_peek(s);
+        if (OPENAI_KEY("content", 1)) {
+            f->content_string = type == JSCAN_STRING;
+            rc = f->content_string    ? jscan_string(s, &f->content)
+                 : type == JSCAN_NULL ? jscan_skip(s)
+                                      : -1;
+        } else if (OPENAI_KEY("refusal", 2)) {
+            f->refusal_string = type == JSCAN_STRING;
+            rc = f->refusal_string ? jscan_string(s, &f->refusal) : jscan_skip(s);
+        } else if (OPENAI_KEY("tool_calls", 4)) {
+            /* calls are the tree's: only none, or an empty list, here */
+            rc = type == JSCAN_NULL ? jscan_skip(s)
+                 : type == JSCAN_ARRAY && jscan_enter(s, '[') == 0
+                     ? (jscan_element(s) == 0 ? 0 : -1)
+                     : -1;
+        } else {
+            rc = jscan_skip(s);
+        }
+        if (rc < 0 || dup)
+            return -1;
+    }
+    return rc;
+}
+
+static int openai_fast_choice(struct jscan *s, struct openai_fields *f)
+{
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    if (jscan_peek(s) != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        if (OPENAI_KEY("message", 1)) {
+            rc = openai_fast_message(s, f);
+        } else if (OPENAI_KEY("finish_reason", 2)) {
+            f->finish_string = jscan_peek(s) == JSCAN_STRING;
+            rc = f->finish_string ? jscan_string(s, &f->finish) : jscan_skip(s);
+            if (f->finish_string && f->finish.escaped)
+                rc = -1; /* compared as it stands: an escape is the tree's */
+        } else {
+            rc = jscan_skip(s);
+        }
+        if (rc < 0 || dup)
+            return -1;
+    }
+    return rc;
+}
+
+/* The choices: the first read, the rest skipped. */
+static int openai_fast_choices(struct jscan *s, struct openai_fields *f)
+{
+    int rc;
+    if (jscan_peek(s) != JSCAN_ARRAY || jscan_enter(s, '[') < 0 || jscan_element(s) != 1 ||
+        openai_fast_choice(s, f) < 0)
+        return -1;
+    while ((rc = jscan_element(s)) == 1)
+        if (jscan_skip(s) < 0)
+            return -1;
+    return rc;
+}
+
+/* 0 with the fields of a reply the tree would read as an answer; -1
+ * (declined) otherwise. */
+static int openai_fast_read(const char *body, size_t len, struct openai_fields *f)
+{
+    struct jscan s;
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    jscan_init(&s, body, len);
+    if (jscan_peek(&s) != JSCAN_OBJECT || jscan_enter(&s, '{') < 0)
+        return -1;
+    while ((rc = jscan_member(&s, &k, &n)) == 1) {
+        if (OPENAI_KEY("choices", 1)) {
+            rc = openai_fast_choices(&s, f);
+        } else if (OPENAI_KEY("usage", 2)) {
+            rc = openai_fast_usage(&s, f);
+        } else if (OPENAI_KEY("model", 4)) {
+            f->model_string = jscan_peek(&s) == JSCAN_STRING;
+            rc = f->model_string ? jscan_string(&s, &f->model) : jscan_skip(&s);
+        } else {
+            rc = jscan_skip(&s);
+        }
+        if (rc < 0 || dup)
+            return -1;
+    }
+    if (rc < 0 || jscan_finish(&s) < 0)
+        return -1;
+    /* what the tree would refuse as malformed: it says so, not this */
+    if (!f->message || !f->usage || !f->prompt_seen || !f->completion_seen ||
+        f->cached > f->prompt || f->reasoning > f->completion)
+        return -1;
+    return 0;
+}
+#undef OPENAI_KEY
+
+/* A copy of a string read in place, its escapes undone. */
+static char *openai_fast_copy(const struct jscan_str *str, size_t *len)
+{
+    char *out = malloc(str->len + 1);
+    if (out)
+        *len = jscan_unescape(str, out);
+    return out;
+}
+
+int openai_chat_read(const char *body, size_t len, struct provider_reply *out, struct err *e)
+{
+    struct openai_fields f = {0};
+    if (openai_fast_read(body, len, &f) < 0)
+        return 1;
+    out->finish = openai_finish(f.finish_string ? f.finish.s : NULL, f.finish.len);
+    static const struct jscan_str empty = {"", 0, 0};
+    const struct jscan_str *text = &empty;
+    if (f.content_string) {
+        text = &f.content;
+    } else if (f.refusal_string) {
+        /* content null, refusal set: the model declined; say so */
+        text = &f.refusal;
+        out->finish = PROVIDER_FINISH_CONTENT_FILTER;
+    }
+    size_t model_len;
+    out->text = openai_fast_copy(text, &out->text_len);
+    if (!out->text || (f.model_string && !(out->model = openai_fast_copy(&f.model, &model_len)))) {
+        provider_reply_release(out);
+        return err_set(e, ERR_FATAL, "oom", "out of memory");
+    }
+    out->usage.tokens[COST_INPUT] = (uint64_t)(f.prompt - f.cached);
+    out->usage.tokens[COST_CACHE_READ] = (uint64_t)f.cached;
+    out->usage.tokens[COST_CACHE_WRITE] = 0; /* OpenAI does not bill cache writes */
+    out->usage.tokens[COST_OUTPUT] = (uint64_t)(f.completion - f.reasoning);
+    out->usage.tokens[COST_REASONING] = (uint64_t)f.reasoning;
+    return 0;
+}
+
+int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
+                      struct err *e)
+{
+    if (status >= 200 && status <= 299) {
+        int rc = openai_chat_read(body, len, out, e);
+        if (rc <= 0)
+            return rc;
+    }
+    return openai_chat_parse_tree(status, body, len, out, e);
 }
 
 const struct provider_ops openai_ops = {"openai", openai_build, openai_chat_parse, NULL};
