@@ -7,6 +7,9 @@
  *   arguments, and whose token counts are within COST_MAX_TOKENS; or
  *   refused with a kind, a code and a message that is valid UTF-8 and
  *   bounded, owning nothing. A body's retry delay is -1 or >= 0.
+ * - a 2xx reply that OpenAI's in-place reader (openai_chat_read) accepts
+ *   reads exactly as the jansson tree reads it: text bytes, finish,
+ *   usage and model; the reader never accepts what the tree refuses.
  * - a request (when the bytes after the first decode as one) is built by
  *   every adapter, SigV4 and bearer alike, into a URL and a body that is
  *   JSON, with at most PROVIDER_MAX_HEADERS headers, each without CR or
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "providers/adapter.h"
 #include "providers/provider.h"
 #include "request.h"
 
@@ -71,6 +75,29 @@ static void fuzz_reply(enum provider_type type, long status, const char *body, s
     }
     if (ops->retry_delay_ms)
         CHECK(ops->retry_delay_ms(body, len) >= -1);
+}
+
+/* The in-place reader against the tree, on any body as a 200. */
+static void fuzz_read(const char *body, size_t len)
+{
+    struct provider_reply fast = {0}, tree = {0};
+    struct err ef = {0}, et = {0};
+    int rf = openai_chat_read(body, len, &fast, &ef);
+    int rt = openai_chat_parse_tree(200, body, len, &tree, &et);
+    CHECK(rf == 0 || rf == 1 || (rf == -1 && ef.kind == ERR_FATAL));
+    if (rf == 1)
+        CHECK(fast.text == NULL && fast.model == NULL && fast.tool_calls == NULL);
+    if (rf == 0) {
+        CHECK(rt == 0);
+        CHECK(fast.text_len == tree.text_len && memcmp(fast.text, tree.text, tree.text_len) == 0 &&
+              fast.text[fast.text_len] == '\0');
+        CHECK(fast.finish == tree.finish && fast.tool_calls == NULL && tree.tool_calls == NULL);
+        CHECK(memcmp(fast.usage.tokens, tree.usage.tokens, sizeof fast.usage.tokens) == 0);
+        CHECK((fast.model == NULL) == (tree.model == NULL));
+        CHECK(!fast.model || strcmp(fast.model, tree.model) == 0);
+    }
+    provider_reply_release(&fast);
+    provider_reply_release(&tree);
 }
 
 static void fuzz_build(const char *data, size_t len, unsigned variant)
@@ -130,5 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum provider_type type = (enum provider_type)(sel % PROVIDER_NTYPES);
     long status = statuses[(sel / PROVIDER_NTYPES) % (sizeof statuses / sizeof statuses[0])];
     fuzz_reply(type, status, rest, len);
+    if (type == PROVIDER_OPENAI)
+        fuzz_read(rest, len);
     return 0;
 }

@@ -2,10 +2,13 @@
  * providers: every case directory under tests/data/providers/<type>/ is a
  * real-shaped exchange. reply/<case>/{status,body,expected}: the reply's
  * normalized text, finish and usage, or its classification. build/<case>/
- * {request.json,call,expected.*}: the exact URL, headers and body sent, or
+ * {request.json,call,expected.*}: the exact URL, headers and body sent
+ * (byte for byte: expected.json's keys in the order they are sent), or
  * the refusal (expected.error); a SigV4 case's signature is checked to
  * cover exactly the URL and body sent.
  */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +256,18 @@ static size_t run_builds(enum provider_type type)
             json_t *want = want_body ? json_loads(want_body, JSON_ALLOW_NUL, NULL) : NULL;
             ok(got && want && json_equal(got, want), "%s: body %s", cdir,
                http.body ? http.body : "(none)");
+            /* the exact bytes: jansson's compact dump of expected.json, in
+             * its key order (the bodies a jansson tree dumped before they
+             * were streamed, and what a provider's logs show) */
+            size_t want_len = 0;
+            char *want_bytes = want ? json_dumps(want, JSON_COMPACT) : NULL;
+            if (want_bytes)
+                want_len = json_dumpb(want, NULL, 0, JSON_COMPACT);
+            ok(want_bytes && http.body && http.body_len == want_len &&
+                   memcmp(http.body, want_bytes, want_len) == 0,
+               "%s: body bytes\n    expected: %s\n    got:      %s", cdir,
+               want_bytes ? want_bytes : "(none)", http.body ? http.body : "(none)");
+            free(want_bytes);
             json_decref(got);
             json_decref(want);
             free(want_url);
@@ -587,8 +602,187 @@ static void test_table(void)
     request_free(req);
 }
 
+/* A real in a streamed body is the bytes jansson dumps for it (the
+ * bodies were jansson trees; a temperature of 0.2 is 0.20000000000000001
+ * either way); a value JSON cannot hold fails the body. */
+static void test_real(void)
+{
+    static const double values[] = {
+        0.0,  -0.0, 1.0,  2.0,  0.2,  0.25, 0.1,     0.7,    1e-5,    1e-7,     1.5e-300,     1e15,
+        1e16, 1e17, 1e20, 1e21, 1e22, -0.5, 1.0 / 3, 5e-324, DBL_MAX, -DBL_MAX, 123456789.125};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        struct jsonw w;
+        jsonw_init(&w, 0, 1024);
+        jsonw_array_open(&w);
+        jsonw_int(&w, 1);
+        adapter_w_real(&w, values[i]);
+        jsonw_array_close(&w);
+        size_t len;
+        char *got = jsonw_finish(&w, &len);
+        json_t *tree = json_pack("[i, f]", 1, values[i]);
+        char *want = json_dumps(tree, JSON_COMPACT);
+        ok(got && want && strcmp(got, want) == 0, "real %.17g: %s, jansson %s", values[i],
+           got ? got : "(failed)", want ? want : "(failed)");
+        free(got);
+        free(want);
+        json_decref(tree);
+        jsonw_release(&w);
+    }
+    const double bad[] = {INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < 3; i++) {
+        struct jsonw w;
+        jsonw_init(&w, 0, 1024);
+        jsonw_array_open(&w);
+        adapter_w_real(&w, bad[i]);
+        jsonw_array_close(&w);
+        size_t len;
+        char *got = jsonw_finish(&w, &len);
+        ok(got == NULL && w.error != JSONW_OK, "real %g: no JSON for it, the writer fails", bad[i]);
+        free(got);
+        jsonw_release(&w);
+    }
+}
+
+/* A string that is not UTF-8 (a model id from worker.yaml, say) is never
+ * sent as U+FFFD: the build fails, as a jansson tree refused it. */
+static void test_body_invalid_utf8(void)
+{
+    const char *json = "{\"id\":\"a\",\"task\":\"t\",\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"Hi\"}]}";
+    struct request *req = NULL;
+    struct err e = {0};
+    if (!ok(request_decode(json, strlen(json), 1 << 20, &req, &e) == 0, "request decodes"))
+        return;
+    const enum provider_type types[] = {PROVIDER_OPENAI, PROVIDER_AZURE, PROVIDER_ANTHROPIC};
+    for (size_t i = 0; i < 3; i++) {
+        struct provider_call call = {.req = req,
+                                     .base_url = "http://127.0.0.1:1",
+                                     .model = "gpt-\xff",
+                                     .max_tokens = 16,
+                                     .api_key = "k"};
+        struct provider_http http = {0};
+        int rc = provider_ops_for(types[i])->build(&call, &http, &e);
+        ok(rc == -1 && e.kind == ERR_FATAL && http.body == NULL && http.url == NULL,
+           "%s: a model id that is not UTF-8 fails the build, owning nothing",
+           provider_type_name(types[i]));
+        provider_http_release(&http);
+    }
+    request_free(req);
+}
+
+/* One 200 body: the in-place reader accepts it (want 0) or declines it
+ * (want 1); what it accepts reads as the tree reads it; and
+ * openai_chat_parse gives what openai_chat_parse_tree gives, either way. */
+static void check_read(const char *what, const char *body, size_t len, int want)
+{
+    struct provider_reply fast = {0}, tree = {0}, full = {0};
+    struct err ef = {0}, et = {0}, eu = {0};
+    int rf = openai_chat_read(body, len, &fast, &ef);
+    int rt = openai_chat_parse_tree(200, body, len, &tree, &et);
+    int ru = openai_chat_parse(200, body, len, &full, &eu);
+    char df[2048], dt[2048], du[2048];
+    describe_reply(rt, &tree, &et, dt, sizeof dt);
+    describe_reply(ru, &full, &eu, du, sizeof du);
+    snprintf(df, sizeof df, "(declined)\n");
+    if (rf == 0)
+        describe_reply(rf, &fast, &ef, df, sizeof df);
+    ok(rf == want, "%s: the reader %s it (got %d)", what, want ? "declines" : "accepts", rf);
+    ok(rf != 0 || (strcmp(df, dt) == 0 && fast.text_len == tree.text_len &&
+                   memcmp(fast.text, tree.text, tree.text_len) == 0),
+       "%s: read as the tree reads it\n    tree:   %s    reader: %s", what, dt, df);
+    ok(rf != 1 || (fast.text == NULL && fast.model == NULL && fast.tool_calls == NULL),
+       "%s: a decline fills nothing", what);
+    ok(strcmp(du, dt) == 0 && strcmp(eu.msg, et.msg) == 0 && eu.kind == et.kind,
+       "%s: parse gives what the tree gives\n    tree:  %s    parse: %s", what, dt, du);
+    provider_reply_release(&fast);
+    provider_reply_release(&tree);
+    provider_reply_release(&full);
+}
+
+static void test_read(void)
+{
+    char *table = check_read_in(PROVIDERS_DIR "openai", "read.txt", NULL);
+    size_t cases = 0;
+    for (char *line = table, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (*line == '#' || *line == '\0')
+            continue;
+        int want = strncmp(line, "accept ", 7) == 0    ? 0
+                   : strncmp(line, "decline ", 8) == 0 ? 1
+                                                       : -1;
+        if (!ok(want >= 0, "read.txt: a line of accept or decline: %.60s", line))
+            continue;
+        const char *body = line + (want ? 8 : 7);
+        char what[96];
+        snprintf(what, sizeof what, "read.txt: %.80s", body);
+        check_read(what, body, strlen(body), want);
+        cases++;
+    }
+    ok(cases >= 40, "read.txt holds its cases (%zu)", cases);
+    free(table);
+    /* bytes a text file does not show: each refused by jansson */
+    static const char *const raw[] = {
+        "{\"choices\":[{\"message\":{\"content\":\"tab\there\"}}],\"usage\":{\"prompt_tokens\":1,"
+        "\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"bad \xff byte\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"surrogate \xed\xa0\x80\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"overlong \xc0\xaf\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":[{\"message\":{\"content\":\"cut \xe6\x97\"}}],\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}",
+    };
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "raw case %zu", i);
+        check_read(what, raw[i], strlen(raw[i]), 1);
+    }
+    /* a NUL byte between tokens, and one after the text */
+    static const char nul_between[] =
+        "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\0\"usage\":{"
+        "\"prompt_tokens\":1,\"completion_tokens\":2}}";
+    check_read("a NUL between tokens", nul_between, sizeof nul_between - 1, 1);
+    static const char nul_after[] = "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{"
+                                    "\"prompt_tokens\":1,\"completion_tokens\":2}}\0";
+    check_read("a NUL after the text", nul_after, sizeof nul_after - 1, 1);
+    /* every OpenAI and Azure reply case, 2xx or not, reads as the tree
+     * reads it (their expected files pin the tree) */
+    const char *const dirs[] = {PROVIDERS_DIR "openai/reply", PROVIDERS_DIR "azure/reply"};
+    size_t accepted = 0;
+    for (size_t d = 0; d < 2; d++) {
+        char *names[128];
+        size_t n = check_list_dir(dirs[d], names, 128, NULL);
+        for (size_t i = 0; i < n; i++) {
+            char cdir[512];
+            snprintf(cdir, sizeof cdir, "%.250s/%.250s", dirs[d], names[i]);
+            size_t len = 0;
+            char *status = check_read_in(cdir, "status", NULL),
+                 *body = check_read_in(cdir, "body", &len);
+            long st = status ? strtol(status, NULL, 10) : 0;
+            if (body && st >= 200 && st <= 299) {
+                struct provider_reply r = {0};
+                struct err e = {0};
+                int rc = openai_chat_read(body, len, &r, &e);
+                accepted += rc == 0;
+                provider_reply_release(&r);
+                check_read(cdir, body, len, rc == 0 ? 0 : 1);
+            }
+            free(status);
+            free(body);
+            free(names[i]);
+        }
+    }
+    ok(accepted >= 10, "the reader takes the usual replies (%zu of the cases)", accepted);
+}
+
 void test_providers(void)
 {
+    test_real();
+    test_read();
+    test_body_invalid_utf8();
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {
         enum provider_type t = test_types[ti];
         ok(provider_ops_for(t) != NULL, "an adapter for every type");

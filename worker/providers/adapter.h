@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "jsonw.h"
 #include "providers/provider.h"
 
 extern const struct provider_ops openai_ops;
@@ -21,6 +22,33 @@ int adapter_header(struct provider_http *out, const char *name, const char *valu
 int adapter_url(struct provider_http *out, const char *base, const char *path);
 /* Serializes and takes body (always). */
 int adapter_body(struct provider_http *out, json_t *body);
+
+/* --- request bodies written by jsonw (no jansson tree per call) --- */
+
+/* Bytes a body may grow to: far above any request the worker admits (the
+ * request's own cap bounds it; images travel base64 either way). */
+#define ADAPTER_BODY_MAX ((size_t)256 << 20)
+/* A writer for the body of a call carrying req: its first allocation
+ * sized from the request's text, so that the body is written in one. */
+void adapter_body_init(struct jsonw *w, const struct request *req);
+/* out->body takes w's text. -1 (nothing taken, w released) when the
+ * writer failed, or wrote a string that was not valid UTF-8 (a jansson
+ * tree refused those: the body is never sent with U+FFFD in it). */
+int adapter_body_finish(struct provider_http *out, struct jsonw *w);
+/* A real as jansson dumps it (JSON_REAL_PRECISION 0: "%.17g", ".0" added
+ * to an integral value, the exponent's "+" and leading zeros dropped):
+ * the same bytes as a json_real in a tree. A value that is not finite
+ * (no JSON for it) fails the writer. */
+void adapter_w_real(struct jsonw *w, double v);
+/* m's parts, each an array element: a text part as {"type":"text",
+ * "text"} (the shape of OpenAI's parts and Anthropic's blocks), an image
+ * part as image writes it. */
+void adapter_w_parts(struct jsonw *w, const struct request_message *m,
+                     void (*image)(struct jsonw *w, const struct request_part *part));
+/* adapter_sampling written by jsonw: the same keys and values, in the
+ * same order. */
+void adapter_w_sampling(struct jsonw *w, const struct request *req, const char *top_p_key,
+                        const char *stop_key);
 /* A token count: absent or null = 0; -1 when not a non-negative integer
  * within COST_MAX_TOKENS. */
 int adapter_count(const json_t *obj, const char *key, uint64_t *out);
@@ -43,11 +71,6 @@ int adapter_status_error(long status, const char *code, const char *message, siz
  * (image parts left out). New buffer (free it), NUL-terminated, *len
  * without the NUL (the text may hold NUL bytes); NULL when out of memory. */
 char *adapter_message_text(const struct request_message *m, size_t *len);
-/* Appends m's parts to array: a text part as {"type":"text","text"} (the
- * shape of OpenAI's parts and Anthropic's blocks), an image part as
- * image(part) makes it. -1 when out of memory (or image gives NULL). */
-int adapter_parts(json_t *array, const struct request_message *m,
-                  json_t *(*image)(const struct request_part *part));
 /* Sets the sampling fields every API has, each when the request has it,
  * under the API's names: "temperature", top_p_key (top_p) and stop_key
  * (the stop sequences, an array of strings). -1 when out of memory. */
@@ -98,13 +121,26 @@ const char *adapter_error_message(const json_t *message, const json_t *root, con
                                   size_t body_len, size_t *len);
 
 /* OpenAI's Chat Completions, shared by openai.c and azure.c. The body for
- * a call: every request field mapped; with_model 0 leaves "model" out
- * (Azure's deployment URLs name the model in their path). New reference,
- * or NULL with e set (ERR_FATAL oom). */
-json_t *openai_chat_body(const struct provider_call *call, int with_model, struct err *e);
-/* Parses a Chat Completions reply: openai_ops.parse itself. */
+ * a call, written into out (which it takes: afterwards out->body is set,
+ * or out is untouched): every request field mapped; with_model 0 leaves
+ * "model" out (Azure's deployment URLs name the model in their path). 0,
+ * or -1 with e set (ERR_FATAL oom). */
+int openai_chat_body(const struct provider_call *call, int with_model, struct provider_http *out,
+                     struct err *e);
+/* Parses a Chat Completions reply: openai_ops.parse itself. A usable
+ * reply is read in place (jscan.h, no tree); any other, and any the
+ * reader declines, by openai_chat_parse_tree, with the same result. */
 int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
                       struct err *e);
+/* The same, always through a jansson tree: the reference the in-place
+ * reader is checked against (tests, fuzz_providers). */
+int openai_chat_parse_tree(long status, const char *body, size_t len, struct provider_reply *out,
+                           struct err *e);
+/* The in-place reader alone, for a 2xx reply: 0 with *out filled as the
+ * tree would fill it; 1 when it declines (out untouched: the tree must
+ * read the reply, and says what is wrong with it); -1 with e set when out
+ * of memory. */
+int openai_chat_read(const char *body, size_t len, struct provider_reply *out, struct err *e);
 
 /* gemini: the wait a Gemini error body asks for, in ms (rounded up): the
  * retryDelay of its google.rpc.RetryInfo detail ("7s", "1.5s"), as a 429

@@ -52,115 +52,161 @@ static char *anthropic_system(const struct request *req, size_t *len)
 
 /* A URL image is fetched by Anthropic; a data: URL is not a URL it
  * fetches, so it travels as the base64 source it is. */
-static json_t *anthropic_image(const struct request_part *part)
+static void anthropic_image(struct jsonw *w, const struct request_part *part)
 {
     const char *mt = part->media_type, *data = part->text;
     size_t mt_len = mt ? strlen(mt) : 0, data_len = part->text_len;
+    jsonw_object_open(w);
+    jsonw_kstring(w, "type", "image");
+    jsonw_key(w, "source");
+    jsonw_object_open(w);
     if (part->type == REQUEST_PART_IMAGE_URL &&
-        adapter_data_url(part->text, part->text_len, &mt, &mt_len, &data, &data_len) < 0)
-        return json_pack("{s:s, s:{s:s, s:s%}}", "type", "image", "source", "type", "url", "url",
-                         part->text, part->text_len);
-    return json_pack("{s:s, s:{s:s, s:s%, s:s%}}", "type", "image", "source", "type", "base64",
-                     "media_type", mt, mt_len, "data", data, data_len);
+        adapter_data_url(part->text, part->text_len, &mt, &mt_len, &data, &data_len) < 0) {
+        jsonw_kstring(w, "type", "url");
+        jsonw_key(w, "url");
+        jsonw_string_n(w, part->text, part->text_len);
+    } else {
+        jsonw_kstring(w, "type", "base64");
+        jsonw_key(w, "media_type");
+        jsonw_string_n(w, mt, mt_len);
+        jsonw_key(w, "data");
+        jsonw_string_n(w, data, data_len);
+    }
+    jsonw_object_close(w);
+    jsonw_object_close(w);
 }
 
 /* A user or assistant turn: a plain string when it is one, else blocks
  * (text, images, then the assistant's tool_use calls). */
-static json_t *anthropic_turn(const struct request_message *m)
+static void anthropic_turn(struct jsonw *w, const struct request_message *m)
 {
-    const char *role = m->role == REQUEST_ASSISTANT ? "assistant" : "user";
-    if (m->content && m->ntool_calls == 0)
-        return json_pack("{s:s, s:s%}", "role", role, "content", m->content, m->content_len);
-    json_t *blocks = json_array();
-    int failed = blocks == NULL;
+    jsonw_object_open(w);
+    jsonw_kstring(w, "role", m->role == REQUEST_ASSISTANT ? "assistant" : "user");
+    jsonw_key(w, "content");
+    if (m->content && m->ntool_calls == 0) {
+        jsonw_string_n(w, m->content, m->content_len);
+        jsonw_object_close(w);
+        return;
+    }
+    jsonw_array_open(w);
     /* Anthropic refuses an empty text block: a turn that only calls
      * tools and says "" says nothing */
-    if (!failed && m->content && m->content_len > 0)
-        failed = json_array_append_new(blocks, json_pack("{s:s, s:s%}", "type", "text", "text",
-                                                         m->content, m->content_len)) < 0;
-    if (!failed && !m->content)
-        failed = adapter_parts(blocks, m, anthropic_image) < 0;
-    for (size_t i = 0; !failed && i < m->ntool_calls; i++) {
+    if (m->content && m->content_len > 0) {
+        jsonw_object_open(w);
+        jsonw_kstring(w, "type", "text");
+        jsonw_key(w, "text");
+        jsonw_string_n(w, m->content, m->content_len);
+        jsonw_object_close(w);
+    }
+    if (!m->content)
+        adapter_w_parts(w, m, anthropic_image);
+    for (size_t i = 0; i < m->ntool_calls; i++) {
         const struct request_tool_call *c = &m->tool_calls[i];
-        failed = json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
-                                                         "id", c->id, "name", c->name, "input",
-                                                         c->arguments)) < 0;
+        jsonw_object_open(w);
+        jsonw_kstring(w, "type", "tool_use");
+        jsonw_kstring(w, "id", c->id);
+        jsonw_kstring(w, "name", c->name);
+        jsonw_key(w, "input");
+        jsonw_json(w, c->arguments);
+        jsonw_object_close(w);
     }
-    if (failed) {
-        json_decref(blocks);
-        return NULL;
-    }
-    return json_pack("{s:s, s:o}", "role", role, "content", blocks);
+    jsonw_array_close(w);
+    jsonw_object_close(w);
 }
 
 /* Tool turns answer in a user turn of tool_result blocks; consecutive
  * tool turns share one, as the API asks (all results of one assistant
- * turn's calls in the next user turn). */
-static int anthropic_tool_result(json_t *messages, json_t **open_results,
-                                 const struct request_message *m)
+ * turn's calls in the next user turn): *open says that turn is still
+ * open, for the next tool turn to add to. */
+static void anthropic_tool_result(struct jsonw *w, int *open, const struct request_message *m)
 {
-    size_t len;
-    char *text = adapter_message_text(m, &len);
-    json_t *block = text ? json_pack("{s:s, s:s, s:s%}", "type", "tool_result", "tool_use_id",
-                                     m->tool_call_id, "content", text, len)
-                         : NULL;
-    free(text);
-    if (!block)
-        return -1;
-    if (*open_results)
-        return json_array_append_new(*open_results, block);
-    json_t *results = json_pack("[o]", block);
-    if (!results)
-        return -1;
-    *open_results = results; /* borrowed from the turn that holds it */
-    return json_array_append_new(messages,
-                                 json_pack("{s:s, s:o}", "role", "user", "content", results));
+    if (!*open) {
+        jsonw_object_open(w);
+        jsonw_kstring(w, "role", "user");
+        jsonw_key(w, "content");
+        jsonw_array_open(w);
+        *open = 1;
+    }
+    jsonw_object_open(w);
+    jsonw_kstring(w, "type", "tool_result");
+    jsonw_kstring(w, "tool_use_id", m->tool_call_id);
+    jsonw_key(w, "content");
+    if (m->content) {
+        jsonw_string_n(w, m->content, m->content_len);
+    } else {
+        size_t len;
+        char *text = adapter_message_text(m, &len);
+        if (text)
+            jsonw_string_n(w, text, len);
+        else if (w->error == JSONW_OK)
+            w->error = JSONW_NOMEM;
+        free(text);
+    }
+    jsonw_object_close(w);
 }
 
-static json_t *anthropic_messages(const struct request *req)
+static void anthropic_messages(struct jsonw *w, const struct request *req)
 {
-    json_t *messages = json_array(), *open_results = NULL;
-    int failed = messages == NULL;
-    for (size_t i = 0; !failed && i < req->nmessages; i++) {
+    int open = 0;
+    jsonw_array_open(w);
+    for (size_t i = 0; i < req->nmessages; i++) {
         const struct request_message *m = &req->messages[i];
         if (m->role == REQUEST_SYSTEM)
             continue;
         if (m->role == REQUEST_TOOL) {
-            failed = anthropic_tool_result(messages, &open_results, m) < 0;
+            anthropic_tool_result(w, &open, m);
             continue;
         }
-        open_results = NULL;
-        failed = json_array_append_new(messages, anthropic_turn(m)) < 0;
+        if (open) { /* the results turn ends: its array, then its object */
+            jsonw_array_close(w);
+            jsonw_object_close(w);
+            open = 0;
+        }
+        anthropic_turn(w, m);
     }
-    if (failed) {
-        json_decref(messages);
-        return NULL;
+    if (open) {
+        jsonw_array_close(w);
+        jsonw_object_close(w);
     }
-    return messages;
+    jsonw_array_close(w);
+}
+
+/* The format tool's input_schema (adapter_format_schema's value). */
+static void anthropic_format_schema(struct jsonw *w, const struct request *req)
+{
+    if (req->format == REQUEST_FORMAT_JSON_SCHEMA && req->schema) {
+        jsonw_json(w, req->schema);
+        return;
+    }
+    jsonw_object_open(w);
+    jsonw_kstring(w, "type", "object");
+    jsonw_object_close(w);
 }
 
 /* The request's tools, then the format tool that stands for
  * response_format (adapter.h, ADAPTER_FORMAT_TOOL). */
-static json_t *anthropic_tools(const struct request *req)
+static void anthropic_tools(struct jsonw *w, const struct request *req)
 {
-    json_t *tools = json_array();
-    for (size_t i = 0; tools && i < req->ntools; i++) {
+    jsonw_array_open(w);
+    for (size_t i = 0; i < req->ntools; i++) {
         const struct request_tool *t = &req->tools[i];
+        jsonw_object_open(w);
+        jsonw_kstring(w, "name", t->name);
         /* input_schema is required: no parameters is an object of none */
-        json_t *tool = json_pack("{s:s, s:o}", "name", t->name, "input_schema",
-                                 t->parameters ? json_incref(t->parameters)
-                                               : json_pack("{s:s}", "type", "object"));
-        if (tool && t->description &&
-            json_object_set_new(tool, "description", json_string(t->description)) < 0) {
-            json_decref(tool);
-            tool = NULL;
+        jsonw_key(w, "input_schema");
+        if (t->parameters) {
+            jsonw_json(w, t->parameters);
+        } else {
+            jsonw_object_open(w);
+            jsonw_kstring(w, "type", "object");
+            jsonw_object_close(w);
         }
-        if (json_array_append_new(tools, tool) < 0) {
-            json_decref(tools);
-            tools = NULL;
-        }
+        if (t->description)
+            jsonw_kstring(w, "description", t->description);
+        jsonw_object_close(w);
     }
-    if (tools && req->format != REQUEST_FORMAT_TEXT) {
+    if (req->format != REQUEST_FORMAT_TEXT) {
+        /* schema_name is at most 64 characters: the text fits */
         char desc[512];
         if (req->format == REQUEST_FORMAT_JSON_SCHEMA)
             snprintf(desc, sizeof desc,
@@ -171,55 +217,118 @@ static json_t *anthropic_tools(const struct request *req)
             snprintf(desc, sizeof desc,
                      "Give your final answer by calling this tool: its input is the answer, a "
                      "JSON object.");
-        json_t *tool = json_pack("{s:s, s:s, s:o}", "name", ADAPTER_FORMAT_TOOL, "description",
-                                 desc, "input_schema", adapter_format_schema(req));
+        jsonw_object_open(w);
+        jsonw_kstring(w, "name", ADAPTER_FORMAT_TOOL);
+        jsonw_key(w, "description");
         /* the schema's own description says what the answer means */
-        if (tool && req->schema_description) {
-            json_t *d = json_pack("s++", desc, " ", req->schema_description);
-            if (json_object_set_new(tool, "description", d) < 0) {
-                json_decref(tool);
-                tool = NULL;
+        if (req->schema_description) {
+            size_t dlen = strlen(desc), slen = strlen(req->schema_description);
+            char *joined = malloc(dlen + 1 + slen);
+            if (joined) {
+                memcpy(joined, desc, dlen);
+                joined[dlen] = ' ';
+                memcpy(joined + dlen + 1, req->schema_description, slen);
+                jsonw_string_n(w, joined, dlen + 1 + slen);
+                free(joined);
+            } else if (w->error == JSONW_OK) {
+                w->error = JSONW_NOMEM;
             }
+        } else {
+            jsonw_string(w, desc);
         }
-        if (json_array_append_new(tools, tool) < 0) {
-            json_decref(tools);
-            tools = NULL;
-        }
+        jsonw_key(w, "input_schema");
+        anthropic_format_schema(w, req);
+        jsonw_object_close(w);
     }
-    return tools;
+    jsonw_array_close(w);
 }
 
-/* NULL when the default (auto) applies. With response_format, the format
- * tool is forced, unless the request names a tool of its own (that one
- * is) or lets the model call one of its tools ("any": a tool, or the
+/* {"type": type} or {"type": type, "name": name}. */
+static void anthropic_choice(struct jsonw *w, const char *type, const char *name)
+{
+    jsonw_key(w, "tool_choice");
+    jsonw_object_open(w);
+    jsonw_kstring(w, "type", type);
+    if (name)
+        jsonw_kstring(w, "name", name);
+    jsonw_object_close(w);
+}
+
+/* Nothing when the default (auto) applies. With response_format, the
+ * format tool is forced, unless the request names a tool of its own (that
+ * one is) or lets the model call one of its tools ("any": a tool, or the
  * answer through the format tool). Thinking admits auto and none only:
  * with reasoning the format tool is offered, not forced (and the router
  * keeps required/named choices away from reasoning requests). */
-static json_t *anthropic_tool_choice(const struct request *req, int thinking)
+static void anthropic_tool_choice(struct jsonw *w, const struct request *req, int thinking)
 {
     enum request_tool_choice c = req->tool_choice;
     if (req->format != REQUEST_FORMAT_TEXT) {
         if (thinking)
-            return NULL;
+            return;
         if (c == REQUEST_TOOL_CHOICE_NAMED)
-            return json_pack("{s:s, s:s}", "type", "tool", "name", req->tool_choice_name);
-        if (req->ntools > 0 && c != REQUEST_TOOL_CHOICE_NONE)
-            return json_pack("{s:s}", "type", "any");
-        return json_pack("{s:s, s:s}", "type", "tool", "name", ADAPTER_FORMAT_TOOL);
+            anthropic_choice(w, "tool", req->tool_choice_name);
+        else if (req->ntools > 0 && c != REQUEST_TOOL_CHOICE_NONE)
+            anthropic_choice(w, "any", NULL);
+        else
+            anthropic_choice(w, "tool", ADAPTER_FORMAT_TOOL);
+        return;
     }
     switch (c) {
     case REQUEST_TOOL_CHOICE_NONE:
-        return json_pack("{s:s}", "type", "none");
+        anthropic_choice(w, "none", NULL);
+        break;
     case REQUEST_TOOL_CHOICE_REQUIRED:
-        return json_pack("{s:s}", "type", "any");
+        anthropic_choice(w, "any", NULL);
+        break;
     case REQUEST_TOOL_CHOICE_NAMED:
-        return json_pack("{s:s, s:s}", "type", "tool", "name", req->tool_choice_name);
+        anthropic_choice(w, "tool", req->tool_choice_name);
+        break;
     case REQUEST_TOOL_CHOICE_AUTO:
         break;
     }
-    return NULL;
 }
 
+/* 1 when some message is a user, assistant or tool turn. */
+static int anthropic_has_turns(const struct request *req)
+{
+    for (size_t i = 0; i < req->nmessages; i++)
+        if (req->messages[i].role != REQUEST_SYSTEM)
+            return 1;
+    return 0;
+}
+
+/* The top-level "system": the request's system text and every system-role
+ * message, joined; nothing when that is empty. */
+static void anthropic_w_system(struct jsonw *w, const struct request *req)
+{
+    int joined = 0;
+    for (size_t i = 0; i < req->nmessages && !joined; i++)
+        joined = req->messages[i].role == REQUEST_SYSTEM;
+    if (!joined) { /* the common case: written from the request, no copy */
+        if (req->system && req->system_len > 0) {
+            jsonw_key(w, "system");
+            jsonw_string_n(w, req->system, req->system_len);
+        }
+        return;
+    }
+    size_t len = 0;
+    char *system = anthropic_system(req, &len);
+    if (!system) {
+        if (w->error == JSONW_OK)
+            w->error = JSONW_NOMEM;
+        return;
+    }
+    if (len > 0) {
+        jsonw_key(w, "system");
+        jsonw_string_n(w, system, len);
+    }
+    free(system);
+}
+
+/* The keys come in the order the jansson tree this replaced dumped them:
+ * model, max_tokens, messages, system, sampling, tools, tool_choice,
+ * thinking. */
 static int anthropic_build(const struct provider_call *call, struct provider_http *out,
                            struct err *e)
 {
@@ -228,41 +337,33 @@ static int anthropic_build(const struct provider_call *call, struct provider_htt
         return err_set(e, ERR_INPUT, "reserved_tool_name",
                        "the tool name \"%s\" is reserved for response_format on Anthropic",
                        ADAPTER_FORMAT_TOOL);
-    json_t *messages = anthropic_messages(req);
-    if (messages && json_array_size(messages) == 0) {
-        json_decref(messages);
+    if (!anthropic_has_turns(req))
         return err_set(e, ERR_INPUT, "no_turns",
                        "Anthropic needs at least one user or assistant message; this request "
                        "has only system text");
+    struct jsonw w;
+    adapter_body_init(&w, req);
+    jsonw_object_open(&w);
+    jsonw_kstring(&w, "model", call->model);
+    jsonw_kuint(&w, "max_tokens", call->max_tokens);
+    jsonw_key(&w, "messages");
+    anthropic_messages(&w, req);
+    anthropic_w_system(&w, req);
+    adapter_w_sampling(&w, req, "top_p", "stop_sequences");
+    if (req->ntools > 0 || req->format != REQUEST_FORMAT_TEXT) {
+        jsonw_key(&w, "tools");
+        anthropic_tools(&w, req);
     }
-    size_t system_len = 0;
-    char *system = messages ? anthropic_system(req, &system_len) : NULL;
-    json_t *body = NULL;
-    if (!system)
-        json_decref(messages);
-    else /* "o": json_pack takes messages, even when it fails */
-        body = json_pack("{s:s, s:I, s:o}", "model", call->model, "max_tokens",
-                         (json_int_t)call->max_tokens, "messages", messages);
-    int failed = body == NULL;
-    if (!failed && system_len > 0)
-        failed = json_object_set_new(body, "system", json_stringn(system, system_len)) < 0;
-    free(system);
-    if (!failed)
-        failed = adapter_sampling(body, req, "top_p", "stop_sequences") < 0;
-    if (!failed && (req->ntools > 0 || req->format != REQUEST_FORMAT_TEXT))
-        failed = json_object_set_new(body, "tools", anthropic_tools(req)) < 0;
-    json_t *choice = failed ? NULL : anthropic_tool_choice(req, call->reasoning_budget > 0);
-    if (!failed && choice)
-        failed = json_object_set_new(body, "tool_choice", choice) < 0;
-    if (!failed && call->reasoning_budget > 0)
-        failed = json_object_set_new(body, "thinking",
-                                     json_pack("{s:s, s:I}", "type", "enabled", "budget_tokens",
-                                               (json_int_t)call->reasoning_budget)) < 0;
-    if (failed) {
-        json_decref(body);
-        body = NULL;
+    anthropic_tool_choice(&w, req, call->reasoning_budget > 0);
+    if (call->reasoning_budget > 0) {
+        jsonw_key(&w, "thinking");
+        jsonw_object_open(&w);
+        jsonw_kstring(&w, "type", "enabled");
+        jsonw_kuint(&w, "budget_tokens", call->reasoning_budget);
+        jsonw_object_close(&w);
     }
-    if (adapter_body(out, body) < 0 || adapter_url(out, call->base_url, "/v1/messages") < 0 ||
+    jsonw_object_close(&w);
+    if (adapter_body_finish(out, &w) < 0 || adapter_url(out, call->base_url, "/v1/messages") < 0 ||
         adapter_header(out, "x-api-key", call->api_key ? call->api_key : "") < 0 ||
         adapter_header(out, "anthropic-version",
                        call->api_version ? call->api_version : ANTHROPIC_VERSION) < 0 ||

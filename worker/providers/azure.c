@@ -59,8 +59,7 @@ static char *azure_path(const struct provider_call *call)
 static int azure_build(const struct provider_call *call, struct provider_http *out, struct err *e)
 {
     int v1 = !call->api_version || !*call->api_version;
-    json_t *body = openai_chat_body(call, v1, e);
-    if (!body)
+    if (openai_chat_body(call, v1, out, e) < 0)
         return -1;
     const char *key = call->api_key ? call->api_key : "";
     char *auth = NULL, *path = azure_path(call);
@@ -72,9 +71,7 @@ static int azure_build(const struct provider_call *call, struct provider_http *o
         if ((auth = malloc(n)))
             snprintf(auth, n, "Bearer %s", key);
     }
-    int rc = adapter_body(out, body); /* takes body */
-    if (rc == 0)
-        rc = path ? adapter_url(out, call->base_url, path) : -1;
+    int rc = path ? adapter_url(out, call->base_url, path) : -1;
     if (rc == 0)
         rc = bearer ? (auth ? adapter_header(out, "Authorization", auth) : -1)
                     : adapter_header(out, "api-key", key);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "providers/adapter.h"
+#include "providers/jscan.h"
 
 static const char *openai_role(enum request_role role)
 {
@@ -28,135 +29,154 @@ static const char *openai_role(enum request_role role)
 
 /* An image given as bytes travels as a data: URL: Chat Completions has no
  * other form for it. */
-static json_t *openai_image(const struct request_part *part)
+static void openai_image(struct jsonw *w, const struct request_part *part)
 {
-    if (part->type == REQUEST_PART_IMAGE_URL)
-        return json_pack("{s:s, s:{s:s%}}", "type", "image_url", "image_url", "url", part->text,
-                         part->text_len);
-    size_t mlen = strlen(part->media_type), n = 5 + mlen + 8 + part->text_len;
-    char *url = malloc(n + 1);
-    if (!url)
-        return NULL;
-    memcpy(url, "data:", 5);
-    memcpy(url + 5, part->media_type, mlen);
-    memcpy(url + 5 + mlen, ";base64,", 8);
-    memcpy(url + 13 + mlen, part->text, part->text_len);
-    url[n] = '\0';
-    json_t *out = json_pack("{s:s, s:{s:s%}}", "type", "image_url", "image_url", "url", url, n);
-    free(url);
-    return out;
+    jsonw_object_open(w);
+    jsonw_kstring(w, "type", "image_url");
+    jsonw_key(w, "image_url");
+    jsonw_object_open(w);
+    jsonw_key(w, "url");
+    if (part->type == REQUEST_PART_IMAGE_URL) {
+        jsonw_string_n(w, part->text, part->text_len);
+    } else {
+        size_t mlen = strlen(part->media_type), n = 5 + mlen + 8 + part->text_len;
+        char *url = malloc(n);
+        if (url) {
+            memcpy(url, "data:", 5);
+            memcpy(url + 5, part->media_type, mlen);
+            memcpy(url + 5 + mlen, ";base64,", 8);
+            memcpy(url + 13 + mlen, part->text, part->text_len);
+            jsonw_string_n(w, url, n);
+            free(url);
+        } else if (w->error == JSONW_OK) {
+            w->error = JSONW_NOMEM;
+        }
+    }
+    jsonw_object_close(w);
+    jsonw_object_close(w);
+}
+
+/* Arguments travel as a JSON string (the API's shape), compact: dumped
+ * once into scratch (reused from call to call), then written as the
+ * string. */
+static void openai_tool_calls(struct jsonw *w, const struct request_message *m,
+                              struct jsonw *scratch)
+{
+    jsonw_array_open(w);
+    for (size_t i = 0; i < m->ntool_calls; i++) {
+        const struct request_tool_call *c = &m->tool_calls[i];
+        struct jsonw_mark empty = jsonw_mark(scratch);
+        jsonw_json(scratch, c->arguments);
+        jsonw_object_open(w);
+        jsonw_kstring(w, "id", c->id);
+        jsonw_kstring(w, "type", "function");
+        jsonw_key(w, "function");
+        jsonw_object_open(w);
+        jsonw_kstring(w, "name", c->name);
+        jsonw_key(w, "arguments");
+        if (scratch->error == JSONW_OK) {
+            jsonw_string_n(w, scratch->buf, scratch->len);
+            jsonw_rewind(scratch, empty);
+        } else if (w->error == JSONW_OK) {
+            w->error = scratch->error;
+        }
+        jsonw_object_close(w);
+        jsonw_object_close(w);
+    }
+    jsonw_array_close(w);
 }
 
 /* A string stays a string (what every compatible server reads); parts
- * become Chat Completions parts. NULL when there is no content (an
- * assistant turn that only calls tools) or out of memory (*failed). */
-static json_t *openai_content(const struct request_message *m, int *failed)
+ * become Chat Completions parts; no content (an assistant turn that only
+ * calls tools) writes no "content". */
+static void openai_message(struct jsonw *w, const struct request_message *m, struct jsonw *scratch)
 {
-    if (m->content)
-        return json_stringn(m->content, m->content_len);
-    if (m->nparts == 0)
-        return NULL;
-    json_t *parts = json_array();
-    if (!parts || adapter_parts(parts, m, openai_image) < 0) {
-        json_decref(parts);
-        *failed = 1;
-        return NULL;
+    jsonw_object_open(w);
+    jsonw_kstring(w, "role", openai_role(m->role));
+    if (m->content) {
+        jsonw_key(w, "content");
+        jsonw_string_n(w, m->content, m->content_len);
+    } else if (m->nparts > 0) {
+        jsonw_key(w, "content");
+        jsonw_array_open(w);
+        adapter_w_parts(w, m, openai_image);
+        jsonw_array_close(w);
     }
-    return parts;
+    if (m->role == REQUEST_ASSISTANT && m->ntool_calls > 0) {
+        jsonw_key(w, "tool_calls");
+        openai_tool_calls(w, m, scratch);
+    }
+    if (m->role == REQUEST_TOOL)
+        jsonw_kstring(w, "tool_call_id", m->tool_call_id);
+    jsonw_object_close(w);
 }
 
-/* Arguments travel as a JSON string (the API's shape), compact. */
-static json_t *openai_tool_calls(const struct request_message *m)
+static void openai_tools(struct jsonw *w, const struct request *req)
 {
-    json_t *calls = json_array();
-    for (size_t i = 0; calls && i < m->ntool_calls; i++) {
-        const struct request_tool_call *c = &m->tool_calls[i];
-        char *args = json_dumps(c->arguments, JSON_COMPACT);
-        json_t *call = args ? json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", c->id, "type", "function",
-                                        "function", "name", c->name, "arguments", args)
-                            : NULL;
-        free(args);
-        if (json_array_append_new(calls, call) < 0) {
-            json_decref(calls);
-            calls = NULL;
-        }
-    }
-    return calls;
-}
-
-static json_t *openai_message(const struct request_message *m)
-{
-    int failed = 0;
-    json_t *content = openai_content(m, &failed);
-    json_t *msg = failed ? NULL : json_pack("{s:s}", "role", openai_role(m->role));
-    if (!msg) {
-        json_decref(content);
-        return NULL;
-    }
-    if (content)
-        failed = json_object_set_new(msg, "content", content) < 0;
-    if (!failed && m->role == REQUEST_ASSISTANT && m->ntool_calls > 0)
-        failed = json_object_set_new(msg, "tool_calls", openai_tool_calls(m)) < 0;
-    if (!failed && m->role == REQUEST_TOOL)
-        failed = json_object_set_new(msg, "tool_call_id", json_string(m->tool_call_id)) < 0;
-    if (failed) {
-        json_decref(msg);
-        return NULL;
-    }
-    return msg;
-}
-
-static json_t *openai_tools(const struct request *req)
-{
-    json_t *tools = json_array();
-    for (size_t i = 0; tools && i < req->ntools; i++) {
+    jsonw_array_open(w);
+    for (size_t i = 0; i < req->ntools; i++) {
         const struct request_tool *t = &req->tools[i];
-        json_t *fn = json_pack("{s:s}", "name", t->name);
+        jsonw_object_open(w);
+        jsonw_kstring(w, "type", "function");
+        jsonw_key(w, "function");
+        jsonw_object_open(w);
+        jsonw_kstring(w, "name", t->name);
+        if (t->description)
+            jsonw_kstring(w, "description", t->description);
         /* no parameters: the API reads that as a function of no arguments */
-        if (fn && ((t->description &&
-                    json_object_set_new(fn, "description", json_string(t->description)) < 0) ||
-                   (t->parameters && json_object_set(fn, "parameters", t->parameters) < 0))) {
-            json_decref(fn);
-            fn = NULL;
+        if (t->parameters) {
+            jsonw_key(w, "parameters");
+            jsonw_json(w, t->parameters);
         }
-        if (json_array_append_new(tools,
-                                  fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn)
-                                     : NULL) < 0) {
-            json_decref(tools);
-            tools = NULL;
-        }
+        jsonw_object_close(w);
+        jsonw_object_close(w);
     }
-    return tools;
+    jsonw_array_close(w);
 }
 
-static json_t *openai_response_format(const struct request *req)
+static void openai_response_format(struct jsonw *w, const struct request *req)
 {
-    if (req->format == REQUEST_FORMAT_JSON)
-        return json_pack("{s:s}", "type", "json_object");
-    json_t *js = json_pack("{s:s, s:O}", "name", req->schema_name, "schema", req->schema);
-    if (js && ((req->schema_description &&
-                json_object_set_new(js, "description", json_string(req->schema_description)) < 0) ||
-               (req->schema_strict && json_object_set_new(js, "strict", json_true()) < 0))) {
-        json_decref(js);
-        js = NULL;
+    jsonw_object_open(w);
+    if (req->format == REQUEST_FORMAT_JSON) {
+        jsonw_kstring(w, "type", "json_object");
+    } else {
+        jsonw_kstring(w, "type", "json_schema");
+        jsonw_key(w, "json_schema");
+        jsonw_object_open(w);
+        jsonw_kstring(w, "name", req->schema_name);
+        jsonw_key(w, "schema");
+        jsonw_json(w, req->schema);
+        if (req->schema_description)
+            jsonw_kstring(w, "description", req->schema_description);
+        if (req->schema_strict)
+            jsonw_kbool(w, "strict", 1);
+        jsonw_object_close(w);
     }
-    return js ? json_pack("{s:s, s:o}", "type", "json_schema", "json_schema", js) : NULL;
+    jsonw_object_close(w);
 }
 
-static json_t *openai_tool_choice(const struct request *req)
+static void openai_tool_choice(struct jsonw *w, const struct request *req)
 {
     switch (req->tool_choice) {
     case REQUEST_TOOL_CHOICE_NONE:
-        return json_string("none");
+        jsonw_string(w, "none");
+        return;
     case REQUEST_TOOL_CHOICE_REQUIRED:
-        return json_string("required");
+        jsonw_string(w, "required");
+        return;
     case REQUEST_TOOL_CHOICE_NAMED:
-        return json_pack("{s:s, s:{s:s}}", "type", "function", "function", "name",
-                         req->tool_choice_name);
+        jsonw_object_open(w);
+        jsonw_kstring(w, "type", "function");
+        jsonw_key(w, "function");
+        jsonw_object_open(w);
+        jsonw_kstring(w, "name", req->tool_choice_name);
+        jsonw_object_close(w);
+        jsonw_object_close(w);
+        return;
     case REQUEST_TOOL_CHOICE_AUTO:
         break;
     }
-    return json_string("auto");
+    jsonw_string(w, "auto");
 }
 
 static const char *openai_effort(enum request_effort effort)
@@ -166,17 +186,30 @@ static const char *openai_effort(enum request_effort effort)
                                              : "high";
 }
 
-json_t *openai_chat_body(const struct provider_call *call, int with_model, struct err *e)
+/* The keys come in the order the jansson tree this replaced dumped them
+ * (its insertion order): messages, the cap, stream, model, sampling,
+ * seed, response_format, tools, tool_choice, reasoning_effort. */
+int openai_chat_body(const struct provider_call *call, int with_model, struct provider_http *out,
+                     struct err *e)
 {
     const struct request *req = call->req;
-    json_t *messages = json_array();
-    int failed = messages == NULL;
-    if (!failed && req->system)
-        failed =
-            json_array_append_new(messages, json_pack("{s:s, s:s%}", "role", "system", "content",
-                                                      req->system, req->system_len)) < 0;
-    for (size_t i = 0; !failed && i < req->nmessages; i++)
-        failed = json_array_append_new(messages, openai_message(&req->messages[i])) < 0;
+    struct jsonw w, scratch;
+    adapter_body_init(&w, req);
+    jsonw_init(&scratch, 256, ADAPTER_BODY_MAX);
+    jsonw_object_open(&w);
+    jsonw_key(&w, "messages");
+    jsonw_array_open(&w);
+    if (req->system) {
+        jsonw_object_open(&w);
+        jsonw_kstring(&w, "role", "system");
+        jsonw_key(&w, "content");
+        jsonw_string_n(&w, req->system, req->system_len);
+        jsonw_object_close(&w);
+    }
+    for (size_t i = 0; i < req->nmessages; i++)
+        openai_message(&w, &req->messages[i], &scratch);
+    jsonw_array_close(&w);
+    jsonw_release(&scratch);
     int reasoning = req->reasoning_effort != REQUEST_EFFORT_NONE;
     /* max_tokens by default: every compatible server (vLLM, Ollama,
      * llama.cpp) understands it; OpenAI's reasoning (o-series) models refuse
@@ -185,42 +218,38 @@ json_t *openai_chat_body(const struct provider_call *call, int with_model, struc
     const char *cap = reasoning                ? "max_completion_tokens"
                       : call->max_tokens_field ? call->max_tokens_field
                                                : "max_tokens";
-    json_t *body = NULL;
-    if (failed)
-        json_decref(messages);
-    else /* "o": json_pack takes messages, even when it fails */
-        body = json_pack("{s:o, s:I, s:b}", "messages", messages, cap, (json_int_t)call->max_tokens,
-                         "stream", 0);
-    failed = body == NULL;
-    if (!failed && with_model)
-        failed = json_object_set_new(body, "model", json_string(call->model)) < 0;
-    if (!failed)
-        failed = adapter_sampling(body, req, "top_p", "stop") < 0;
-    if (!failed && req->has_seed)
-        failed = json_object_set_new(body, "seed", json_integer(req->seed)) < 0;
-    if (!failed && req->format != REQUEST_FORMAT_TEXT)
-        failed = json_object_set_new(body, "response_format", openai_response_format(req)) < 0;
-    if (!failed && req->ntools > 0)
-        failed = json_object_set_new(body, "tools", openai_tools(req)) < 0;
+    jsonw_kuint(&w, cap, call->max_tokens);
+    jsonw_kbool(&w, "stream", 0);
+    if (with_model)
+        jsonw_kstring(&w, "model", call->model);
+    adapter_w_sampling(&w, req, "top_p", "stop");
+    if (req->has_seed)
+        jsonw_kint(&w, "seed", req->seed);
+    if (req->format != REQUEST_FORMAT_TEXT) {
+        jsonw_key(&w, "response_format");
+        openai_response_format(&w, req);
+    }
+    if (req->ntools > 0) {
+        jsonw_key(&w, "tools");
+        openai_tools(&w, req);
+    }
     /* "auto" is the default with tools: left out, since some compatible
      * servers (vLLM) refuse an explicit "auto" unless started for it */
-    if (!failed && req->ntools > 0 && req->tool_choice != REQUEST_TOOL_CHOICE_AUTO)
-        failed = json_object_set_new(body, "tool_choice", openai_tool_choice(req)) < 0;
-    if (!failed && reasoning)
-        failed = json_object_set_new(body, "reasoning_effort",
-                                     json_string(openai_effort(req->reasoning_effort))) < 0;
-    if (failed) {
-        json_decref(body);
-        err_set(e, ERR_FATAL, "oom", "out of memory building the request");
-        return NULL;
+    if (req->ntools > 0 && req->tool_choice != REQUEST_TOOL_CHOICE_AUTO) {
+        jsonw_key(&w, "tool_choice");
+        openai_tool_choice(&w, req);
     }
-    return body;
+    if (reasoning)
+        jsonw_kstring(&w, "reasoning_effort", openai_effort(req->reasoning_effort));
+    jsonw_object_close(&w);
+    if (adapter_body_finish(out, &w) < 0)
+        return err_set(e, ERR_FATAL, "oom", "out of memory building the request");
+    return 0;
 }
 
 static int openai_build(const struct provider_call *call, struct provider_http *out, struct err *e)
 {
-    json_t *body = openai_chat_body(call, 1, e);
-    if (!body)
+    if (openai_chat_body(call, 1, out, e) < 0)
         return -1;
     /* a local server (Ollama, llama.cpp) may need no key: no header then,
      * rather than "Bearer " with nothing after it */
@@ -230,9 +259,7 @@ static int openai_build(const struct provider_call *call, struct provider_http *
         if ((auth = malloc(n)))
             snprintf(auth, n, "Bearer %s", call->api_key);
     }
-    int rc = adapter_body(out, body); /* takes body */
-    if (rc == 0)
-        rc = adapter_url(out, call->base_url, "/chat/completions");
+    int rc = adapter_url(out, call->base_url, "/chat/completions");
     if (rc == 0 && call->api_key && *call->api_key)
         rc = auth ? adapter_header(out, "Authorization", auth) : -1;
     if (rc == 0)
@@ -248,20 +275,23 @@ static int openai_build(const struct provider_call *call, struct provider_http *
     return 0;
 }
 
-static enum provider_finish openai_finish(const char *reason)
+/* reason[0..len): NULL for none. */
+static enum provider_finish openai_finish(const char *reason, size_t len)
 {
+#define OPENAI_IS(word) (len == sizeof word - 1 && memcmp(reason, word, len) == 0)
     if (!reason)
         return PROVIDER_FINISH_OTHER;
-    if (strcmp(reason, "stop") == 0)
+    if (OPENAI_IS("stop"))
         return PROVIDER_FINISH_STOP;
-    if (strcmp(reason, "length") == 0)
+    if (OPENAI_IS("length"))
         return PROVIDER_FINISH_LENGTH;
-    if (strcmp(reason, "content_filter") == 0)
+    if (OPENAI_IS("content_filter"))
         return PROVIDER_FINISH_CONTENT_FILTER;
     /* function_call: the legacy name of tool_calls */
-    if (strcmp(reason, "tool_calls") == 0 || strcmp(reason, "function_call") == 0)
+    if (OPENAI_IS("tool_calls") || OPENAI_IS("function_call"))
         return PROVIDER_FINISH_TOOL_CALLS;
     return PROVIDER_FINISH_OTHER;
+#undef OPENAI_IS
 }
 
 static int openai_malformed(json_t *root, struct err *e, const char *why)
@@ -346,8 +376,8 @@ bad:
     return NULL;
 }
 
-int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
-                      struct err *e)
+int openai_chat_parse_tree(long status, const char *body, size_t len, struct provider_reply *out,
+                           struct err *e)
 {
     /* JSON_ALLOW_NUL: a model may emit U+0000, and the text keeps it */
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
@@ -386,7 +416,9 @@ int openai_chat_parse(long status, const char *body, size_t len, struct provider
             return openai_malformed(root, e, why);
     }
     out->tool_calls = calls;
-    out->finish = openai_finish(json_string_value(json_object_get(choice, "finish_reason")));
+    /* strlen: a reason is compared as jansson's NUL-terminated value */
+    const char *reason = json_string_value(json_object_get(choice, "finish_reason"));
+    out->finish = openai_finish(reason, reason ? strlen(reason) : 0);
     const char *text = "";
     size_t text_len = 0;
     if (json_is_string(content)) {
@@ -411,6 +443,254 @@ int openai_chat_parse(long status, const char *body, size_t len, struct provider
     out->usage.tokens[COST_REASONING] = reasoning;
     json_decref(root);
     return 0;
+}
+
+/* --- the reply read in place (jscan): what openai_chat_parse_tree reads
+ * from a usable reply, without a tree. Anything it is not sure of (a
+ * reply that the tree would refuse, tool calls, an escape it leaves to
+ * jansson) is declined, and the tree reads the reply. --- */
+
+struct openai_fields {
+    struct jscan_str content, refusal, finish, model;
+    int content_string, refusal_string, finish_string, model_string;
+    int message, usage, prompt_seen, completion_seen;
+    int64_t prompt, completion, cached, reasoning;
+};
+
+/* The key k[0..n) is word (a literal); a second time is declined: jansson
+ * keeps the last of duplicate keys, and the reader would have read the
+ * first. */
+static int openai_key(const char *k, size_t n, const char *word, size_t wlen, unsigned bit,
+                      unsigned *seen, int *dup)
+{
+    if (n != wlen || memcmp(k, word, n) != 0)
+        return 0;
+    if (*seen & bit)
+        *dup = 1;
+    *seen |= bit;
+    return 1;
+}
+#define OPENAI_KEY(word, bit) openai_key(k, n, word, sizeof word - 1, bit, &seen, &dup)
+
+/* A count as adapter_count reads it: null (when nullable) is 0, else an
+ * integer from 0 to COST_MAX_TOKENS. */
+static int openai_fast_count(struct jscan *s, int nullable, int64_t *v)
+{
+    int type = jscan_peek(s);
+    if (type == JSCAN_NULL && nullable) {
+        *v = 0;
+        return jscan_skip(s);
+    }
+    if (type != JSCAN_INTEGER || jscan_integer(s, v) < 0 || *v < 0 ||
+        (uint64_t)*v > COST_MAX_TOKENS)
+        return -1;
+    return 0;
+}
+
+/* A details object (null: none), and its count named want. */
+static int openai_fast_details(struct jscan *s, const char *want, size_t wlen, int64_t *v)
+{
+    int type = jscan_peek(s), rc, dup = 0;
+    unsigned seen = 0;
+    const char *k;
+    size_t n;
+    *v = 0;
+    if (type == JSCAN_NULL)
+        return jscan_skip(s);
+    if (type != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        if (openai_key(k, n, want, wlen, 1, &seen, &dup))
+            rc = dup ? -1 : openai_fast_count(s, 1, v);
+        else
+            rc = jscan_skip(s);
+        if (rc < 0)
+            return -1;
+    }
+    return rc;
+}
+
+static int openai_fast_usage(struct jscan *s, struct openai_fields *f)
+{
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    if (jscan_peek(s) != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    f->usage = 1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        if (OPENAI_KEY("prompt_tokens", 1))
+            rc = openai_fast_count(s, 0, &f->prompt), f->prompt_seen = 1;
+        else if (OPENAI_KEY("completion_tokens", 2))
+            rc = openai_fast_count(s, 0, &f->completion), f->completion_seen = 1;
+        else if (OPENAI_KEY("prompt_tokens_details", 4))
+            rc = openai_fast_details(s, "cached_tokens", 13, &f->cached);
+        else if (OPENAI_KEY("completion_tokens_details", 8))
+            rc = openai_fast_details(s, "reasoning_tokens", 16, &f->reasoning);
+        else
+            rc = jscan_skip(s);
+        if (rc < 0 || dup)
+            return -1;
+    }
+    return rc;
+}
+
+static int openai_fast_message(struct jscan *s, struct openai_fields *f)
+{
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    if (jscan_peek(s) != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    f->message = 1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        int type = jscan_peek(s);
+        if (OPENAI_KEY("content", 1)) {
+            f->content_string = type == JSCAN_STRING;
+            rc = f->content_string    ? jscan_string(s, &f->content)
+                 : type == JSCAN_NULL ? jscan_skip(s)
+                                      : -1;
+        } else if (OPENAI_KEY("refusal", 2)) {
+            f->refusal_string = type == JSCAN_STRING;
+            rc = f->refusal_string ? jscan_string(s, &f->refusal) : jscan_skip(s);
+        } else if (OPENAI_KEY("tool_calls", 4)) {
+            /* calls are the tree's: only none, or an empty list, here */
+            rc = type == JSCAN_NULL ? jscan_skip(s)
+                 : type == JSCAN_ARRAY && jscan_enter(s, '[') == 0
+                     ? (jscan_element(s) == 0 ? 0 : -1)
+                     : -1;
+        } else {
+            rc = jscan_skip(s);
+        }
+        if (rc < 0 || dup)
+            return -1;
+    }
+    return rc;
+}
+
+static int openai_fast_choice(struct jscan *s, struct openai_fields *f)
+{
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    if (jscan_peek(s) != JSCAN_OBJECT || jscan_enter(s, '{') < 0)
+        return -1;
+    while ((rc = jscan_member(s, &k, &n)) == 1) {
+        if (OPENAI_KEY("message", 1)) {
+            rc = openai_fast_message(s, f);
+        } else if (OPENAI_KEY("finish_reason", 2)) {
+            f->finish_string = jscan_peek(s) == JSCAN_STRING;
+            rc = f->finish_string ? jscan_string(s, &f->finish) : jscan_skip(s);
+            if (f->finish_string && f->finish.escaped)
+                rc = -1; /* compared as it stands: an escape is the tree's */
+        } else {
+            rc = jscan_skip(s);
+        }
+        if (rc < 0 || dup)
+            return -1;
+    }
+    return rc;
+}
+
+/* The choices: the first read, the rest skipped. */
+static int openai_fast_choices(struct jscan *s, struct openai_fields *f)
+{
+    int rc;
+    if (jscan_peek(s) != JSCAN_ARRAY || jscan_enter(s, '[') < 0 || jscan_element(s) != 1 ||
+        openai_fast_choice(s, f) < 0)
+        return -1;
+    while ((rc = jscan_element(s)) == 1)
+        if (jscan_skip(s) < 0)
+            return -1;
+    return rc;
+}
+
+/* 0 with the fields of a reply the tree would read as an answer; -1
+ * (declined) otherwise. */
+static int openai_fast_read(const char *body, size_t len, struct openai_fields *f)
+{
+    struct jscan s;
+    unsigned seen = 0;
+    int dup = 0, rc;
+    const char *k;
+    size_t n;
+    jscan_init(&s, body, len);
+    if (jscan_peek(&s) != JSCAN_OBJECT || jscan_enter(&s, '{') < 0)
+        return -1;
+    while ((rc = jscan_member(&s, &k, &n)) == 1) {
+        if (OPENAI_KEY("choices", 1)) {
+            rc = openai_fast_choices(&s, f);
+        } else if (OPENAI_KEY("usage", 2)) {
+            rc = openai_fast_usage(&s, f);
+        } else if (OPENAI_KEY("model", 4)) {
+            f->model_string = jscan_peek(&s) == JSCAN_STRING;
+            rc = f->model_string ? jscan_string(&s, &f->model) : jscan_skip(&s);
+        } else {
+            rc = jscan_skip(&s);
+        }
+        if (rc < 0 || dup)
+            return -1;
+    }
+    if (rc < 0 || jscan_finish(&s) < 0)
+        return -1;
+    /* what the tree would refuse as malformed: it says so, not this */
+    if (!f->message || !f->usage || !f->prompt_seen || !f->completion_seen ||
+        f->cached > f->prompt || f->reasoning > f->completion)
+        return -1;
+    return 0;
+}
+#undef OPENAI_KEY
+
+/* A copy of a string read in place, its escapes undone. */
+static char *openai_fast_copy(const struct jscan_str *str, size_t *len)
+{
+    char *out = malloc(str->len + 1);
+    if (out)
+        *len = jscan_unescape(str, out);
+    return out;
+}
+
+int openai_chat_read(const char *body, size_t len, struct provider_reply *out, struct err *e)
+{
+    struct openai_fields f = {0};
+    if (openai_fast_read(body, len, &f) < 0)
+        return 1;
+    out->finish = openai_finish(f.finish_string ? f.finish.s : NULL, f.finish.len);
+    static const struct jscan_str empty = {"", 0, 0};
+    const struct jscan_str *text = &empty;
+    if (f.content_string) {
+        text = &f.content;
+    } else if (f.refusal_string) {
+        /* content null, refusal set: the model declined; say so */
+        text = &f.refusal;
+        out->finish = PROVIDER_FINISH_CONTENT_FILTER;
+    }
+    size_t model_len;
+    out->text = openai_fast_copy(text, &out->text_len);
+    if (!out->text || (f.model_string && !(out->model = openai_fast_copy(&f.model, &model_len)))) {
+        provider_reply_release(out);
+        return err_set(e, ERR_FATAL, "oom", "out of memory");
+    }
+    out->usage.tokens[COST_INPUT] = (uint64_t)(f.prompt - f.cached);
+    out->usage.tokens[COST_CACHE_READ] = (uint64_t)f.cached;
+    out->usage.tokens[COST_CACHE_WRITE] = 0; /* OpenAI does not bill cache writes */
+    out->usage.tokens[COST_OUTPUT] = (uint64_t)(f.completion - f.reasoning);
+    out->usage.tokens[COST_REASONING] = (uint64_t)f.reasoning;
+    return 0;
+}
+
+int openai_chat_parse(long status, const char *body, size_t len, struct provider_reply *out,
+                      struct err *e)
+{
+    if (status >= 200 && status <= 299) {
+        int rc = openai_chat_read(body, len, out, e);
+        if (rc <= 0)
+            return rc;
+    }
+    return openai_chat_parse_tree(status, body, len, out, e);
 }
 
 const struct provider_ops openai_ops = {"openai", openai_build, openai_chat_parse, NULL};

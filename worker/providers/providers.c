@@ -2,6 +2,7 @@
  * providers: the table from provider type to adapter, and what every
  * adapter shares. Adding an API family: a new file and one line below.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,80 @@ int adapter_body(struct provider_http *out, json_t *body)
         return -1;
     out->body_len = strlen(out->body);
     return 0;
+}
+
+/* First allocation of a body: its strings plus room for the keys and
+ * escapes; a larger body grows by doubling. */
+#define ADAPTER_BODY_SLACK 512u
+
+void adapter_body_init(struct jsonw *w, const struct request *req)
+{
+    size_t n = ADAPTER_BODY_SLACK + (req->system ? req->system_len : 0);
+    for (size_t i = 0; i < req->nmessages; i++)
+        for (size_t k = 0; k < req->messages[i].nparts; k++)
+            n += req->messages[i].parts[k].text_len + 64;
+    jsonw_init(w, n + n / 8, ADAPTER_BODY_MAX);
+}
+
+int adapter_body_finish(struct provider_http *out, struct jsonw *w)
+{
+    size_t len = 0;
+    char *body = w->replaced == 0 ? jsonw_finish(w, &len) : NULL;
+    if (!body) {
+        jsonw_release(w);
+        return -1;
+    }
+    out->body = body;
+    out->body_len = len;
+    return 0;
+}
+
+/* Writes token (bytes jsonw copies as they are: digits, '.', 'e', '-')
+ * as a bare value. jsonw writes values, never raw text: the token is
+ * written as a string, through jsonw's own growth and bound, and its
+ * quotes are then taken out. */
+static void adapter_w_raw(struct jsonw *w, const char *token, size_t n)
+{
+    jsonw_string_n(w, token, n);
+    if (w->error)
+        return;
+    char *end = w->buf + w->len; /* ..."token" */
+    memmove(end - n - 2, end - n - 1, n);
+    w->len -= 2;
+}
+
+void adapter_w_real(struct jsonw *w, double v)
+{
+    char buf[48];
+    int n = isfinite(v) ? snprintf(buf, sizeof buf, "%.17g", v) : -1;
+    if (n <= 0 || (size_t)n >= sizeof buf - 3) {
+        if (w->error == JSONW_OK)
+            w->error = JSONW_MISUSE;
+        return;
+    }
+    size_t len = (size_t)n;
+    /* a locale's decimal comma, as jansson's from_locale undoes it */
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != '-' && buf[i] != '+' && buf[i] != 'e' && (buf[i] < '0' || buf[i] > '9'))
+            buf[i] = '.';
+    /* a dot or an exponent, or it would read back as an integer */
+    if (!memchr(buf, '.', len) && !memchr(buf, 'e', len)) {
+        memcpy(buf + len, ".0", 3);
+        len += 2;
+    }
+    char *exp = memchr(buf, 'e', len);
+    if (exp) { /* "1e+20" as "1e20", "1e-05" as "1e-5" */
+        char *start = exp + 1, *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - buf));
+            len -= (size_t)(end - start);
+        }
+    }
+    adapter_w_raw(w, buf, len);
 }
 
 int adapter_count(const json_t *obj, const char *key, uint64_t *out)
@@ -301,18 +376,41 @@ char *adapter_message_text(const struct request_message *m, size_t *len)
     return s;
 }
 
-int adapter_parts(json_t *array, const struct request_message *m,
-                  json_t *(*image)(const struct request_part *part))
+void adapter_w_parts(struct jsonw *w, const struct request_message *m,
+                     void (*image)(struct jsonw *w, const struct request_part *part))
 {
     for (size_t i = 0; i < m->nparts; i++) {
         const struct request_part *part = &m->parts[i];
-        json_t *p = part->type == REQUEST_PART_TEXT ? json_pack("{s:s, s:s%}", "type", "text",
-                                                                "text", part->text, part->text_len)
-                                                    : image(part);
-        if (json_array_append_new(array, p) < 0)
-            return -1;
+        if (part->type != REQUEST_PART_TEXT) {
+            image(w, part);
+            continue;
+        }
+        jsonw_object_open(w);
+        jsonw_kstring(w, "type", "text");
+        jsonw_key(w, "text");
+        jsonw_string_n(w, part->text, part->text_len);
+        jsonw_object_close(w);
     }
-    return 0;
+}
+
+void adapter_w_sampling(struct jsonw *w, const struct request *req, const char *top_p_key,
+                        const char *stop_key)
+{
+    if (req->has_temperature) {
+        jsonw_key(w, "temperature");
+        adapter_w_real(w, req->temperature);
+    }
+    if (req->has_top_p) {
+        jsonw_key(w, top_p_key);
+        adapter_w_real(w, req->top_p);
+    }
+    if (req->nstop > 0) {
+        jsonw_key(w, stop_key);
+        jsonw_array_open(w);
+        for (size_t i = 0; i < req->nstop && i < REQUEST_MAX_STOP; i++)
+            jsonw_string_n(w, req->stop[i], req->stop_len[i]);
+        jsonw_array_close(w);
+    }
 }
 
 /* The stop sequences as a JSON array of strings; NULL when out of memory. */
