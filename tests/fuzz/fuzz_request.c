@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (request_decode((const char *)data, size, 1 << 20, &req, &e) == 0) {
         struct plan plan;
         router_plan(policy, req, &plan);
+        router_plan_release(&plan);
         request_free(req);
     }
     return 0;
