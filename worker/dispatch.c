@@ -1537,7 +1537,10 @@ void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t gene
         return;
     }
     if (log_requests_on())
-        job_log_received(job);
+        job_log_received(job); /* before the compaction: it may log the prompt's JSON */
+    /* a request in flight keeps its fields, not the document they came from */
+    if (request_compact(job->req) < 0)
+        abort(); /* out of memory: better to die and be redone than to lose */
     if (router_plan(job->policy, job->req, &job->plan) < 0)
         abort(); /* out of memory: better to die and be redone than to lose */
     for (size_t i = 0; i < job->plan.ncandidates; i++)
