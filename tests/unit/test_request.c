@@ -74,9 +74,9 @@ static void compact_same(const char *path, const char *data, size_t len)
         return;
     int rc = request_compact(b);
     char *want = compact_calls(a), *got = rc == 0 ? compact_calls(b) : NULL;
-    ok(rc == 0 && !b->root && want && got && strcmp(want, got) == 0 &&
-           strcmp(a->id, b->id) == 0 && strcmp(a->task, b->task) == 0 &&
-           (!a->tenant) == (!b->tenant) && (!a->metadata) == (!b->metadata) &&
+    ok(rc == 0 && !b->root && want && got && strcmp(want, got) == 0 && strcmp(a->id, b->id) == 0 &&
+           strcmp(a->task, b->task) == 0 && (!a->tenant) == (!b->tenant) &&
+           (!a->metadata) == (!b->metadata) &&
            (!a->metadata || json_equal(a->metadata, b->metadata)) &&
            a->content_bytes == b->content_bytes && a->nmessages == b->nmessages,
        "%s compacted: the same fields, the same provider requests\n%s\n---\n%s", path,
