@@ -149,6 +149,9 @@ static void job_free(struct job *job)
     rd_kafka_message_destroy(job->msg);
     for (size_t i = 0; i < POLICY_MAX_CANDIDATES; i++)
         free(job->fate_reason[i]);
+    router_plan_release(&job->plan);
+    free(job->input_error);
+    free(job->error_msg);
     free(job->attempts);
     free(job->unmade);
     free(job->outputs);
@@ -186,7 +189,7 @@ static void job_fate_reason(struct job *job, size_t i, const char *fmt, ...)
 static struct attempt *job_attempt_append(struct attempt **arr, size_t *n, size_t *cap)
 {
     if (*n == *cap) {
-        size_t grow = *cap ? *cap * 2 : 2;
+        size_t grow = *cap ? *cap * 2 : 1; /* most jobs make one call */
         struct attempt *grown = realloc(*arr, grow * sizeof *grown);
         if (!grown)
             abort(); /* out of memory: better to die and be redone than to lose */
@@ -264,8 +267,8 @@ static void job_send_dead_letter(struct job *job, struct job_output *out, const 
         memcpy(value, m->payload, keep);
     }
     struct output_dead_letter dl = {
-        .code = code ? code : job->input_error.code,
-        .message = why ? why : job->input_error.msg,
+        .code = code ? code : job->input_error->code,
+        .message = why ? why : job->input_error->msg,
         .original_len = m->len,
         .truncated = truncated,
     };
@@ -458,13 +461,13 @@ static void job_dead_letter(struct job *job)
 {
     struct dispatch *d = job->dispatch;
     job->completed_ms = loop_wall_ms();
-    stats_dead_letter(&d->stats, job->input_error.code);
+    stats_dead_letter(&d->stats, job->input_error->code);
     struct log_fields f = job_log_fields(job);
-    f.code = job->input_error.code;
+    f.code = job->input_error->code;
     f.topic = d->cfg->topic_dead_letter;
     log_fields(LOG_WARN, "dead_letter", &f, "partition %d offset %lld: %s: %s",
-               (int)job->msg->partition, (long long)job->msg->offset, job->input_error.code,
-               job->input_error.msg);
+               (int)job->msg->partition, (long long)job->msg->offset, job->input_error->code,
+               job->input_error->msg);
     job->outputs = calloc(1, sizeof *job->outputs);
     if (!job->outputs)
         abort();
@@ -488,9 +491,12 @@ static void job_fail(struct job *job, const char *code, const char *fmt, ...)
 {
     job->ok = 0;
     snprintf(job->error_code, sizeof job->error_code, "%s", code);
+    free(job->error_msg);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(job->error_msg, sizeof job->error_msg, fmt, ap);
+    /* allocated: only a failed job has a message, and it is never cut */
+    if (vasprintf(&job->error_msg, fmt, ap) < 0)
+        abort(); /* out of memory: better to die and be redone than to lose */
     va_end(ap);
     job_finish(job);
 }
@@ -1520,15 +1526,23 @@ void dispatch_message(struct dispatch *d, rd_kafka_message_t *msg, uint32_t gene
     }
     d->stats.received++;
 
+    struct err e = {0};
     if (request_decode(msg->payload ? msg->payload : "", msg->len,
-                       (size_t)d->cfg->limits.max_message_bytes, &job->req,
-                       &job->input_error) < 0) {
+                       (size_t)d->cfg->limits.max_message_bytes, &job->req, &e) < 0) {
+        /* kept only by a dead letter: every other job is smaller without it */
+        if (!(job->input_error = malloc(sizeof *job->input_error)))
+            abort();
+        *job->input_error = e;
         job_dead_letter(job);
         return;
     }
     if (log_requests_on())
-        job_log_received(job);
-    router_plan(job->policy, job->req, &job->plan);
+        job_log_received(job); /* before the compaction: it may log the prompt's JSON */
+    /* a request in flight keeps its fields, not the document they came from */
+    if (request_compact(job->req) < 0)
+        abort(); /* out of memory: better to die and be redone than to lose */
+    if (router_plan(job->policy, job->req, &job->plan) < 0)
+        abort(); /* out of memory: better to die and be redone than to lose */
     for (size_t i = 0; i < job->plan.ncandidates; i++)
         job->fate[i] = job->plan.candidates[i].decision == ROUTER_TAKEN ? FATE_TAKEN : FATE_SKIPPED;
     if (job->plan.outcome != ROUTER_OK) {

@@ -89,12 +89,12 @@ struct job {
     struct pqueue_entry slot; /* waiting for a provider connection */
     rd_kafka_message_t *msg;  /* the input; owned until the job ends */
     uint32_t generation;
-    int64_t received_ms;    /* ms since the epoch */
-    struct policy *policy;  /* retained: a reload does not change a job */
-    struct request *req;    /* NULL for a dead letter */
-    struct err input_error; /* why it is a dead letter */
-    struct plan plan;
-    enum route_fate fate[POLICY_MAX_CANDIDATES];
+    int64_t received_ms;     /* ms since the epoch */
+    struct policy *policy;   /* retained: a reload does not change a job */
+    struct request *req;     /* NULL for a dead letter */
+    struct err *input_error; /* why it is a dead letter (owned; NULL for any other job) */
+    struct plan plan;        /* owned: router_plan_release */
+    uint8_t fate[POLICY_MAX_CANDIDATES];      /* enum route_fate of each plan candidate */
     char *fate_reason[POLICY_MAX_CANDIDATES]; /* NULL: the router's reason */
     size_t current;                           /* index into plan.candidates */
     unsigned tries_on_current;
@@ -104,9 +104,9 @@ struct job {
     int ok;              /* the final status */
     int last_rejected;   /* the last failure was the provider refusing the request itself */
     char error_code[32];
-    char error_msg[256];
-    struct provider_reply reply;            /* the answer, when ok */
-    size_t answered_by;                     /* attempt index of the answer */
+    char *error_msg;             /* owned; set with error_code when the job fails, else NULL */
+    struct provider_reply reply; /* the answer, when ok */
+    size_t answered_by;          /* attempt index of the answer */
     char next_call_id[JOB_CALL_ID_LEN + 1]; /* the call being made */
     struct provider_http call;              /* the current HTTP request */
     uint32_t call_max_tokens;               /* the cap it was built with */

@@ -160,8 +160,10 @@ static int run_plan(const struct config *cfg, const struct policy *policy)
             bad = 1;
         } else {
             struct plan plan;
-            router_plan(policy, req, &plan);
+            if (router_plan(policy, req, &plan) < 0)
+                abort(); /* out of memory */
             out = plan_to_json(policy, req, &plan);
+            router_plan_release(&plan);
             request_free(req);
         }
         char *text = json_dumps(out, JSON_COMPACT | JSON_ENSURE_ASCII);

@@ -901,10 +901,118 @@ int request_decode(const char *data, size_t len, size_t max_bytes, struct reques
     return 0;
 }
 
+/* Copies of the request's strings, back to back: a first pass (base
+ * NULL) only counts their bytes, a second copies them. */
+struct request_text {
+    char *base;
+    size_t used;
+};
+
+static const char *request_keep(struct request_text *t, const char *s, size_t len)
+{
+    if (!s)
+        return NULL;
+    if (!t->base) {
+        t->used += len + 1;
+        return s;
+    }
+    char *to = t->base + t->used;
+    memcpy(to, s, len);
+    to[len] = '\0';
+    t->used += len + 1;
+    return to;
+}
+
+static const char *request_keep_str(struct request_text *t, const char *s)
+{
+    return request_keep(t, s, s ? strlen(s) : 0);
+}
+
+/* Re-points every string of r at t (see request_compact). */
+static void request_keep_all(struct request *r, struct request_text *t)
+{
+    r->id = request_keep_str(t, r->id);
+    r->task = request_keep_str(t, r->task);
+    r->tenant = request_keep_str(t, r->tenant);
+    r->system = request_keep(t, r->system, r->system_len);
+    for (size_t k = 0; k < r->nstop; k++)
+        r->stop[k] = request_keep(t, r->stop[k], r->stop_len[k]);
+    r->schema_name = request_keep_str(t, r->schema_name);
+    r->schema_description = request_keep_str(t, r->schema_description);
+    r->tool_choice_name = request_keep_str(t, r->tool_choice_name);
+    for (size_t k = 0; k < r->nmodels; k++)
+        r->models[k] = request_keep_str(t, r->models[k]);
+    for (size_t k = 0; k < r->ntools; k++) {
+        r->tools[k].name = request_keep_str(t, r->tools[k].name);
+        r->tools[k].description = request_keep_str(t, r->tools[k].description);
+    }
+    for (size_t i = 0; i < r->nmessages; i++) {
+        struct request_message *m = &r->messages[i];
+        const char *content = m->content;
+        m->content = request_keep(t, m->content, m->content_len);
+        for (size_t k = 0; k < m->nparts; k++) {
+            struct request_part *p = &m->parts[k];
+            /* a string content is its own one part: one copy for both */
+            if (content && p->text == content)
+                p->text = m->content;
+            else
+                p->text = request_keep(t, p->text, p->text_len);
+            /* media_type names one of the static media_types */
+        }
+        for (size_t k = 0; k < m->ntool_calls; k++) {
+            m->tool_calls[k].id = request_keep_str(t, m->tool_calls[k].id);
+            m->tool_calls[k].name = request_keep_str(t, m->tool_calls[k].name);
+        }
+        m->tool_call_id = request_keep_str(t, m->tool_call_id);
+        /* the name of a call an earlier turn made: that turn's copy */
+        if (t->base && m->tool_name)
+            m->tool_name = request_call_name(r, i, m->tool_call_id);
+    }
+}
+
+static void request_hold(json_t *v, int hold)
+{
+    if (hold)
+        json_incref(v);
+    else
+        json_decref(v);
+}
+
+/* The JSON values the request exposes, referenced (hold) or released. */
+static void request_hold_values(struct request *r, int hold)
+{
+    for (size_t i = 0; i < r->nmessages; i++)
+        for (size_t k = 0; k < r->messages[i].ntool_calls; k++)
+            request_hold(r->messages[i].tool_calls[k].arguments, hold);
+    for (size_t k = 0; k < r->ntools; k++)
+        request_hold(r->tools[k].parameters, hold);
+    request_hold(r->schema, hold);
+    request_hold(r->metadata, hold);
+}
+
+int request_compact(struct request *r)
+{
+    if (!r->root)
+        return 0;
+    struct request_text t = {0};
+    request_keep_all(r, &t);
+    if (!(t.base = malloc(t.used ? t.used : 1)))
+        return -1;
+    t.used = 0;
+    request_keep_all(r, &t);
+    r->text = t.base;
+    request_hold_values(r, 1);
+    json_decref(r->root);
+    r->root = NULL;
+    return 0;
+}
+
 void request_free(struct request *req)
 {
     if (!req)
         return;
+    if (!req->root)
+        request_hold_values(req, 0); /* compacted: the values it kept */
     for (size_t i = 0; i < req->nmessages; i++) {
         free(req->messages[i].parts);
         free(req->messages[i].tool_calls);
@@ -912,5 +1020,6 @@ void request_free(struct request *req)
     free(req->messages);
     free(req->tools);
     json_decref(req->root);
+    free(req->text);
     free(req);
 }

@@ -106,7 +106,8 @@ enum request_effort request_budget_effort(uint32_t budget_tokens);
 const char *request_effort_name(enum request_effort effort);
 
 struct request {
-    json_t *root; /* the whole decoded document, owned */
+    json_t *root; /* the whole decoded document, owned; NULL once compacted */
+    char *text;   /* once compacted: every string below, owned */
     const char *id, *task;
     const char *tenant; /* NULL when absent */
     const char *system; /* NULL when absent */
@@ -162,6 +163,14 @@ struct request {
 int request_decode(const char *data, size_t len, size_t max_bytes, struct request **out,
                    struct err *e);
 void request_free(struct request *req);
+
+/* Keeps only what the fields above use: every string is copied into one
+ * block (req->text), the JSON values the request exposes (metadata,
+ * schema, tools' parameters, tool calls' arguments) are kept, and the rest
+ * of the decoded document is freed (root becomes NULL). Nothing a field
+ * says changes; a request in flight is then about a third the size. 0, or
+ * -1 when out of memory (the request is then as it was). */
+int request_compact(struct request *req);
 
 const char *request_role_name(enum request_role role);
 

@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "providers/provider.h"
@@ -201,10 +202,10 @@ __attribute__((format(printf, 5, 6))) static int router_append(char *out, size_t
 /* "no candidate can honour the request: seed (opus, sonnet); image_url
  * (gemini)": every field with the candidates it ruled out, as far as the
  * reason holds, then how many candidates were left unnamed. */
-static void router_explain_unsupported(const struct policy *policy, struct plan *plan)
+static void router_explain_unsupported(const struct policy *policy, const struct plan *plan,
+                                       char *out, size_t size)
 {
-    char *out = plan->reason;
-    size_t size = sizeof plan->reason, used = 0, unnamed = plan->ncandidates;
+    size_t used = 0, unnamed = plan->ncandidates;
     int groups = 0, in_group = 0;
     router_append(out, size, 0, &used, "no candidate can honour the request:");
     for (int f = 0; f < POLICY_NFIELDS; f++) {
@@ -234,9 +235,21 @@ more:
              unnamed);
 }
 
-void router_plan(const struct policy *policy, const struct request *req, struct plan *plan)
+/* What router_plan decides, before it is packed into the plan's block:
+ * every reason at its full bound, on the stack. */
+struct router_scratch {
+    struct plan plan; /* candidates points at cand */
+    struct router_candidate cand[POLICY_MAX_CANDIDATES];
+    char reasons[POLICY_MAX_CANDIDATES][ROUTER_REASON_MAX];
+    char reason[ROUTER_REASON_MAX];
+};
+
+static void router_decide(const struct policy *policy, const struct request *req,
+                          struct router_scratch *s)
 {
-    memset(plan, 0, sizeof *plan);
+    struct plan *plan = &s->plan;
+    memset(s, 0, sizeof *s);
+    plan->candidates = s->cand;
     plan->budget_nusd = req->has_budget ? req->budget_nusd : policy->default_budget_nusd;
     plan->input_tokens = router_estimate_input(policy, req);
     plan->prompt_bound = router_prompt_bound(policy, req);
@@ -250,7 +263,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     plan->route = route;
     if (!route && !plan->pinned) {
         plan->outcome = ROUTER_NO_ROUTE;
-        snprintf(plan->reason, sizeof plan->reason,
+        snprintf(s->reason, sizeof s->reason,
                  "no route for task \"%.64s\" and the policy has no default route", req->task);
         return;
     }
@@ -272,7 +285,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     }
     if (nunknown) {
         plan->outcome = ROUTER_UNKNOWN_MODEL;
-        snprintf(plan->reason, sizeof plan->reason,
+        snprintf(s->reason, sizeof s->reason,
                  "the request pins model \"%.64s\", which the policy does not have (%zu of "
                  "the %zu pinned names are unknown)",
                  unknown, nunknown, req->nmodels);
@@ -284,13 +297,14 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     const struct policy_model *best = NULL; /* first candidate that honours the request */
     int best_skipped = 0;
     for (size_t i = 0; i < nmodels; i++) {
+        char *reason = s->reasons[plan->ncandidates];
         struct router_candidate *c = &plan->candidates[plan->ncandidates++];
         const struct policy_model *m = &policy->models[models[i]];
         c->model = models[i];
         c->unsupported = POLICY_NFIELDS;
         if (best && best_skipped && policy->over_budget == POLICY_REJECT) {
             c->decision = ROUTER_SKIPPED;
-            snprintf(c->reason, sizeof c->reason,
+            snprintf(reason, ROUTER_REASON_MAX,
                      "%snot considered: \"%.64s\" is over budget and over_budget is reject", prefix,
                      best->name);
             continue;
@@ -298,7 +312,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
         if ((c->unsupported = router_unsupported(m, req)) != POLICY_NFIELDS) {
             /* exact, even when pinned: consumers match on it */
             c->decision = ROUTER_SKIPPED;
-            snprintf(c->reason, sizeof c->reason, "unsupported: %s",
+            snprintf(reason, ROUTER_REASON_MAX, "unsupported: %s",
                      policy_field_name(c->unsupported));
             nunsupported++;
             continue;
@@ -310,7 +324,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
         if (cap == 0) {
             c->decision = ROUTER_SKIPPED;
             router_explain_skip(policy, m, plan->input_tokens, plan->prompt_bound, req,
-                                plan->budget_nusd, prefix, c->reason, sizeof c->reason);
+                                plan->budget_nusd, prefix, reason, ROUTER_REASON_MAX);
             continue;
         }
         c->decision = ROUTER_TAKEN;
@@ -319,7 +333,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
         c->worst_case_nusd = router_worst_case(m, plan->input_tokens, plan->prompt_bound, cap);
         char note[112];
         router_pricing_note(m, plan->prompt_bound, note, sizeof note);
-        snprintf(c->reason, sizeof c->reason,
+        snprintf(reason, ROUTER_REASON_MAX,
                  "%sfits: up to %u output tokens, worst case %llu of %llu nUSD%s", prefix, cap,
                  (unsigned long long)c->worst_case_nusd, (unsigned long long)plan->budget_nusd,
                  note);
@@ -331,7 +345,7 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
     }
     if (nunsupported == plan->ncandidates) {
         plan->outcome = ROUTER_UNSUPPORTED;
-        router_explain_unsupported(policy, plan);
+        router_explain_unsupported(policy, plan, s->reason, sizeof s->reason);
         return;
     }
     plan->outcome = ROUTER_OVER_BUDGET;
@@ -340,20 +354,56 @@ void router_plan(const struct policy *policy, const struct request *req, struct 
         snprintf(also, sizeof also, " (%zu cannot honour the request)", nunsupported);
     if (req->reasoning_budget && req->max_tokens &&
         req->max_tokens < (uint64_t)req->reasoning_budget + policy->min_output_tokens)
-        snprintf(plan->reason, sizeof plan->reason,
+        snprintf(s->reason, sizeof s->reason,
                  "over budget: max_tokens %u cannot hold the reasoning budget of %u tokens and "
                  "%u output tokens",
                  req->max_tokens, req->reasoning_budget, policy->min_output_tokens);
     else if (policy->over_budget == POLICY_REJECT && best)
-        snprintf(plan->reason, sizeof plan->reason,
+        snprintf(s->reason, sizeof s->reason,
                  "over budget: \"%.64s\" does not fit %llu nUSD and over_budget is reject%s",
                  best->name, (unsigned long long)plan->budget_nusd, also);
     else if (plan->pinned)
-        snprintf(plan->reason, sizeof plan->reason,
+        snprintf(s->reason, sizeof s->reason,
                  "over budget: none of the %zu pinned models fits %llu nUSD%s", plan->ncandidates,
                  (unsigned long long)plan->budget_nusd, also);
     else
-        snprintf(plan->reason, sizeof plan->reason,
+        snprintf(s->reason, sizeof s->reason,
                  "over budget: none of the %zu candidates for task \"%.64s\" fits %llu nUSD%s",
                  plan->ncandidates, req->task, (unsigned long long)plan->budget_nusd, also);
+}
+
+int router_plan(const struct policy *policy, const struct request *req, struct plan *plan)
+{
+    /* decided at full bounds on the stack, then kept at the size it needs:
+     * a plan lives for as long as its request is in flight */
+    struct router_scratch s;
+    router_decide(policy, req, &s);
+    size_t n = s.plan.ncandidates, text = strlen(s.reason) + 1;
+    for (size_t i = 0; i < n; i++)
+        text += strlen(s.reasons[i]) + 1;
+    *plan = s.plan;
+    plan->candidates = NULL;
+    plan->block = malloc(n * sizeof *plan->candidates + text);
+    if (!plan->block) {
+        memset(plan, 0, sizeof *plan);
+        plan->outcome = ROUTER_NO_ROUTE;
+        plan->reason = "out of memory";
+        return -1;
+    }
+    plan->candidates = n ? plan->block : NULL;
+    char *at = (char *)plan->block + n * sizeof *plan->candidates;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(s.reasons[i]) + 1;
+        plan->candidates[i] = s.cand[i];
+        plan->candidates[i].reason = memcpy(at, s.reasons[i], len);
+        at += len;
+    }
+    plan->reason = memcpy(at, s.reason, strlen(s.reason) + 1);
+    return 0;
+}
+
+void router_plan_release(struct plan *plan)
+{
+    free(plan->block);
+    memset(plan, 0, sizeof *plan);
 }

@@ -1,7 +1,9 @@
 /*
  * router: a pure function from (policy, request) to an ordered plan of
  * candidates, each with the max_tokens it may use so that its worst-case
- * cost fits the budget. No I/O, no clock, no allocation.
+ * cost fits the budget. No I/O, no clock; its one allocation is the plan's
+ * own (sized to the route, not to POLICY_MAX_CANDIDATES: a plan lives as
+ * long as its request is in flight).
  */
 #ifndef SWITCHYARD_ROUTER_H
 #define SWITCHYARD_ROUTER_H
@@ -29,8 +31,12 @@ struct router_candidate {
     /* skipped because it cannot honour a field: that field, else
      * POLICY_NFIELDS; the reason is then exactly "unsupported: FIELD" */
     enum policy_field unsupported;
-    char reason[256]; /* why taken or skipped, for the result's route */
+    const char *reason; /* why taken or skipped, for the result's route; in the plan's block */
 };
+
+/* The longest reason the router writes, with its NUL: every one it
+ * formats fits whole (names are cut at 64 bytes, numbers are bounded). */
+#define ROUTER_REASON_MAX 256
 
 enum router_outcome {
     ROUTER_OK,            /* at least one candidate taken */
@@ -53,13 +59,21 @@ struct plan {
     uint64_t budget_nusd;
     uint64_t input_tokens; /* the estimate every candidate was priced with */
     uint64_t prompt_bound; /* router_prompt_bound: the tiers every candidate was priced at */
-    struct router_candidate candidates[POLICY_MAX_CANDIDATES]; /* route (or pinned) order */
+    /* route (or pinned) order; ncandidates of them, in the plan's block */
+    struct router_candidate *candidates;
     size_t ncandidates;
-    char reason[256]; /* when not ROUTER_OK: one sentence, the error result's message */
+    /* when not ROUTER_OK: one sentence, the error result's message ("" when
+     * OK); in the plan's block */
+    const char *reason;
+    /* owned: one allocation holding the candidates and every reason's
+     * text; release with router_plan_release */
+    void *block;
 };
 
-/* Fills *plan. The plan borrows from policy; keep a reference to it for as
- * long as the plan is used.
+/* Fills *plan: 0, or -1 when out of memory (then *plan holds nothing, is
+ * ROUTER_NO_ROUTE with reason "out of memory", and release is still
+ * safe). The plan borrows from policy; keep a reference to it for as long
+ * as the plan is used. Release with router_plan_release.
  * Precedence: a pinned name the policy lacks is UNKNOWN_MODEL before
  * anything is priced; a candidate that cannot honour a field is skipped
  * before it is priced ("unsupported: FIELD"); the outcome is UNSUPPORTED
@@ -67,7 +81,11 @@ struct plan {
  * candidate that honours the request is over budget (more budget would
  * serve it: that is the actionable error). With over_budget: reject, the
  * first candidate that honours the request is the one that must fit. */
-void router_plan(const struct policy *policy, const struct request *req, struct plan *plan);
+int router_plan(const struct policy *policy, const struct request *req, struct plan *plan);
+
+/* Frees what router_plan allocated and empties *plan; safe on a zeroed or
+ * already released plan. */
+void router_plan_release(struct plan *plan);
 
 /* The input-token estimate for req under policy: ceil(bytes / bytes per
  * token) plus framing overhead per message, plus policy->image_tokens for

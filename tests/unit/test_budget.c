@@ -351,6 +351,7 @@ static void budget_one(struct budget_stats *st)
     if ((plan.outcome == ROUTER_OK) != (first_fitting >= 0))
         budget_fail(st, 2, "outcome %s, but a candidate fits: %d",
                     router_outcome_name(plan.outcome), first_fitting >= 0);
+    router_plan_release(&plan);
 }
 
 /* cache_writes: by provider type, or the policy's word either way */

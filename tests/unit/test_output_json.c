@@ -154,6 +154,7 @@ static void output_json_results(void)
     ok(out && !json_object_get(out, "json") && !json_object_get(out, "json_error"),
        "without a JSON response_format: neither json nor json_error");
     json_decref(r);
+    router_plan_release(&job.plan);
 out:
     policy_release(p);
     if (rkt)

@@ -247,7 +247,9 @@ static void records_run(struct records_ctx *c, struct policy *p, rd_kafka_topic_
     snprintf(at[1].error_code, sizeof at[1].error_code, "timeout");
     snprintf(at[1].error_msg, sizeof at[1].error_msg, "no answer in 30000 ms");
     snprintf(job.error_code, sizeof job.error_code, "all_failed");
-    snprintf(job.error_msg, sizeof job.error_msg, "every candidate failed: \"%s\"", "x\ty");
+    char failed_msg[64];
+    snprintf(failed_msg, sizeof failed_msg, "every candidate failed: \"%s\"", "x\ty");
+    job.error_msg = failed_msg;
     records_result(c, "result_failed", &job, NULL, NULL);
     records_cost(c, "cost_timeout", &job, &at[1], 2);
 
@@ -274,6 +276,7 @@ static void records_run(struct records_ctx *c, struct policy *p, rd_kafka_topic_
     records_cost(c, "cost_no_metadata", &job, &r, 1);
 
     json_decref(job.reply.tool_calls);
+    router_plan_release(&job.plan);
 }
 
 void test_output_records(void)

@@ -7,6 +7,7 @@
  * a cache-write rate when one priced the worst case (caching.yaml), and
  * that a tier follows the prompt's byte bound.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,8 +85,14 @@ static void router_invariants(const struct policy *p, const struct request *req,
 {
     int fits = 1, explained = plan->outcome == ROUTER_OK || plan->reason[0] != '\0';
     int exact = 1, pinned = 1, thinks = 1;
+    /* the plan's block holds its candidates and their reasons, no more
+     * (not POLICY_MAX_CANDIDATES reasons at full size): every request in
+     * flight keeps one */
+    size_t need = plan->ncandidates * sizeof *plan->candidates + strlen(plan->reason) + 1;
+    const char *end = (const char *)plan->block + plan->ncandidates * sizeof *plan->candidates;
     for (size_t i = 0; i < plan->ncandidates; i++) {
         const struct router_candidate *c = &plan->candidates[i];
+        need += strlen(c->reason) + 1;
         explained &= c->reason[0] != '\0';
         if (c->decision == ROUTER_TAKEN) {
             fits &= c->worst_case_nusd <= plan->budget_nusd;
@@ -106,6 +113,13 @@ static void router_invariants(const struct policy *p, const struct request *req,
     ok(exact, "%s: a candidate skipped for a field says exactly \"unsupported: FIELD\"", line);
     ok(pinned, "%s: a pinned plan's other reasons start with \"pinned\"", line);
     ok(plan->pinned == (req->nmodels > 0), "%s: the plan records whether it is pinned", line);
+    int inside = plan->reason >= end && plan->reason < (const char *)plan->block + need;
+    for (size_t i = 0; i < plan->ncandidates; i++)
+        inside &= plan->candidates[i].reason >= end &&
+                  plan->candidates[i].reason < (const char *)plan->block + need;
+    ok(plan->block && inside && malloc_usable_size(plan->block) < need + 32,
+       "%s: one block of %zu bytes holds the plan (%zu usable)", line, need,
+       plan->block ? malloc_usable_size(plan->block) : 0);
 }
 
 static void router_case(char *line, int lineno, void *ctx)
@@ -152,6 +166,10 @@ static void router_case(char *line, int lineno, void *ctx)
     router_invariants(p, req, &plan, copy);
     if (strcmp(task, "no-such-task") == 0 && plan.outcome == ROUTER_OK && !plan.pinned)
         ok(plan.used_default, "%s: unknown task used the default route", copy);
+    router_plan_release(&plan);
+    router_plan_release(&plan);
+    ok(!plan.block && !plan.candidates && plan.ncandidates == 0,
+       "%s: a released plan is empty, and releasing it again is safe", copy);
 }
 
 /* The reason of candidate `name` in plan. */
@@ -197,6 +215,7 @@ static void router_pricing(struct router_table *t)
     rf.req.has_budget = 1;
     rf.req.budget_nusd = 10000000000u; /* 10 USD */
     rf.req.content_bytes = 199993;
+    router_plan_release(&plan);
     router_plan(p, &rf.req, &plan);
     /* (10^16 - 200000 x 3 x 10^9) / (15 x 10^9) = 626666 */
     ok(plan.prompt_bound == 200000 && plan.candidates[1].max_tokens == 626666 &&
@@ -204,6 +223,7 @@ static void router_pricing(struct router_table *t)
        "at the threshold: base rates (%u, %s)", plan.candidates[1].max_tokens,
        plan.candidates[1].reason);
     rf.req.content_bytes = 199994;
+    router_plan_release(&plan);
     router_plan(p, &rf.req, &plan);
     /* (10^16 - 200001 x 6 x 10^9) / (30 x 10^9) = 293333 */
     ok(plan.candidates[1].max_tokens == 293333 &&
@@ -215,6 +235,7 @@ static void router_pricing(struct router_table *t)
     /* at 3 bytes a token the estimate is 66,672 tokens, but the prompt may
      * hold 200,001: the tier applies */
     p->input_bytes_per_token = 3;
+    router_plan_release(&plan);
     router_plan(p, &rf.req, &plan);
     ok(plan.input_tokens == 66672 && plan.prompt_bound == 200001 &&
            strstr(plan.candidates[1].reason, "at tier 1"),
@@ -223,6 +244,7 @@ static void router_pricing(struct router_table *t)
        plan.candidates[1].reason);
     p->input_bytes_per_token = 1;
     m->prices = saved;
+    router_plan_release(&plan);
 }
 
 void test_router(void)
