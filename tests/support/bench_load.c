@@ -1,8 +1,7 @@
 /*
  * bench_load: the Kafka client side of `make bench` (scripts/bench.sh):
- * writes the benchmark's requests, commits a group's starting offsets, reads
- * back what a worker published, and measures end-to-end latency at a paced
- * rate. One program with modes, so that every request of every scenario is
+ * writes the benchmark's requests, commits a group's starting offsets, and
+ * measures end-to-end latency at a paced rate. One program with modes, so that every request of every scenario is
  * the same 521 bytes made by the same code.
  *
  * It must never talk to anything but the bootstrap list it is given (the
@@ -18,10 +17,6 @@
  *   bench_load load BOOTSTRAP TOPIC COUNT PREFIX [GROUP]
  *       COUNT requests, round-robin over the partitions; with GROUP, the
  *       offsets before the load are committed for GROUP (it reads exactly these)
- *   bench_load drain BOOTSTRAP TOPIC MARKS PREFIX EXPECTED TIMEOUT_S OUT
- *       reads TOPIC from MARKS (from `marks`) until EXPECTED records whose
- *       "id" starts with PREFIX; OUT gets each one's Kafka timestamp (ms), one
- *       a line; prints {"records":N,"unique":N,"duplicates":N}
  *   bench_load latency BOOTSTRAP REQTOPIC RESTOPIC RATE WARMUP_S MEASURE_S PREFIX
  *       sends RATE requests a second for WARMUP_S + MEASURE_S seconds, reads
  *       RESTOPIC (fetch.wait.max.ms 1) and prints, over the requests sent after
@@ -292,92 +287,18 @@ static long bench_seq(const char *id, size_t idlen, const char *prefix, size_t p
     return seq;
 }
 
-static rd_kafka_t *bench_reader(const char *bootstrap, const char *topic, const char *marks_csv)
+/* a reader of every partition of TOPIC from its end, as of now */
+static rd_kafka_t *bench_reader(const char *bootstrap, const char *topic)
 {
     static const char *const props[] = {"fetch.wait.max.ms", "1", "enable.auto.commit", "false",
                                         "enable.partition.eof", "false", NULL};
     rd_kafka_t *c = bench_client(RD_KAFKA_CONSUMER, bootstrap, "bench-reader", props);
-    int parts = bench_partitions(c, topic);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
-    rd_kafka_topic_partition_list_t *marks = NULL;
-    const char *s = marks_csv;
+    rd_kafka_topic_partition_list_t *marks = bench_marks(c, topic);
 
-    if (!marks_csv)
-        marks = bench_marks(c, topic);
-    for (int p = 0; p < parts; p++) {
-        int64_t off;
-
-        if (marks) {
-            off = marks->elems[p].offset;
-        } else {
-            char *end;
-
-            errno = 0;
-            off = strtoll(s, &end, 10);
-            if (errno || end == s || (*end != ',' && *end != '\0') || off < 0)
-                bench_die("bad marks for %s: %s", topic, marks_csv);
-            s = *end ? end + 1 : end;
-        }
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = off;
-    }
-    if (marks_csv && *s)
-        bench_die("marks for %s do not match its partitions: %s", topic, marks_csv);
-    if (rd_kafka_assign(c, l))
+    if (rd_kafka_assign(c, marks))
         bench_die("assign %s failed%s", topic, "");
-    rd_kafka_topic_partition_list_destroy(l);
-    if (marks)
-        rd_kafka_topic_partition_list_destroy(marks);
+    rd_kafka_topic_partition_list_destroy(marks);
     return c;
-}
-
-static int bench_drain(const char *bootstrap, const char *topic, const char *marks,
-                       const char *prefix, unsigned long expected, unsigned long timeout_s,
-                       const char *out)
-{
-    rd_kafka_t *c = bench_reader(bootstrap, topic, marks);
-    unsigned char *seen = calloc(expected ? expected : 1, 1);
-    unsigned long records = 0, unique = 0, dups = 0, other = 0;
-    uint64_t deadline = bench_now_ns() + (uint64_t)timeout_s * 1000000000ULL;
-    size_t plen = strlen(prefix);
-    FILE *f = fopen(out, "w");
-
-    if (!seen || !f)
-        bench_die("drain: cannot allocate or open %s%s", out, "");
-    while (unique < expected && bench_now_ns() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-        size_t idlen;
-        const char *id;
-        long seq;
-
-        if (!m)
-            continue;
-        if (m->err) {
-            fprintf(stderr, "bench_load: drain %s: %s\n", topic, rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        id = bench_find_id(m->payload, m->len, &idlen);
-        seq = id ? bench_seq(id, idlen, prefix, plen) : -1;
-        if (seq < 0 || (unsigned long)seq >= expected) {
-            other++;
-        } else {
-            records++;
-            if (seen[seq])
-                dups++;
-            else
-                unique++;
-            seen[seq] = 1;
-            fprintf(f, "%" PRId64 "\n", rd_kafka_message_timestamp(m, NULL));
-        }
-        rd_kafka_message_destroy(m);
-    }
-    fclose(f);
-    printf("{\"records\":%lu,\"unique\":%lu,\"duplicates\":%lu,\"other\":%lu}\n", records, unique,
-           dups, other);
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-    free(seen);
-    return unique == expected ? 0 : 3;
 }
 
 struct bench_lat {
@@ -461,7 +382,7 @@ static int bench_latency(const char *bootstrap, const char *reqtopic, const char
     lat.res_ts = calloc(lat.total, sizeof *lat.res_ts);
     if (!lat.send_ns || !lat.req_ts || !lat.recv_ns || !lat.res_ts || !lat.total)
         bench_die("latency: no memory or nothing to send%s%s", "", "");
-    lat.reader = bench_reader(bootstrap, restopic, NULL);
+    lat.reader = bench_reader(bootstrap, restopic);
     rd_kafka_conf_set_dr_msg_cb(conf, bench_lat_dr);
     rd_kafka_conf_set_opaque(conf, &lat);
     if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) ||
@@ -574,10 +495,6 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "load") && (argc == 6 || argc == 7))
         return bench_load(argv[2], argv[3], bench_count(argv[4], BENCH_COUNT_MAX), argv[5],
                           argc == 7 ? argv[6] : NULL);
-    if (!strcmp(mode, "drain") && argc == 9)
-        return bench_drain(argv[2], argv[3], argv[4], argv[5],
-                           bench_count(argv[6], BENCH_COUNT_MAX), bench_count(argv[7], 3600),
-                           argv[8]);
     if (!strcmp(mode, "latency") && argc == 9)
         return bench_latency(argv[2], argv[3], argv[4], bench_count(argv[5], 1000000),
                              bench_count(argv[6], 3600), bench_count(argv[7], 3600), argv[8]);
