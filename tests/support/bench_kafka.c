@@ -109,11 +109,22 @@ static double bk_wall_s(void)
 int main(int argc, char **argv)
 {
     /* the shipped worker.yaml's producer settings, and librdkafka's defaults otherwise */
-    static const char *const pprops[] = {"enable.idempotence", "true", "compression.type", "zstd",
-                                         "message.timeout.ms", "300000", NULL};
-    const char *cprops[] = {"group.id", NULL, "partition.assignment.strategy",
-                            "cooperative-sticky", "enable.auto.offset.store", "true",
-                            "auto.offset.reset", "error", NULL};
+    static const char *const pprops[] = {"enable.idempotence",
+                                         "true",
+                                         "compression.type",
+                                         "zstd",
+                                         "message.timeout.ms",
+                                         "300000",
+                                         NULL};
+    const char *cprops[] = {"group.id",
+                            NULL,
+                            "partition.assignment.strategy",
+                            "cooperative-sticky",
+                            "enable.auto.offset.store",
+                            "true",
+                            "auto.offset.reset",
+                            "error",
+                            NULL};
     struct bk_out out[3] = {{0}};
     rd_kafka_conf_t *pc;
     rd_kafka_t *p, *c;

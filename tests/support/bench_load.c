@@ -1,8 +1,8 @@
 /*
  * bench_load: the Kafka client side of `make bench` (scripts/bench.sh):
  * writes the benchmark's requests, commits a group's starting offsets, and
- * measures end-to-end latency at a paced rate. One program with modes, so that every request of every scenario is
- * the same 521 bytes made by the same code.
+ * measures end-to-end latency at a paced rate. One program with modes, so that every request of
+ * every scenario is the same 521 bytes made by the same code.
  *
  * It must never talk to anything but the bootstrap list it is given (the
  * bench passes the mock cluster's 127.0.0.1 address), never measure the
@@ -180,18 +180,26 @@ static void bench_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         atomic_fetch_add(&bench_failed, 1);
 }
 
-static const char *const bench_producer_props[] = {
-    "enable.idempotence", "true", "linger.ms", "5", "batch.size", "1000000",
-    "queue.buffering.max.messages", "1000000", "queue.buffering.max.kbytes", "1048576", NULL};
+static const char *const bench_producer_props[] = {"enable.idempotence",
+                                                   "true",
+                                                   "linger.ms",
+                                                   "5",
+                                                   "batch.size",
+                                                   "1000000",
+                                                   "queue.buffering.max.messages",
+                                                   "1000000",
+                                                   "queue.buffering.max.kbytes",
+                                                   "1048576",
+                                                   NULL};
 
 static void bench_produce(rd_kafka_t *p, const char *topic, int32_t part, const char *id,
                           const char *buf, size_t len)
 {
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-            RD_KAFKA_V_KEY(id, strlen(id)), RD_KAFKA_V_VALUE((void *)(uintptr_t)buf, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_KEY(id, strlen(id)),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
 
         if (!e)
             return;
@@ -290,8 +298,13 @@ static long bench_seq(const char *id, size_t idlen, const char *prefix, size_t p
 /* a reader of every partition of TOPIC from its end, as of now */
 static rd_kafka_t *bench_reader(const char *bootstrap, const char *topic)
 {
-    static const char *const props[] = {"fetch.wait.max.ms", "1", "enable.auto.commit", "false",
-                                        "enable.partition.eof", "false", NULL};
+    static const char *const props[] = {"fetch.wait.max.ms",
+                                        "1",
+                                        "enable.auto.commit",
+                                        "false",
+                                        "enable.partition.eof",
+                                        "false",
+                                        NULL};
     rd_kafka_t *c = bench_client(RD_KAFKA_CONSUMER, bootstrap, "bench-reader", props);
     rd_kafka_topic_partition_list_t *marks = bench_marks(c, topic);
 
@@ -302,10 +315,10 @@ static rd_kafka_t *bench_reader(const char *bootstrap, const char *topic)
 }
 
 struct bench_lat {
-    uint64_t *send_ns;    /* realtime at produce() */
-    int64_t *req_ts;      /* request's Kafka timestamp: set to the send time (ms) */
-    uint64_t *recv_ns;    /* realtime at the result's arrival; 0: not yet */
-    int64_t *res_ts;      /* result's Kafka timestamp */
+    uint64_t *send_ns; /* realtime at produce() */
+    int64_t *req_ts;   /* request's Kafka timestamp: set to the send time (ms) */
+    uint64_t *recv_ns; /* realtime at the result's arrival; 0: not yet */
+    int64_t *res_ts;   /* result's Kafka timestamp */
     unsigned long total;
     atomic_ulong received;
     atomic_bool stop;
