@@ -27,7 +27,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 SUPPORT    := $(patsubst tests/support/%.c,$(BUILD)/%,$(wildcard tests/support/*.c))
 
-.PHONY: all deps test test-faults check asan valgrind fuzz demo fmt fmt-check lint bench clean install
+.PHONY: all deps test test-faults check asan valgrind fuzz demo fmt fmt-check lint bench bench-ydoc clean install
 
 all: $(BUILD)/switchyard
 
@@ -116,9 +116,17 @@ build/fuzz/%: tests/fuzz/%.c build/fuzz-lib/libswitchyard.a
 	clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS) \
 	    -Iworker $^ $(PKG_LIBS) -o $@
 
-# benchmarks: each scripts/bench_*.sh prints its figures and asserts nothing
-bench: $(BUILD)/switchyard
-	@for s in scripts/bench_*.sh; do BUILD=$(BUILD) bash $$s || exit 1; done
+# benchmarks (README, "Benchmarks"): scenarios a-e against measured floors,
+# one table at the end and $(BUILD)/bench/results.json; BENCH_RUNS=N,
+# BENCH_QUICK=1 (a one-minute smoke run). They assert no figure.
+BENCH_BIN := $(addprefix $(BUILD)/,switchyard mock_kafka fake_provider bench_load bench_kafka \
+               bench_http bench_json)
+bench: $(BENCH_BIN)
+	@BUILD=$(BUILD) bash scripts/bench.sh
+
+# is --check-config linear in the policy's size (not part of `make bench`)
+bench-ydoc: $(BUILD)/switchyard
+	@BUILD=$(BUILD) bash scripts/bench_ydoc.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all $(SUPPORT)
