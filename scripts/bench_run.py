@@ -34,11 +34,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 # sizes: full, quick
 SIZES = {
     "floor_n": (20000, 3000),        # messages per floor program
-    "b_n": (50000, 5000),            # instant provider
+    "b_n": (50000, 15000),           # instant provider
     "c_n": (90000, 14000),           # 2 s provider, 10,000 in flight
     "d_warmup_s": (3, 1),
     "d_measure_s": (10, 3),
-    "e_n": (30000, 4000),            # per worker count
+    "e_n": (30000, 12000),           # per worker count
 }
 SZ = {k: v[1] if QUICK else v[0] for k, v in SIZES.items()}
 
@@ -91,11 +91,33 @@ def on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def shipped_kafka_props():
+    """The worker's own producer and consumer properties that shape batching,
+    waiting and compression, as the worker gets them (worker.yaml's, else
+    switchyard's defaults in worker/kafka.c): the Kafka floor uses the same."""
+    import yaml
+    path = os.environ.get("BENCH_WORKER_YAML", os.path.join(ROOT, "config", "worker.yaml"))
+    kafka = yaml.safe_load(open(path)).get("kafka", {})
+    prod = {"linger.ms": "1"}
+    cons = {"fetch.wait.max.ms": "10"}
+    for k, v in kafka.items():
+        if k in ("compression.type", "linger.ms", "queue.buffering.max.ms", "batch.size",
+                 "batch.num.messages"):
+            prod[k] = str(v)
+        elif k in ("fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+                   "max.partition.fetch.bytes"):
+            cons[k] = str(v)
+    return {"BENCH_KAFKA_PRODUCER": ",".join(f"{k}={v}" for k, v in prod.items()),
+            "BENCH_KAFKA_CONSUMER": ",".join(f"{k}={v}" for k, v in cons.items())}
+
+
 def tool(*args, timeout=600):
     """Runs one of the bench_* programs; its last stdout line as JSON (or
     text); fails loudly on a non-zero exit."""
     cmd = [os.path.join(BUILD, args[0])] + [str(a) for a in args[1:]]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ, **shipped_kafka_props()) if args[0] == "bench_kafka" else None
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
     procs.append(p)
     try:
         out, err = p.communicate(timeout=timeout)
@@ -157,7 +179,9 @@ def sub_once(text, pattern, repl, what):
 def worker_config(name, cluster, provider, requests_topic, group, max_connections=None):
     """build/bench/NAME.yaml: the SHIPPED config/worker.yaml, with only what
     must change substituted, each marked with a `# bench:` comment."""
-    text = open(os.path.join(ROOT, "config", "worker.yaml")).read()
+    # BENCH_WORKER_YAML: another base than the shipped file, to try a setting
+    text = open(os.environ.get("BENCH_WORKER_YAML",
+                               os.path.join(ROOT, "config", "worker.yaml"))).read()
     text = sub_once(text, r"^(\s+bootstrap\.servers:).*$",
                     rf"\1 {cluster.bootstrap}  # bench: the mock cluster", "bootstrap.servers")
     text = sub_once(text, r"^(\s+group\.id:).*$",
@@ -333,7 +357,17 @@ def run_batch(cluster, name, provider, topic, n, prefix, max_connections=None):
     tool("bench_load", "load", cluster.bootstrap, topic, n, prefix, group)
     cfg = worker_config(name, cluster, provider, topic, group, max_connections)
     w = Worker(name, cfg)
+    perf = None
+    if os.environ.get("BENCH_PERF") and name == "b-run1":
+        # BENCH_PERF=1: a perf profile of scenario b's first run, for README
+        # (perf report -i build/bench/perf-b.data --no-children)
+        perf = subprocess.Popen(["perf", "record", "-F", "997", "-g", "-p", str(w.p.pid),
+                                 "-o", os.path.join(OUT, "perf-b.data")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = wait_results([w], n)
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=60)
     cpu = w.cpu_s() - w.cpu_start
     hwm = w.status("VmHWM")
     check_outputs(w, n, prefix)
@@ -465,6 +499,14 @@ def wait_assigned(workers, partitions, timeout=60):
     raise BenchError(f"workers never held all {partitions} partitions: {last}")
 
 
+def cpu_busy_jiffies():
+    """(busy, total) jiffies of the whole machine (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
 def scenario_d(cluster, instant, run, b_rate):
     prefix = f"bench-d{run:02d}"
     group = f"bench-{prefix}"
@@ -474,9 +516,18 @@ def scenario_d(cluster, instant, run, b_rate):
     w = Worker(f"d-run{run}", worker_config(f"d-run{run}", cluster, instant,
                                             "bench.d.requests", group))
     wait_assigned([w], TOPICS["bench.d.requests"])
+    busy0 = cpu_busy_jiffies()
     r = tool("bench_load", "latency", cluster.bootstrap, "bench.d.requests", "llm.results", rate,
              SZ["d_warmup_s"], SZ["d_measure_s"], prefix)
+    busy1 = cpu_busy_jiffies()
+    # how busy the machine's cores were meanwhile (worker, cluster, provider, client)
+    r["machine_busy"] = round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 3)
     check_outputs(w, r["sent"], prefix)
+    # where the worker's share goes: its own histograms' means
+    for key, metric in (("reservation_wait_ms", "switchyard_reservation_wait_seconds"),
+                        ("provider_latency_ms", "switchyard_provider_latency_seconds")):
+        n = w.metric(metric + "_count")
+        r[key + "_mean"] = round(1000 * w.metric(metric + "_sum") / n, 3) if n else None
     w.stop()
     if r["received"] != r["sent"]:
         raise BenchError(f"{prefix}: {r['received']} results for {r['sent']} requests")
@@ -546,7 +597,7 @@ def machine():
 
 # (key, label, unit, getter over one run, format)
 FIGURES = [
-    ("a_kafka_us", "a. floor: Kafka consume + 3 outputs (idempotent, zstd)", "µs CPU/msg",
+    ("a_kafka_us", "a. floor: Kafka consume + 3 outputs (idempotent, worker.yaml's batching)", "µs CPU/msg",
      lambda r: r["a"]["kafka"]["cpu_us_per_msg"], "{:.1f}"),
     ("a_http_us", f"a. floor: HTTP call (curl multi, {HTTP_CONNS} kept-alive)", "µs CPU/call",
      lambda r: r["a"]["http"]["cpu_us_per_msg"], "{:.1f}"),
@@ -618,6 +669,10 @@ def main():
     cluster = Cluster()
     instant = start_provider("provider-instant", ["--latency-ms", "0"])
     slow = start_provider("provider-2s", ["--latency-ms", str(C_LATENCY_MS)])
+    if os.environ.get("BENCH_D_RATE"):
+        # BENCH_D_RATE=N: only scenario d at N msg/s (to study latency alone)
+        print(json.dumps(scenario_d(cluster, instant, 1, 2 * int(os.environ["BENCH_D_RATE"]))))
+        return
     sizes = calibrate(cluster, instant)
     log(f"calibrated: bytes {sizes}")
     runs = []

@@ -13,6 +13,11 @@
  * never count a record that was not acknowledged: one failed delivery or a
  * short count is an error exit.
  *
+ * BENCH_KAFKA_PRODUCER / BENCH_KAFKA_CONSUMER ("name=value,name=value"):
+ * the worker.yaml properties of each side (the bench passes the shipped
+ * file's), set over the defaults below, so the floor batches, waits and
+ * compresses as the worker does.
+ *
  * Usage: bench_kafka BOOTSTRAP REQTOPIC GROUP COUNT RESTOPIC COSTTOPIC DIR OLD_ID
  *        (DIR holds result.json, cost_reserved.json, cost_settled.json;
  *        OLD_ID is the captured request id, the same length as every id read)
@@ -106,6 +111,27 @@ static double bk_wall_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Sets each name=value of environment variable VAR on conf. */
+static rd_kafka_conf_t *bk_env_props(rd_kafka_conf_t *conf, const char *var)
+{
+    const char *v = getenv(var);
+    char err[512];
+    char *copy = v ? strdup(v) : NULL, *save = NULL;
+
+    for (char *item = copy ? strtok_r(copy, ",", &save) : NULL; item;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+
+        if (!eq)
+            bk_die("not name=value in ", var);
+        *eq = '\0';
+        if (rd_kafka_conf_set(conf, item, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK)
+            bk_die("property refused: ", err);
+    }
+    free(copy);
+    return conf;
+}
+
 int main(int argc, char **argv)
 {
     /* the shipped worker.yaml's producer settings, and librdkafka's defaults otherwise */
@@ -148,12 +174,14 @@ int main(int argc, char **argv)
     bk_load(&out[2], argv[7], "cost_settled.json", argv[8]);
     for (int i = 0; i < 3; i++)
         bytes += out[i].len;
-    pc = bk_conf(argv[1], pprops);
+    pc = bk_env_props(bk_conf(argv[1], pprops), "BENCH_KAFKA_PRODUCER");
     rd_kafka_conf_set_dr_msg_cb(pc, bk_dr);
     if (!(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err)))
         bk_die("producer: ", err);
     cprops[1] = argv[3];
-    if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER, bk_conf(argv[1], cprops), err, sizeof err)))
+    if (!(c = rd_kafka_new(RD_KAFKA_CONSUMER,
+                           bk_env_props(bk_conf(argv[1], cprops), "BENCH_KAFKA_CONSUMER"), err,
+                           sizeof err)))
         bk_die("consumer: ", err);
     rd_kafka_poll_set_consumer(c);
     sub = rd_kafka_topic_partition_list_new(1);
