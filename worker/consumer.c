@@ -172,7 +172,7 @@ static int consumer_wait_push(struct consumer *c, struct partition *p, rd_kafka_
 {
     if (p->nwaiting == p->waiting_cap) {
         size_t cap = p->waiting_cap ? p->waiting_cap * 2 : 64;
-        rd_kafka_message_t **ring = malloc(cap * sizeof *ring);
+        rd_kafka_message_t **ring = calloc(cap, sizeof(rd_kafka_message_t *));
         if (!ring)
             return -1;
         for (size_t i = 0; i < p->nwaiting; i++)

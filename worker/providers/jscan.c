@@ -294,12 +294,25 @@ size_t jscan_unescape(const struct jscan_str *str, char *out)
         char c = str->s[i];
         if (c == '\\') {
             c = str->s[++i];
-            c = c == 'b'   ? '\b'
-                : c == 'f' ? '\f'
-                : c == 'n' ? '\n'
-                : c == 'r' ? '\r'
-                : c == 't' ? '\t'
-                           : c;
+            switch (c) {
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                break;
+            }
         }
         out[o++] = c;
     }

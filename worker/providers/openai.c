@@ -278,7 +278,7 @@ static int openai_build(const struct provider_call *call, struct provider_http *
 /* reason[0..len): NULL for none. */
 static enum provider_finish openai_finish(const char *reason, size_t len)
 {
-#define OPENAI_IS(word) (len == sizeof word - 1 && memcmp(reason, word, len) == 0)
+#define OPENAI_IS(word) (len == sizeof(word) - 1 && memcmp(reason, word, len) == 0)
     if (!reason)
         return PROVIDER_FINISH_OTHER;
     if (OPENAI_IS("stop"))
@@ -470,7 +470,7 @@ static int openai_key(const char *k, size_t n, const char *word, size_t wlen, un
     *seen |= bit;
     return 1;
 }
-#define OPENAI_KEY(word, bit) openai_key(k, n, word, sizeof word - 1, bit, &seen, &dup)
+#define OPENAI_KEY(word, bit) openai_key(k, n, word, sizeof(word) - 1, bit, &seen, &dup)
 
 /* A count as adapter_count reads it: null (when nullable) is 0, else an
  * integer from 0 to COST_MAX_TOKENS. */
