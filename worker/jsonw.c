@@ -7,6 +7,8 @@
  */
 #include "jsonw.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +35,7 @@ void jsonw_release(struct jsonw *w)
     w->len = w->alloc = 0;
 }
 
-static void jsonw_fail(struct jsonw *w, enum jsonw_error e)
+void jsonw_fail(struct jsonw *w, enum jsonw_error e)
 {
     if (w->error == JSONW_OK)
         w->error = e;
@@ -294,6 +296,41 @@ void jsonw_int(struct jsonw *w, int64_t v)
     jsonw_put(w, "-", 1);
     w->comma = 0;
     jsonw_uint(w, 0 - (uint64_t)v); /* INT64_MIN too */
+}
+
+void jsonw_real(struct jsonw *w, double v)
+{
+    char buf[48];
+    int n = isfinite(v) ? snprintf(buf, sizeof buf, "%.17g", v) : -1;
+    if (n <= 0 || (size_t)n >= sizeof buf - 3) {
+        jsonw_fail(w, JSONW_MISUSE);
+        return;
+    }
+    size_t len = (size_t)n;
+    /* a locale's decimal comma, as jansson's from_locale undoes it */
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != '-' && buf[i] != '+' && buf[i] != 'e' && (buf[i] < '0' || buf[i] > '9'))
+            buf[i] = '.';
+    /* a dot or an exponent, or it would read back as an integer */
+    if (!memchr(buf, '.', len) && !memchr(buf, 'e', len)) {
+        memcpy(buf + len, ".0", 3);
+        len += 2;
+    }
+    char *exp = memchr(buf, 'e', len);
+    if (exp) { /* "1e+20" as "1e20", "1e-05" as "1e-5" */
+        char *start = exp + 1, *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - buf));
+            len -= (size_t)(end - start);
+        }
+    }
+    jsonw_sep(w);
+    jsonw_put(w, buf, len);
+    w->comma = 1;
 }
 
 void jsonw_bool(struct jsonw *w, int v)

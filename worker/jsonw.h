@@ -70,6 +70,15 @@ void jsonw_int(struct jsonw *w, int64_t v);
 void jsonw_uint(struct jsonw *w, uint64_t v);
 void jsonw_bool(struct jsonw *w, int v); /* nonzero: true */
 void jsonw_null(struct jsonw *w);
+/* A real as jansson dumps one: "%.17g" (so 0.2 is 0.20000000000000001),
+ * a '.' whatever the locale, ".0" when it would read back as an integer,
+ * an exponent without '+' or leading zeros ("1e20", "1e-5"). Not finite:
+ * JSONW_MISUSE, as jansson refuses it. */
+void jsonw_real(struct jsonw *w, double v);
+/* Marks the writer failed with e, unless it failed already (the first
+ * error stays): for a caller whose own part of a value failed (out of
+ * memory building a string), so that jsonw_finish returns NULL. */
+void jsonw_fail(struct jsonw *w, enum jsonw_error e);
 /* The compact JSON of v (any JSON value; NULL writes null), dumped by
  * jansson straight into the buffer. Borrowed. */
 void jsonw_json(struct jsonw *w, const json_t *v);

@@ -5,7 +5,9 @@
  * nesting, splicing, marks and misuse. Every text written is parsed back
  * by jansson.
  */
+#include <float.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +328,47 @@ static void jsonw_errors(void)
     free(big);
 }
 
+/* A real in a streamed body is the bytes jansson dumps for it (the
+ * bodies were jansson trees; a temperature of 0.2 is 0.20000000000000001
+ * either way); a value JSON cannot hold fails the body. */
+static void jsonw_reals(void)
+{
+    static const double values[] = {
+        0.0,  -0.0, 1.0,  2.0,  0.2,  0.25, 0.1,     0.7,    1e-5,    1e-7,     1.5e-300,     1e15,
+        1e16, 1e17, 1e20, 1e21, 1e22, -0.5, 1.0 / 3, 5e-324, DBL_MAX, -DBL_MAX, 123456789.125};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        struct jsonw w;
+        jsonw_init(&w, 0, 1024);
+        jsonw_array_open(&w);
+        jsonw_int(&w, 1);
+        jsonw_real(&w, values[i]);
+        jsonw_array_close(&w);
+        size_t len;
+        char *got = jsonw_finish(&w, &len);
+        json_t *tree = json_pack("[i, f]", 1, values[i]);
+        char *want = json_dumps(tree, JSON_COMPACT);
+        ok(got && want && strcmp(got, want) == 0, "real %.17g: %s, jansson %s", values[i],
+           got ? got : "(failed)", want ? want : "(failed)");
+        free(got);
+        free(want);
+        json_decref(tree);
+        jsonw_release(&w);
+    }
+    const double bad[] = {INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < 3; i++) {
+        struct jsonw w;
+        jsonw_init(&w, 0, 1024);
+        jsonw_array_open(&w);
+        jsonw_real(&w, bad[i]);
+        jsonw_array_close(&w);
+        size_t len;
+        char *got = jsonw_finish(&w, &len);
+        ok(got == NULL && w.error != JSONW_OK, "real %g: no JSON for it, the writer fails", bad[i]);
+        free(got);
+        jsonw_release(&w);
+    }
+}
+
 void test_jsonw(void)
 {
     int cases = 0;
@@ -334,4 +377,5 @@ void test_jsonw(void)
     jsonw_against_jansson();
     jsonw_values();
     jsonw_errors();
+    jsonw_reals();
 }

@@ -7,8 +7,6 @@
  * the refusal (expected.error); a SigV4 case's signature is checked to
  * cover exactly the URL and body sent.
  */
-#include <float.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,47 +600,6 @@ static void test_table(void)
     request_free(req);
 }
 
-/* A real in a streamed body is the bytes jansson dumps for it (the
- * bodies were jansson trees; a temperature of 0.2 is 0.20000000000000001
- * either way); a value JSON cannot hold fails the body. */
-static void test_real(void)
-{
-    static const double values[] = {
-        0.0,  -0.0, 1.0,  2.0,  0.2,  0.25, 0.1,     0.7,    1e-5,    1e-7,     1.5e-300,     1e15,
-        1e16, 1e17, 1e20, 1e21, 1e22, -0.5, 1.0 / 3, 5e-324, DBL_MAX, -DBL_MAX, 123456789.125};
-    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-        struct jsonw w;
-        jsonw_init(&w, 0, 1024);
-        jsonw_array_open(&w);
-        jsonw_int(&w, 1);
-        adapter_w_real(&w, values[i]);
-        jsonw_array_close(&w);
-        size_t len;
-        char *got = jsonw_finish(&w, &len);
-        json_t *tree = json_pack("[i, f]", 1, values[i]);
-        char *want = json_dumps(tree, JSON_COMPACT);
-        ok(got && want && strcmp(got, want) == 0, "real %.17g: %s, jansson %s", values[i],
-           got ? got : "(failed)", want ? want : "(failed)");
-        free(got);
-        free(want);
-        json_decref(tree);
-        jsonw_release(&w);
-    }
-    const double bad[] = {INFINITY, -INFINITY, NAN};
-    for (size_t i = 0; i < 3; i++) {
-        struct jsonw w;
-        jsonw_init(&w, 0, 1024);
-        jsonw_array_open(&w);
-        adapter_w_real(&w, bad[i]);
-        jsonw_array_close(&w);
-        size_t len;
-        char *got = jsonw_finish(&w, &len);
-        ok(got == NULL && w.error != JSONW_OK, "real %g: no JSON for it, the writer fails", bad[i]);
-        free(got);
-        jsonw_release(&w);
-    }
-}
-
 /* A string that is not UTF-8 (a model id from worker.yaml, say) is never
  * sent as U+FFFD: the build fails, as a jansson tree refused it. */
 static void test_body_invalid_utf8(void)
@@ -780,7 +737,6 @@ static void test_read(void)
 
 void test_providers(void)
 {
-    test_real();
     test_read();
     test_body_invalid_utf8();
     for (size_t ti = 0; ti < TEST_NTYPES; ti++) {

@@ -35,11 +35,6 @@ void adapter_body_init(struct jsonw *w, const struct request *req);
  * writer failed, or wrote a string that was not valid UTF-8 (a jansson
  * tree refused those: the body is never sent with U+FFFD in it). */
 int adapter_body_finish(struct provider_http *out, struct jsonw *w);
-/* A real as jansson dumps it (JSON_REAL_PRECISION 0: "%.17g", ".0" added
- * to an integral value, the exponent's "+" and leading zeros dropped):
- * the same bytes as a json_real in a tree. A value that is not finite
- * (no JSON for it) fails the writer. */
-void adapter_w_real(struct jsonw *w, double v);
 /* m's parts, each an array element: a text part as {"type":"text",
  * "text"} (the shape of OpenAI's parts and Anthropic's blocks), an image
  * part as image writes it. */

@@ -138,8 +138,8 @@ static void anthropic_tool_result(struct jsonw *w, int *open, const struct reque
         char *text = adapter_message_text(m, &len);
         if (text)
             jsonw_string_n(w, text, len);
-        else if (w->error == JSONW_OK)
-            w->error = JSONW_NOMEM;
+        else
+            jsonw_fail(w, JSONW_NOMEM);
         free(text);
     }
     jsonw_object_close(w);
@@ -230,8 +230,8 @@ static void anthropic_tools(struct jsonw *w, const struct request *req)
                 memcpy(joined + dlen + 1, req->schema_description, slen);
                 jsonw_string_n(w, joined, dlen + 1 + slen);
                 free(joined);
-            } else if (w->error == JSONW_OK) {
-                w->error = JSONW_NOMEM;
+            } else {
+                jsonw_fail(w, JSONW_NOMEM);
             }
         } else {
             jsonw_string(w, desc);
@@ -315,8 +315,7 @@ static void anthropic_w_system(struct jsonw *w, const struct request *req)
     size_t len = 0;
     char *system = anthropic_system(req, &len);
     if (!system) {
-        if (w->error == JSONW_OK)
-            w->error = JSONW_NOMEM;
+        jsonw_fail(w, JSONW_NOMEM);
         return;
     }
     if (len > 0) {

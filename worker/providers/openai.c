@@ -48,8 +48,8 @@ static void openai_image(struct jsonw *w, const struct request_part *part)
             memcpy(url + 13 + mlen, part->text, part->text_len);
             jsonw_string_n(w, url, n);
             free(url);
-        } else if (w->error == JSONW_OK) {
-            w->error = JSONW_NOMEM;
+        } else {
+            jsonw_fail(w, JSONW_NOMEM);
         }
     }
     jsonw_object_close(w);
@@ -77,8 +77,8 @@ static void openai_tool_calls(struct jsonw *w, const struct request_message *m,
         if (scratch->error == JSONW_OK) {
             jsonw_string_n(w, scratch->buf, scratch->len);
             jsonw_rewind(scratch, empty);
-        } else if (w->error == JSONW_OK) {
-            w->error = scratch->error;
+        } else {
+            jsonw_fail(w, scratch->error);
         }
         jsonw_object_close(w);
         jsonw_object_close(w);

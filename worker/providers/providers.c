@@ -2,7 +2,6 @@
  * providers: the table from provider type to adapter, and what every
  * adapter shares. Adding an API family: a new file and one line below.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,54 +105,6 @@ int adapter_body_finish(struct provider_http *out, struct jsonw *w)
     out->body = body;
     out->body_len = len;
     return 0;
-}
-
-/* Writes token (bytes jsonw copies as they are: digits, '.', 'e', '-')
- * as a bare value. jsonw writes values, never raw text: the token is
- * written as a string, through jsonw's own growth and bound, and its
- * quotes are then taken out. */
-static void adapter_w_raw(struct jsonw *w, const char *token, size_t n)
-{
-    jsonw_string_n(w, token, n);
-    if (w->error)
-        return;
-    char *end = w->buf + w->len; /* ..."token" */
-    memmove(end - n - 2, end - n - 1, n);
-    w->len -= 2;
-}
-
-void adapter_w_real(struct jsonw *w, double v)
-{
-    char buf[48];
-    int n = isfinite(v) ? snprintf(buf, sizeof buf, "%.17g", v) : -1;
-    if (n <= 0 || (size_t)n >= sizeof buf - 3) {
-        if (w->error == JSONW_OK)
-            w->error = JSONW_MISUSE;
-        return;
-    }
-    size_t len = (size_t)n;
-    /* a locale's decimal comma, as jansson's from_locale undoes it */
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] != '-' && buf[i] != '+' && buf[i] != 'e' && (buf[i] < '0' || buf[i] > '9'))
-            buf[i] = '.';
-    /* a dot or an exponent, or it would read back as an integer */
-    if (!memchr(buf, '.', len) && !memchr(buf, 'e', len)) {
-        memcpy(buf + len, ".0", 3);
-        len += 2;
-    }
-    char *exp = memchr(buf, 'e', len);
-    if (exp) { /* "1e+20" as "1e20", "1e-05" as "1e-5" */
-        char *start = exp + 1, *end = start + 1;
-        if (*start == '-')
-            start++;
-        while (*end == '0')
-            end++;
-        if (end != start) {
-            memmove(start, end, len - (size_t)(end - buf));
-            len -= (size_t)(end - start);
-        }
-    }
-    adapter_w_raw(w, buf, len);
 }
 
 int adapter_count(const json_t *obj, const char *key, uint64_t *out)
@@ -398,11 +349,11 @@ void adapter_w_sampling(struct jsonw *w, const struct request *req, const char *
 {
     if (req->has_temperature) {
         jsonw_key(w, "temperature");
-        adapter_w_real(w, req->temperature);
+        jsonw_real(w, req->temperature);
     }
     if (req->has_top_p) {
         jsonw_key(w, top_p_key);
-        adapter_w_real(w, req->top_p);
+        jsonw_real(w, req->top_p);
     }
     if (req->nstop > 0) {
         jsonw_key(w, stop_key);
