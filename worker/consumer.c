@@ -620,13 +620,8 @@ static void consumer_drain(struct consumer *c)
         }
         /* the caps are full (or p is held back): it waits, in order; p
          * stops fetching once enough wait */
-        if (consumer_wait_push(c, p, msg) < 0) {
-            /* tracked and never done: the commit stops below it, so it is
-             * redone after a restart or a handover, never lost */
-            log_error("out_of_memory", "partition %d: a fetched message could not be kept", p->id);
-            rd_kafka_message_destroy(msg);
-            continue;
-        }
+        if (consumer_wait_push(c, p, msg) < 0)
+            abort(); /* out of memory: better to die and be redone than to lose */
         if (p->nwaiting == cap)
             consumer_apply_caps(c);
     }
