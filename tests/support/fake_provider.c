@@ -5583,6 +5583,12 @@ static void fake_conn_advance(struct fake_server *srv, struct fake_conn *c, uint
  * output is done. Returns -1 when the connection was closed (c is freed). */
 static int fake_conn_flush(struct fake_server *srv, struct fake_conn *c, uint64_t now)
 {
+    /* a reply's log line reaches the file before its bytes leave: a
+     * provider killed (SIGKILL) right after answering has the call in its
+     * log, as a real provider's bill would (the tests count billed calls
+     * from it) */
+    if (srv->log_dirty && fake_buf_pending(&c->out) > 0)
+        fake_log_flush(srv, now);
     while (fake_buf_pending(&c->out) > 0) {
         ssize_t n = send(c->fd, c->out.data + c->out.off, fake_buf_pending(&c->out), MSG_NOSIGNAL);
 
