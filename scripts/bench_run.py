@@ -673,6 +673,12 @@ def main():
         # BENCH_D_RATE=N: only scenario d at N msg/s (to study latency alone)
         print(json.dumps(scenario_d(cluster, instant, 1, 2 * int(os.environ["BENCH_D_RATE"]))))
         return
+    if os.environ.get("BENCH_C_ONLY"):
+        # BENCH_C_ONLY=1: only scenario c (to study memory and the refill alone)
+        r = scenario_c(cluster, slow, 1)
+        r.pop("timeline_250ms", None)
+        print(json.dumps(r))
+        return
     sizes = calibrate(cluster, instant)
     log(f"calibrated: bytes {sizes}")
     runs = []
