@@ -28,6 +28,13 @@ HOST:PORT), SWITCHYARD_PID (the worker's process id), PATH with build/
 first; every ${NAME} a YAML block names, and the API key variables of
 config/worker.yaml, are set to placeholder values for --check-config.
 
+Two checks keep README's tables true without running anything: every
+source file under worker/ has its line in "Source layout" (and every line
+names a file that exists), and every warning or error event the worker can
+log (log_warn, log_error, log_event or log_fields at a level above info, the
+event a literal, or followed through a helper's parameter, a local variable
+or INDIRECT) is named in the first cell of a "Troubleshooting" row.
+
 A failing block fails the test with its README line number (README_VERBOSE=1
 prints every block's output). The last line is "N passed, N failed"."""
 
@@ -239,6 +246,207 @@ def check_layout(c, readme):
     c.ok(not named - files, f"Source layout names only files that exist (gone: {sorted(named - files)})")
 
 
+# ---- Troubleshooting covers every warning and error event ----------------
+
+# A call that logs at warning or error level; group 1 is the function, the
+# level (for log_event/log_fields) is checked on the first argument.
+LOG_CALL = re.compile(r"\b(log_warn|log_error|log_event|log_fields)\s*\(")
+# Event expressions that are neither a literal, a parameter nor a local
+# variable: where their values come from (function, argument index).
+INDIRECT = {"report.items[i].event": ("preflight_add", 1)}
+
+
+def strip_comments(src):
+    """C source with comments blanked (strings and line numbers kept)."""
+    out, i, n = [], 0, len(src)
+    while i < n:
+        c = src[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and src[j] != c:
+                j += 2 if src[j] == "\\" else 1
+            out.append(src[i:j + 1])
+            i = j + 1
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(re.sub(r"[^\n]", " ", src[i:j]))
+            i = j
+        elif src.startswith("//", i):
+            j = src.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def call_args(src, open_paren):
+    """The top-level arguments of the call whose '(' is at open_paren."""
+    args, depth, start, i = [], 0, open_paren + 1, open_paren
+    while i < len(src):
+        c = src[i]
+        if c in "\"'":
+            j = i + 1
+            while j < len(src) and src[j] != c:
+                j += 2 if src[j] == "\\" else 1
+            i = j
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                args.append(src[start:i].strip())
+                return args
+        elif c == "," and depth == 1:
+            args.append(src[start:i].strip())
+            start = i + 1
+        i += 1
+    return args
+
+
+def functions(src):
+    """(start, name, parameter names) of every function definition, in
+    order (definitions open at column 0, as clang-format leaves them)."""
+    out = []
+    for m in re.finditer(r"^[A-Za-z_][\w \t\*]*?\b(\w+)\s*\(", src, re.M):
+        # a definition's body follows its parameter list (after an
+        # attribute at most); a prototype ends with ';'
+        tail = re.match(r"\([^;{]*\)\s*(?:__attribute__\s*\(\(.*?\)\)\s*)?([;{])",
+                        src[m.end() - 1:], re.S)
+        if not tail or tail.group(1) != "{":
+            continue
+        names = []
+        for p in call_args(src, m.end() - 1):
+            words = re.findall(r"\w+", p)
+            names.append(words[-1] if words else "")
+        out.append((m.start(), m.group(1), names))
+    return out
+
+
+def literals(expr):
+    return re.findall(r'"([a-z][a-z0-9_]*)"', expr)
+
+
+class EventScan:
+    """The warning and error events of worker/**/*.c, each with where it is
+    logged; unresolved: event expressions the scan could not follow."""
+
+    def __init__(self, wdir):
+        self.src = {}
+        for d, _, ns in os.walk(wdir):
+            for n in sorted(ns):
+                if n.endswith(".c"):
+                    p = os.path.join(d, n)
+                    self.src[os.path.relpath(p, ROOT)] = strip_comments(open(p).read())
+        self.funcs = {f: functions(s) for f, s in self.src.items()}
+        self.events = {}
+        self.unresolved = []
+
+    def where(self, path, pos):
+        return f"{path}:{self.src[path].count(chr(10), 0, pos) + 1}"
+
+    def enclosing(self, path, pos):
+        best = None
+        for f in self.funcs[path]:
+            if f[0] <= pos:
+                best = f
+        return best
+
+    def calls_of(self, name):
+        """(path, position of '(') of every call of function name."""
+        for path, s in self.src.items():
+            for m in re.finditer(r"\b" + re.escape(name) + r"\s*\(", s):
+                line_start = s.rfind("\n", 0, m.start()) + 1
+                if line_start == m.start() or re.match(r"\w", s[line_start]):
+                    continue  # a definition or prototype at column 0
+                yield path, m.end() - 1
+
+    def resolve(self, path, pos, expr, depth=0):
+        """The event names expr (an argument at pos) can hold."""
+        found = literals(expr)
+        if found:
+            return found
+        if depth > 4:
+            return None
+        if expr in INDIRECT:
+            fn, idx = INDIRECT[expr]
+            return self.resolve_param(fn, idx, depth)
+        if not re.fullmatch(r"[A-Za-z_]\w*", expr):
+            return None
+        fn = self.enclosing(path, pos)
+        if fn is None:
+            return None
+        if expr in fn[2]:
+            return self.resolve_param(fn[1], fn[2].index(expr), depth)
+        # a local variable: every value assigned to it before the call
+        body = self.src[path][fn[0]:pos]
+        found = []
+        for m in re.finditer(r"\b" + re.escape(expr) + r"\s*=(?!=)([^;]*);", body):
+            found += literals(m.group(1))
+        return found or None
+
+    def resolve_param(self, fn, idx, depth):
+        found = []
+        for path, paren in self.calls_of(fn):
+            args = call_args(self.src[path], paren)
+            if idx >= len(args):
+                return None
+            got = self.resolve(path, paren, args[idx], depth + 1)
+            if got is None:
+                self.unresolved.append(f"{self.where(path, paren)}: {fn}(... {args[idx]} ...)")
+                continue
+            found += got
+        return found
+
+    def scan(self):
+        for path, s in self.src.items():
+            for m in LOG_CALL.finditer(s):
+                line_start = s.rfind("\n", 0, m.start()) + 1
+                if re.match(r"\w", s[line_start]):
+                    continue  # log.c's own definitions
+                args = call_args(s, m.end() - 1)
+                if m.group(1) in ("log_event", "log_fields"):
+                    if len(args) < 2 or args[0] in ("LOG_INFO", "LOG_DEBUG"):
+                        continue
+                    expr = args[1]
+                else:
+                    expr = args[0] if args else ""
+                got = self.resolve(path, m.start(), expr)
+                if not got:
+                    self.unresolved.append(f"{self.where(path, m.start())}: {expr}")
+                    continue
+                for e in got:
+                    self.events.setdefault(e, self.where(path, m.start()))
+        return self
+
+
+def troubleshooting_names(text):
+    """The backquoted names in the first cell of Troubleshooting's rows."""
+    sec = text.split("\n## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in sec.splitlines():
+        m = re.match(r"^\|([^|]*)\|", line)
+        if m:
+            names |= set(re.findall(r"`([a-z][a-z0-9_]*)", m.group(1)))
+    return names
+
+
+def check_events(c, readme):
+    """Every warning and error event the worker can log has its row in
+    Troubleshooting (what it means, what to do): the table cannot drift."""
+    scan = EventScan(os.path.join(ROOT, "worker")).scan()
+    with open(readme) as f:
+        named = troubleshooting_names(f.read())
+    c.ok(not scan.unresolved, "every warning/error log call's event is a literal the scan "
+         f"can follow (add the others to INDIRECT): {scan.unresolved}")
+    c.ok(len(scan.events) >= 40, f"the scan finds the worker's events ({len(scan.events)})")
+    missing = sorted(f"{e} ({w})" for e, w in scan.events.items() if e not in named)
+    c.ok(not missing, f"every warning/error event has a Troubleshooting row (missing: {missing})")
+
+
 def main():
     readme = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "README.md")
     found = blocks(readme)
@@ -246,6 +454,7 @@ def main():
     fields = schema_fields()
     c = Checks()
     check_layout(c, readme)
+    check_events(c, readme)
     kinds = {k for _, k, _, _ in found}
     for need in ("shell", "python", "worker-yaml-part", "policy-yaml", "java"):
         c.ok(need in kinds, f"README has at least one '{need}' block")

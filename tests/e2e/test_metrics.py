@@ -21,7 +21,17 @@ partition a last-commit age. With logging.requests on, the log lines are
 structured: request_received/call_done/request_done/dead_letter lines
 carry the request id, partition, offset, model, provider, attempt, HTTP
 status, latency and code fields that match what was published, and no
-body appears without logging.bodies."""
+body appears without logging.bodies.
+
+A second, short run with logging.bodies on (and real-length API keys, so
+that they are registered for redaction): request_received carries the
+prompt (the request's messages as JSON) and request_done the reply (the
+result's output text), an API key written in a prompt is masked there and
+appears nowhere in the log, and a prompt over the documented 4 KiB cap is
+cut at exactly 4096 bytes with prompt_bytes giving its whole length. The
+fake provider's replies stay under 1.5 KiB (256 words at most), so the
+reply's cut, the same function as the prompt's, is left to
+tests/unit/test_log.c."""
 
 import collections
 import json
@@ -50,6 +60,13 @@ MAX_TENANTS = 3
 FAULTS = ["gpt-4.1-mini:status:429@15", "claude-opus-4-1:status:529@10",
           "gpt-4.1-nano:status:400@4", "o4-mini:close@3", "o4-mini:malformed@5"]
 LE = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+# the bodies run: its own topics, and keys long enough to be redacted
+# (TEST_KEYS' two-byte keys are below the redaction's minimum)
+BODY_TOPICS = {"requests": "mb.requests", "results": "mb.results", "costs": "mb.costs",
+               "dead_letter": "mb.dlq"}
+BODY_KEYS = {"SWITCHYARD_TEST_ANTHROPIC_KEY": "sk-ant-bodies-3f9c2e7a1b5d8e60",
+             "SWITCHYARD_TEST_OPENAI_KEY": "sk-oai-bodies-8d1e4b7c2a9f3e05"}
+BODY_CAP = 4096  # README, Logs: "cut at 4 KiB"
 
 
 def outcome(a):
@@ -286,11 +303,74 @@ def check_log(t, log, results, dlq, invalid):
          "no prompt or reply in the log without logging.bodies")
 
 
+def bodies_run(t, h):
+    """logging.bodies: prompts and replies in the per-request lines,
+    redacted and cut at BODY_CAP."""
+    cfg = h.write_config(f"mb-{os.getpid()}", BODY_TOPICS)
+    with open(cfg) as f:
+        c = json.load(f)
+    c["logging"] = {"requests": True, "bodies": True}
+    with open(cfg, "w") as f:
+        json.dump(c, f)
+    okey, akey = BODY_KEYS["SWITCHYARD_TEST_OPENAI_KEY"], BODY_KEYS["SWITCHYARD_TEST_ANTHROPIC_KEY"]
+    msgs = {
+        # whole: under the cap, an Anthropic key in it
+        "mb-short": [{"role": "user", "content": f"say hi; my key is {akey} #out=12"}],
+        # cut: about 7 KiB, an OpenAI key at its start
+        "mb-long": [{"role": "user", "content": f"my key is {okey} and " + "lorem ipsum " * 600}],
+    }
+    tasks = {"mb-short": "planning", "mb-long": "code"}
+    h.produce(BODY_TOPICS["requests"], [
+        (rid, json.dumps({"id": rid, "task": tasks[rid], "messages": m}).encode())
+        for rid, m in msgs.items()])
+    h.start_worker(cfg, POLICY, env=BODY_KEYS)
+    res = h.read(BODY_TOPICS["results"], lambda ms: len({m[0] for m in ms}) >= len(msgs), timeout=60)
+    results = {k: json.loads(v) for k, v, _, _, _ in res}
+    t.ok(h.stop_worker() == 0, "the bodies run's worker exits 0 on SIGTERM")
+    with open(h.worker_log) as f:
+        raw_log = f.read()
+    lines = json_lines(h.worker_log)
+    received = {e.get("request_id"): e for e in lines if e.get("event") == "request_received"}
+    done = {e.get("request_id"): e for e in lines if e.get("event") == "request_done"}
+    t.ok(set(results) == set(msgs) and all(r["status"] == "ok" for r in results.values()),
+         f"both requests answered ok ({ {k: r['status'] for k, r in results.items()} })")
+
+    def prompt_text(rid):
+        """The prompt as the worker writes it: compact JSON, keys masked."""
+        text = json.dumps({"messages": msgs[rid]}, separators=(",", ":"))
+        return text.replace(okey, "********").replace(akey, "********")
+
+    short = received.get("mb-short", {})
+    t.ok(short.get("prompt") == prompt_text("mb-short") and "prompt_bytes" not in short,
+         f"request_received carries the whole prompt under the cap, the key masked "
+         f"({short.get('prompt')!r})")
+    long_ = received.get("mb-long", {})
+    whole = prompt_text("mb-long")
+    t.ok(len(whole) > BODY_CAP and long_.get("prompt") == whole[:BODY_CAP] and
+         long_.get("prompt_bytes") == len(whole),
+         f"a prompt over the cap is cut at {BODY_CAP} bytes, prompt_bytes its whole length "
+         f"({len(long_.get('prompt', ''))} bytes, prompt_bytes {long_.get('prompt_bytes')}, "
+         f"whole {len(whole)})")
+    t.ok(long_.get("prompt", "").startswith('{"messages":[{"role":"user","content":"my key is '
+                                            '********'),
+         f"the key at the long prompt's start is masked ({long_.get('prompt', '')[:80]!r})")
+    bad = [rid for rid in msgs
+           if not results.get(rid, {}).get("output", {}).get("text") or
+           done.get(rid, {}).get("reply") != results[rid]["output"]["text"] or
+           "reply_bytes" in done.get(rid, {})]
+    t.ok(not bad, f"request_done carries the reply, the result's output text, whole "
+         f"({ {rid: done.get(rid, {}).get('reply') for rid in msgs} })")
+    pieces = [k[i:i + 8] for k in (okey, akey) for i in range(len(k) - 7)]
+    leaked = [p for p in pieces if p in raw_log]
+    t.ok(not leaked, f"no 8-byte piece of either API key anywhere in the log ({leaked[:3]})")
+
+
 def main():
     t = Checks()
     rng = random.Random(7)
     parts = {v: 4 for v in TOPICS.values()}
     parts[TOPICS["requests"]] = REQ_PARTS
+    parts.update({v: 1 for v in BODY_TOPICS.values()})
     h = Harness(parts, fake_args=sum((["--fault", f] for f in FAULTS), [])
                 + ["--latency-ms", "5", "--jitter-ms", "120"])
     group = f"mx-{os.getpid()}"
@@ -456,6 +536,7 @@ def main():
         h.worker, h.worker_log = first, first_log
         t.ok(h.stop_worker() == 0, "the worker exits 0 on SIGTERM")
         check_log(t, json_lines(first_log), results, dlq, invalid)
+        bodies_run(t, h)
     finally:
         h.close()
     return t.summary()
