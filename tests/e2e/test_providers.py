@@ -150,6 +150,40 @@ def calls_of(log, rid):
     return [e for e in log if e.get("body") is not None and f"request {rid}" in json.dumps(e["body"])]
 
 
+def gemini_retry_delay_ms(reply):
+    """RetryInfo.retryDelay ("19s", "18.734s") of a Gemini 429 body, in ms
+    rounded up; None when the body has none."""
+    for d in (((reply or {}).get("error") or {}).get("details") or []):
+        if not isinstance(d, dict) or not str(d.get("@type")).endswith("google.rpc.RetryInfo"):
+            continue
+        delay = d.get("retryDelay")
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                ms = Fraction(delay[:-1]) * 1000
+            except ValueError:
+                return None
+            return -(-ms.numerator // ms.denominator)
+    return None
+
+
+def check_waits(t, log, name, model, delay_of, what):
+    """Every 429 of `model` is honoured: the next call for the model comes
+    no earlier than the wait the 429 gave (delay_of(reply) ms). Both times
+    are the fake provider's own (ts_ms, whole ms of one clock, taken as
+    each call arrives): an ordering of logged times, not a timing of the
+    test; the 1 ms is the two truncations to whole ms."""
+    calls = sorted((e for e in log if e.get("model") == model), key=lambda e: e["seq"])
+    for i, e in enumerate(calls):
+        if not e.get("rate_limited"):
+            continue
+        wait = delay_of(e.get("response"))
+        after = calls[i + 1] if i + 1 < len(calls) else None
+        t.ok(wait is not None and after is not None
+             and after["ts_ms"] >= e["ts_ms"] + wait - 1,
+             f"{name}: the next call after the 429 waited {what} ({wait} ms): "
+             f"429 at {e['ts_ms']}, next at {after and after['ts_ms']}")
+
+
 def first_call(t, log, rid):
     """The first provider call logged for request `rid`, as a list of at
     most one: a check that none was logged fails here, so the checks on
@@ -421,6 +455,14 @@ def main():
                  f"{name}: no call failed otherwise")
             got = metric(text, "switchyard_rate_limited_total", model=model)
             t.ok(got is not None and got >= 1, f"{name}: switchyard_rate_limited_total counts them ({got})")
+            if api == "gemini":
+                # the wait is in the 429's body, not a header: without the
+                # adapter's retry_delay_ms the lane would pause 20 ms (the
+                # backoff), and the fake would refuse the retry again
+                for i in range(RL_REQUESTS):
+                    n = sum(1 for e in calls_of(log, f"{name}-rl{i}") if e.get("rate_limited"))
+                    t.ok(n <= 1, f"{name}-rl{i}: at most one 429 ({n}): the retryDelay was waited")
+                check_waits(t, log, name, model, gemini_retry_delay_ms, "the body's retryDelay")
         t.ok(h.stop_worker() == 0, "the worker stops cleanly, exit 0")
     finally:
         h.close()
