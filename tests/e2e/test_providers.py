@@ -15,12 +15,17 @@ against OpenAI's published OpenAPI description). Then: a request that pins
 a model, a field one candidate cannot honour (skipped with `unsupported:
 seed`) and one that none can (an `unsupported` error result), and rate
 limits on Gemini, Bedrock and Azure answered with 429 in each one's shape:
-every request is still answered, after waiting."""
+every request is still answered, after waiting; Gemini's retryDelay (in
+its body) and Azure's Retry-After are waited, by the fake's logged times;
+Azure's replies carry its remaining counts (seen by a client of the
+test's own)."""
 
 import base64
 import json
 import os
 import sys
+import re
+import urllib.error
 import urllib.request
 from fractions import Fraction
 
@@ -59,6 +64,10 @@ RL_REQUESTS = 4
 LIMITED = {"gel": ("gemini", "gemini", "gemini-2.0-flash-lite"),
            "brl": ("bedrock", "bedrock", "meta.llama3-70b-instruct-v1:0"),
            "azl": ("azure", "azure", "limited-deployment")}
+# the test's own calls to the limited Azure deployment, under a key of
+# their own (the fake's buckets are per key and model: the worker's stay
+# untouched), to see the headers Azure sends
+PROBE_KEY = "az-probe-key-0000"
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5f6"
@@ -182,6 +191,36 @@ def check_waits(t, log, name, model, delay_of, what):
              and after["ts_ms"] >= e["ts_ms"] + wait - 1,
              f"{name}: the next call after the 429 waited {what} ({wait} ms): "
              f"429 at {e['ts_ms']}, next at {after and after['ts_ms']}")
+
+
+def azure_retry_floor_ms(reply):
+    """Azure's 429 message says "Please retry after N seconds", N its
+    Retry-After rounded up; its retry-after-ms (what the worker uses) is
+    more than N-1 seconds. None when the message says no N."""
+    msg = (((reply or {}).get("error") or {}).get("message")) or ""
+    m = re.search(r"retry after (\d+) second", msg) if isinstance(msg, str) else None
+    return (int(m.group(1)) - 1) * 1000 if m else None
+
+
+def probe_azure(base, n):
+    """n calls, one after the other, to the limited Azure deployment under
+    PROBE_KEY: [(status, {header: value})], header names in lower case."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"{base}/openai/deployments/{LIMITED['azl'][2]}/chat/completions?api-version=2024-10-21"
+    out = []
+    for i in range(n):
+        body = json.dumps({"messages": [{"role": "user", "content": f"request azl-probe{i}"}],
+                           "max_tokens": 16}).encode()
+        req = urllib.request.Request(url, data=body, headers={
+            "api-key": PROBE_KEY, "content-type": "application/json"})
+        try:
+            with opener.open(req, timeout=10) as resp:
+                resp.read()
+                out.append((resp.status, {k.lower(): v for k, v in resp.headers.items()}))
+        except urllib.error.HTTPError as err:
+            err.read()
+            out.append((err.code, {k.lower(): v for k, v in err.headers.items()}))
+    return out
 
 
 def first_call(t, log, rid):
@@ -463,6 +502,34 @@ def main():
                     n = sum(1 for e in calls_of(log, f"{name}-rl{i}") if e.get("rate_limited"))
                     t.ok(n <= 1, f"{name}-rl{i}: at most one 429 ({n}): the retryDelay was waited")
                 check_waits(t, log, name, model, gemini_retry_delay_ms, "the body's retryDelay")
+            if api == "azure":
+                # Azure's x-ratelimit-remaining-* give no limit, so the lane
+                # knows no rate before a 429 and the call past the fake's
+                # bucket still meets one (ratelimit.c rl_sync_remaining: a
+                # remaining count without a known rate changes nothing); the 429's
+                # retry-after-ms is waited, so no request meets a second one
+                worker = [e for e in refused if e.get("headers", {}).get("api-key") != PROBE_KEY]
+                t.ok(len(worker) == 1, f"{name}: exactly one 429 for the worker's calls "
+                     f"({len(worker)}): remaining counts alone do not hold a call back, "
+                     f"Retry-After does")
+                for i in range(RL_REQUESTS):
+                    n = sum(1 for e in calls_of(log, f"{name}-rl{i}") if e.get("rate_limited"))
+                    t.ok(n <= 1, f"{name}-rl{i}: at most one 429 ({n}): Retry-After was waited")
+                check_waits(t, log, name, model, azure_retry_floor_ms, "Azure's Retry-After")
+
+        # what Azure's limited deployment sends, seen by a client of its own
+        got = probe_azure(base, 4)
+        t.ok([st for st, _ in got] == [200, 200, 200, 429],
+             f"azl probe: rpm=3 admits three calls, then 429 ({[st for st, _ in got]})")
+        t.ok([hd.get("x-ratelimit-remaining-requests") for _, hd in got] == ["2", "1", "0", "0"]
+             and not any(k.startswith("x-ratelimit-limit-") or k.startswith("x-ratelimit-reset-")
+                         for _, hd in got for k in hd),
+             f"azl probe: every reply carries x-ratelimit-remaining-requests and no limit or reset "
+             f"({[{k: v for k, v in hd.items() if 'ratelimit' in k} for _, hd in got]})")
+        last = got[-1][1] if got else {}
+        ra, ra_ms = last.get("retry-after", ""), last.get("retry-after-ms", "")
+        t.ok(ra.isdigit() and ra_ms.isdigit() and int(ra) == max(1, -(-int(ra_ms) // 1000)),
+             f"azl probe: the 429 carries Retry-After and retry-after-ms that agree ({ra}, {ra_ms})")
         t.ok(h.stop_worker() == 0, "the worker stops cleanly, exit 0")
     finally:
         h.close()
