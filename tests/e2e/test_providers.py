@@ -15,12 +15,17 @@ against OpenAI's published OpenAPI description). Then: a request that pins
 a model, a field one candidate cannot honour (skipped with `unsupported:
 seed`) and one that none can (an `unsupported` error result), and rate
 limits on Gemini, Bedrock and Azure answered with 429 in each one's shape:
-every request is still answered, after waiting."""
+every request is still answered, after waiting; Gemini's retryDelay (in
+its body) and Azure's Retry-After are waited, by the fake's logged times;
+Azure's replies carry its remaining counts (seen by a client of the
+test's own)."""
 
 import base64
 import json
 import os
 import sys
+import re
+import urllib.error
 import urllib.request
 from fractions import Fraction
 
@@ -59,6 +64,10 @@ RL_REQUESTS = 4
 LIMITED = {"gel": ("gemini", "gemini", "gemini-2.0-flash-lite"),
            "brl": ("bedrock", "bedrock", "meta.llama3-70b-instruct-v1:0"),
            "azl": ("azure", "azure", "limited-deployment")}
+# the test's own calls to the limited Azure deployment, under a key of
+# their own (the fake's buckets are per key and model: the worker's stay
+# untouched), to see the headers Azure sends
+PROBE_KEY = "az-probe-key-0000"
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5f6"
@@ -148,6 +157,79 @@ def cost_nusd(usage):
 def calls_of(log, rid):
     """The provider calls whose body carries the request's marker."""
     return [e for e in log if e.get("body") is not None and f"request {rid}" in json.dumps(e["body"])]
+
+
+def gemini_retry_delay_ms(reply):
+    """RetryInfo.retryDelay ("19s", "18.734s") of a Gemini 429 body, in ms
+    rounded up; None when the body has none."""
+    for d in (((reply or {}).get("error") or {}).get("details") or []):
+        if not isinstance(d, dict) or not str(d.get("@type")).endswith("google.rpc.RetryInfo"):
+            continue
+        delay = d.get("retryDelay")
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                ms = Fraction(delay[:-1]) * 1000
+            except ValueError:
+                return None
+            return -(-ms.numerator // ms.denominator)
+    return None
+
+
+def check_waits(t, log, name, model, delay_of, what):
+    """Every 429 of `model` is honoured: the next call for the model comes
+    no earlier than the wait the 429 gave (delay_of(reply) ms). Both times
+    are the fake provider's own (ts_ms, whole ms of one clock, taken as
+    each call arrives): an ordering of logged times, not a timing of the
+    test; the 1 ms is the two truncations to whole ms."""
+    calls = sorted((e for e in log if e.get("model") == model), key=lambda e: e["seq"])
+    for i, e in enumerate(calls):
+        if not e.get("rate_limited"):
+            continue
+        wait = delay_of(e.get("response"))
+        after = calls[i + 1] if i + 1 < len(calls) else None
+        t.ok(wait is not None and after is not None
+             and after["ts_ms"] >= e["ts_ms"] + wait - 1,
+             f"{name}: the next call after the 429 waited {what} ({wait} ms): "
+             f"429 at {e['ts_ms']}, next at {after and after['ts_ms']}")
+
+
+def azure_retry_floor_ms(reply):
+    """Azure's 429 message says "Please retry after N seconds", N its
+    Retry-After rounded up; its retry-after-ms (what the worker uses) is
+    more than N-1 seconds. None when the message says no N."""
+    msg = (((reply or {}).get("error") or {}).get("message")) or ""
+    m = re.search(r"retry after (\d+) second", msg) if isinstance(msg, str) else None
+    return (int(m.group(1)) - 1) * 1000 if m else None
+
+
+def probe_azure(base, n):
+    """n calls, one after the other, to the limited Azure deployment under
+    PROBE_KEY: [(status, {header: value})], header names in lower case."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"{base}/openai/deployments/{LIMITED['azl'][2]}/chat/completions?api-version=2024-10-21"
+    out = []
+    for i in range(n):
+        body = json.dumps({"messages": [{"role": "user", "content": f"request azl-probe{i}"}],
+                           "max_tokens": 16}).encode()
+        req = urllib.request.Request(url, data=body, headers={
+            "api-key": PROBE_KEY, "content-type": "application/json"})
+        try:
+            with opener.open(req, timeout=10) as resp:
+                resp.read()
+                out.append((resp.status, {k.lower(): v for k, v in resp.headers.items()}))
+        except urllib.error.HTTPError as err:
+            err.read()
+            out.append((err.code, {k.lower(): v for k, v in err.headers.items()}))
+    return out
+
+
+def first_call(t, log, rid):
+    """The first provider call logged for request `rid`, as a list of at
+    most one: a check that none was logged fails here, so the checks on
+    what the provider received are never skipped silently."""
+    calls = calls_of(log, rid)
+    t.ok(len(calls) >= 1, f"{rid}: the provider logged a call for it ({len(calls)} calls)")
+    return calls[:1]
 
 
 def check_sent(t, name, api, model, e, kind):
@@ -309,17 +391,26 @@ def main():
             calls = calls_of(log, f"{name}-plain")
             t.ok(r.get("status") == "ok" and r.get("provider") == prov and len(calls) == 1,
                  f"{name}: plain chat answered by {prov} in one call ({r.get('error')})")
-            if r.get("status") == "ok" and len(calls) == 1 and calls[0].get("response"):
-                want = expected_usage(api, calls[0]["response"])
-                t.ok(r["usage"] == want, f"{name}: usage by {api}'s rule {r['usage']} == {want}")
-                t.ok(want["cache_read"] > 0 and (api not in ("openai", "azure", "gemini")
-                                                 or want["reasoning"] > 0),
-                     f"{name}: the provider reported cached (and reasoning) tokens: {want}")
-                t.ok(r["cost_nusd"] == cost_nusd(want), f"{name}: cost {r['cost_nusd']} == usage x price")
-                recs = cost_by_id.get(f"{name}-plain", [])
-                t.ok(len(recs) >= 1 and recs[0]["usage"] == want and recs[0]["cost_nusd"] == r["cost_nusd"],
-                     f"{name}: the cost record says the same")
-                check_sent(t, name, api, model, calls[0], "plain")
+            # the usage checks fail, not skip, when the logged reply is missing
+            reply = calls[0].get("response") if calls else None
+            t.ok(isinstance(reply, dict), f"{name}: the provider logged its reply to the plain chat")
+            try:
+                want = expected_usage(api, reply)
+            except (KeyError, TypeError, AttributeError):
+                want = None
+            t.ok(want is not None and r.get("usage") == want,
+                 f"{name}: usage by {api}'s rule {r.get('usage')} == {want}")
+            t.ok(want is not None and want["cache_read"] > 0
+                 and (api not in ("openai", "azure", "gemini") or want["reasoning"] > 0),
+                 f"{name}: the provider reported cached (and reasoning) tokens: {want}")
+            t.ok(want is not None and r.get("cost_nusd") == cost_nusd(want),
+                 f"{name}: cost {r.get('cost_nusd')} == usage x price")
+            recs = cost_by_id.get(f"{name}-plain", [])
+            t.ok(want is not None and len(recs) >= 1 and recs[0]["usage"] == want
+                 and recs[0]["cost_nusd"] == r.get("cost_nusd"),
+                 f"{name}: the cost record says the same ({recs[:1]})")
+            for e in first_call(t, log, f"{name}-plain"):
+                check_sent(t, name, api, model, e, "plain")
 
             r = results.get(f"{name}-json", {})
             out = r.get("output", {})
@@ -327,7 +418,7 @@ def main():
                  and out["json"] == json.loads(out.get("text", "null"))
                  and set(out["json"]) >= {"name", "age"} and not out.get("tool_calls"),
                  f"{name}: structured output parsed on the result ({out})")
-            for e in calls_of(log, f"{name}-json")[:1]:
+            for e in first_call(t, log, f"{name}-json"):
                 check_sent(t, name, api, model, e, "json")
 
             r = results.get(f"{name}-tools", {})
@@ -337,13 +428,13 @@ def main():
                  and tc[0].get("name") == "get_weather" and isinstance(tc[0].get("arguments"), dict)
                  and "city" in tc[0]["arguments"] and isinstance(tc[0].get("id"), str) and tc[0]["id"],
                  f"{name}: the tool call in the normalized shape ({out})")
-            for e in calls_of(log, f"{name}-tools")[:1]:
+            for e in first_call(t, log, f"{name}-tools"):
                 check_sent(t, name, api, model, e, "tools")
 
             for kind in ("image", "turn"):
                 r = results.get(f"{name}-{kind}", {})
                 t.ok(r.get("status") == "ok", f"{name}: the {kind} request answered ({r.get('error')})")
-                for e in calls_of(log, f"{name}-{kind}")[:1]:
+                for e in first_call(t, log, f"{name}-{kind}"):
                     check_sent(t, name, api, model, e, kind)
 
             r = results.get(f"{name}-400", {})
@@ -383,9 +474,11 @@ def main():
         t.ok(r.get("status") == "ok" and r.get("model") == "oa" and route
              and route[0]["model"] == "an" and route[0]["reason"] == "unsupported: seed",
              f"a candidate that cannot honour seed is skipped with 'unsupported: seed' ({route})")
-        t.ok(not calls_of(log, "seed-fallback") or all(
-            "seed" in e["body"] for e in calls_of(log, "seed-fallback")),
-            "the candidate that took it was sent the seed")
+        sent = calls_of(log, "seed-fallback")
+        t.ok(len(sent) >= 1 and all(e["body"].get("seed") == 7
+                                    and e.get("path") == "/v1/chat/completions" for e in sent),
+             f"the skipped candidate got no call, and the one that took it was sent the seed "
+             f"({[(e.get('path'), e['body'].get('seed')) for e in sent]})")
         r = results.get("seed-none", {})
         t.ok(r.get("status") == "error" and r.get("error", {}).get("code") == "unsupported"
              and "seed" in r["error"].get("message", ""),
@@ -401,6 +494,42 @@ def main():
                  f"{name}: no call failed otherwise")
             got = metric(text, "switchyard_rate_limited_total", model=model)
             t.ok(got is not None and got >= 1, f"{name}: switchyard_rate_limited_total counts them ({got})")
+            if api == "gemini":
+                # the wait is in the 429's body, not a header: without the
+                # adapter's retry_delay_ms the lane would pause 20 ms (the
+                # backoff), and the fake would refuse the retry again
+                for i in range(RL_REQUESTS):
+                    n = sum(1 for e in calls_of(log, f"{name}-rl{i}") if e.get("rate_limited"))
+                    t.ok(n <= 1, f"{name}-rl{i}: at most one 429 ({n}): the retryDelay was waited")
+                check_waits(t, log, name, model, gemini_retry_delay_ms, "the body's retryDelay")
+            if api == "azure":
+                # Azure's x-ratelimit-remaining-* give no limit, so the lane
+                # knows no rate before a 429 and the call past the fake's
+                # bucket still meets one (ratelimit.c rl_sync_remaining: a
+                # remaining count without a known rate changes nothing); the 429's
+                # retry-after-ms is waited, so no request meets a second one
+                worker = [e for e in refused if e.get("headers", {}).get("api-key") != PROBE_KEY]
+                t.ok(len(worker) == 1, f"{name}: exactly one 429 for the worker's calls "
+                     f"({len(worker)}): remaining counts alone do not hold a call back, "
+                     f"Retry-After does")
+                for i in range(RL_REQUESTS):
+                    n = sum(1 for e in calls_of(log, f"{name}-rl{i}") if e.get("rate_limited"))
+                    t.ok(n <= 1, f"{name}-rl{i}: at most one 429 ({n}): Retry-After was waited")
+                check_waits(t, log, name, model, azure_retry_floor_ms, "Azure's Retry-After")
+
+        # what Azure's limited deployment sends, seen by a client of its own
+        got = probe_azure(base, 4)
+        t.ok([st for st, _ in got] == [200, 200, 200, 429],
+             f"azl probe: rpm=3 admits three calls, then 429 ({[st for st, _ in got]})")
+        t.ok([hd.get("x-ratelimit-remaining-requests") for _, hd in got] == ["2", "1", "0", "0"]
+             and not any(k.startswith("x-ratelimit-limit-") or k.startswith("x-ratelimit-reset-")
+                         for _, hd in got for k in hd),
+             f"azl probe: every reply carries x-ratelimit-remaining-requests and no limit or reset "
+             f"({[{k: v for k, v in hd.items() if 'ratelimit' in k} for _, hd in got]})")
+        last = got[-1][1] if got else {}
+        ra, ra_ms = last.get("retry-after", ""), last.get("retry-after-ms", "")
+        t.ok(ra.isdigit() and ra_ms.isdigit() and int(ra) == max(1, -(-int(ra_ms) // 1000)),
+             f"azl probe: the 429 carries Retry-After and retry-after-ms that agree ({ra}, {ra_ms})")
         t.ok(h.stop_worker() == 0, "the worker stops cleanly, exit 0")
     finally:
         h.close()
