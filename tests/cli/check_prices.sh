@@ -9,8 +9,15 @@
 # difference beyond rounding to the nano-dollar, except entries that
 # tests/data/prices/allow.yaml explains (the provider's published figure
 # and why we differ).
-# Before that, two self-checks show the comparison can fail: a table with
-# one figure changed must fail, and pass once allow-listed.
+# The usages sit on both sides of our tier thresholds and of the package's
+# own, so a tier missing from our table is a priced difference.
+# Before that, three self-checks show the comparison can fail: a table with
+# one figure changed must fail, and pass once allow-listed; a table with
+# one tier removed must fail.
+# Last, scripts/update-prices (offline: the package is installed by then)
+# must regenerate config/prices.yaml byte for byte, so a hand edit of the
+# table fails here; a self-check shows a hand-edited figure is not what it
+# regenerates.
 # usage: tests/cli/check_prices.sh [path/to/price_calc] [path/to/prices.yaml]
 # Ends with "N passed, N failed"; exits non-zero on any failure.
 set -u
@@ -75,6 +82,30 @@ else
     echo "FAIL self-check: an allow-listed difference was not allowed"
     failed=$((failed + 1))
 fi
+# self-check: Sonnet 4.5 without its long-context tier (the package has
+# it): the usages above the package's threshold must show the difference
+sed '/"anthropic\/claude-sonnet-4-5":/,/batch_discount/ {/^    tiers:$/d; /above_input_tokens: 200000,/d}' \
+    "$PRICES" >"$tmp/untiered.yaml"
+if cmp -s "$PRICES" "$tmp/untiered.yaml"; then
+    echo "FAIL self-check: $PRICES has no Sonnet 4.5 tier to remove"
+    failed=$((failed + 1))
+elif check "$tmp/untiered.yaml" "$ALLOW" | grep -q '^anthropic/claude-sonnet-4-5 .*FAIL: ours'; then
+    echo "ok   self-check: a tier missing from the table fails"
+    passed=$((passed + 1))
+else
+    echo "FAIL self-check: a tier missing from the table was not caught"
+    failed=$((failed + 1))
+fi
+# self-check: what update-prices regenerates from a hand-edited table is
+# not that table (the figure comes back from the package)
+if node tests/support/genai_prices.js emit --npm "$NPM_DIR" --current "$tmp/changed.yaml" \
+    2>/dev/null | cmp -s - "$tmp/changed.yaml"; then
+    echo "FAIL self-check: a hand-edited figure is what update-prices regenerates"
+    failed=$((failed + 1))
+else
+    echo "ok   self-check: a hand-edited figure is not what update-prices regenerates"
+    passed=$((passed + 1))
+fi
 
 out=$(check "$PRICES" "$ALLOW")
 rc=$?
@@ -88,5 +119,18 @@ else
     failed=$((failed + 1))
 fi
 [ $rc -eq 0 ] || [ $failed -gt 0 ] || failed=1
+
+# the shipped table is exactly what scripts/update-prices writes from the
+# pinned package (entries whose figures did not change keep their date)
+regen=$(BUILD=$BUILD scripts/update-prices 2>&1)
+urc=$?
+if [ $urc -eq 0 ] && cmp -s config/prices.yaml "$BUILD/prices.candidate.yaml"; then
+    echo "ok   scripts/update-prices regenerates config/prices.yaml byte for byte"
+    passed=$((passed + 1))
+else
+    echo "$regen" | head -n 40
+    echo "FAIL scripts/update-prices (exit $urc) does not regenerate config/prices.yaml"
+    failed=$((failed + 1))
+fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

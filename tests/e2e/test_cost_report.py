@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
-from confluent_kafka import TopicPartition  # noqa: E402
+from confluent_kafka import Producer, TopicPartition  # noqa: E402
 
 CATS = ["input", "output", "cache_read", "cache_write", "reasoning", "cache_write_1h"]
 SWITCHYARD = os.path.join(BUILD, "switchyard")
@@ -235,14 +235,112 @@ def topic_part(t, h, topics):
     t.ok(h.stop_worker() == 0, "the worker stops cleanly")
 
 
+def iso_ms(ms):
+    """ms since the epoch as cost-report's ISO 8601 form, milliseconds kept."""
+    return (datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+            .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+
+
+def range_part(t, h, topics, topic):
+    """Two batches on either side of T, with explicit record timestamps."""
+    T = 1764072000000  # 2025-11-25T12:00:00.000Z
+    zero = {c: 0 for c in CATS[:5]}
+
+    def rec(n, **kw):
+        r = {"version": 1, "id": f"rg-{n}", "call_id": f"0190f3a2-0000-7000-8000-7{n:011d}",
+             "attempt": 1, "task": "chat", "model": "opus", "provider": "anthropic",
+             "provider_model": "opus", "status": "ok", "tenant": f"t-{n % 2}",
+             "usage": {"input": 100 + n, "output": 7 * n, "cache_read": 0, "cache_write": 0,
+                       "reasoning": 0},
+             "prices_nusd_per_mtok": {c: 1 for c in CATS[:5]},
+             # distinct powers of ten plus odd digits: any record taken or
+             # left out by mistake changes the total
+             "cost_nusd": 10 ** (n + 2) + 7919 * n, "budget_nusd": 10**15, "worker": "w"}
+        r.update(kw)
+        return r
+    # (record timestamp, record); the first batch ends at T-1, the second
+    # starts at T exactly
+    first = [(T - 3600000, rec(1)), (T - 2, rec(2)), (T - 1, rec(3)),
+             (T - 5, rec(4, kind="reserved", reserved_nusd=4000000000004, cost_nusd=0,
+                         usage=zero))]
+    second = [(T, rec(5)), (T + 1, rec(6)), (T + 60000, rec(7)),
+              (T + 3, rec(8, call_id=first[3][1]["call_id"], kind="settled",
+                          cost_nusd=31415926))]
+    p = Producer({"bootstrap.servers": h.bootstrap, "enable.idempotence": True})
+    for batch in (first, second):
+        for ts, r in batch:
+            r["ts_ms"] = ts
+            p.produce(topic, json.dumps(r).encode(), key=r["call_id"].encode(), timestamp=ts)
+        t.ok(p.flush(30) == 0, f"a batch of {len(batch)} records produced")
+    stamps = sorted(ts for ts, _ in read_topic(h, topic))
+    t.ok(stamps == sorted(ts for ts, _ in first + second),
+         f"the topic holds both batches with their own timestamps ({len(stamps)} records)")
+    # --from starts each partition on its own: the batches must spread
+    c = h.consumer()
+    used = sum(c.get_watermark_offsets(TopicPartition(topic, tp), timeout=10)[1] > 0
+               for tp in range(h.topics[topic]))
+    c.close()
+    t.ok(used > 1, f"the records are on several partitions ({used})")
+
+    cfg = h.write_config(f"range-{os.getpid()}", dict(topics, costs=topic))
+    whole = lambda rs: python_totals([r for _, r in rs], lambda r: ())[()]  # noqa: E731
+
+    def total(*args):
+        rc, out, err = report("--config", cfg, "--format", "json", "--timeout", "30000", *args)
+        return (as_python(json.loads(out)["total"]) if rc == 0 else None), rc, err
+
+    got, rc, err = total()
+    want = whole(first + second)
+    t.ok(got == want and want["open"] == 0,
+         f"no bound: both batches ({rc}, {err.strip()[:200]})")
+    got, rc, err = total("--to", str(T))
+    want = whole(first)
+    t.ok(got == want and want["calls"] == 3 and want["open"] == 1,
+         f"--to T (ms): only the first batch, its reservation still open, to the nano-dollar "
+         f"({got and got['cost_nusd']} vs {want['cost_nusd']}; {rc}, {err.strip()[:200]})")
+    got, rc, err = total("--to", iso_ms(T))
+    t.ok(got == want, f"--to T (ISO 8601): the same ({rc}, {err.strip()[:200]})")
+    got, rc, err = total("--to", str(T + 1))
+    want = whole(first + second[:1])
+    t.ok(got == want and want["calls"] == 4,
+         f"--to T+1 ms: the record stamped T exactly is in, nothing after it "
+         f"({got and got['cost_nusd']} vs {want['cost_nusd']})")
+
+    # does this cluster answer ListOffsets by timestamp? The first record
+    # at or after T is at an offset >= 0 in the partition that holds it
+    c = h.consumer()
+    found = c.offsets_for_times([TopicPartition(topic, tp, T) for tp in range(h.topics[topic])],
+                                timeout=10)
+    c.close()
+    answers = any(tp.offset >= 0 for tp in found)
+    got, rc, err = total("--from", iso_ms(T))
+    want = whole(second)
+    if answers:
+        t.ok(got == want and want["calls"] == 4 and want["open"] == 0,
+             f"--from T: only the second batch, the call reserved before T settled in it, to "
+             f"the nano-dollar ({got and got['cost_nusd']} vs {want['cost_nusd']})")
+        got, rc, err = total("--from", str(T), "--to", str(T + 2))
+        want = whole(second[:2])
+        t.ok(got == want, f"--from T --to T+2: the two records stamped T and T+1 "
+             f"({got and got['cost_nusd']} vs {want['cost_nusd']})")
+    else:
+        # the mock cluster: the start offsets of --from are unknown, so
+        # cost-report must read nothing rather than records before T
+        t.ok(rc == 0 and got is not None and got["calls"] == 0 and got["open"] == 0,
+             f"--from T on a cluster without ListOffsets by timestamp (librdkafka's mock): "
+             f"nothing read, no record from before T ({got}; {rc}, {err.strip()[:200]})")
+
+
 def main():
     t = Checks()
     topics = {"requests": "crep.requests", "results": "crep.results", "costs": "crep.costs",
               "dead_letter": "crep.dlq"}
-    h = Harness({"crep.requests": 2, "crep.results": 2, "crep.costs": 3, "crep.dlq": 1})
+    h = Harness({"crep.requests": 2, "crep.results": 2, "crep.costs": 3, "crep.dlq": 1,
+                 "crep.range": 3})
     try:
         file_part(t, h)
         topic_part(t, h, topics)
+        range_part(t, h, topics, "crep.range")
     finally:
         h.close()
     return t.summary()

@@ -11,7 +11,8 @@
 //            --allow tests/data/prices/allow.yaml
 //          prices a set of usages for every entry both know with our C
 //          (BIN, tests/support/price_calc.c) and with calcPrice, prints a
-//          table (entry, cases, max difference in nUSD, verdict) and ends
+//          table (entry, cases, tier thresholds in our table | in the
+//          package's, max difference in nUSD, verdict) and ends
 //          with "N passed, N failed"; exits 1 on any failure. Run by
 //          tests/cli/check_prices.sh.
 //
@@ -189,7 +190,8 @@ function toGenai(u) {
 }
 
 // the usages an entry is priced on: every category alone, mixed, and both
-// sides of every tier threshold (reached by input alone and by cache)
+// sides of every tier threshold given (ours and the package's), reached by
+// input alone and by cache
 function usages(thresholds) {
   const out = [];
   for (const c of ORDER) for (const n of [1, 999, 123457]) out.push({ [c]: n });
@@ -233,15 +235,21 @@ function check() {
   const jobs = [];
   const plan = [];
   for (const e of entries) {
-    const cases = usages(e.thresholds);
-    plan.push({ e, cases, first: jobs.length });
+    // both sides of our thresholds and of the package's own: a tier the
+    // package has and our table lacks is then a priced difference, not a
+    // usage nobody tried
+    const r = lookup(e.provider, e.model, new Date(e.date + "T00:00:00Z"));
+    const theirs = r ? toTable(r.model_price).tiers.map((t) => t.above) : [];
+    const cases = usages([...new Set([...e.thresholds, ...theirs])].sort((a, b) => a - b));
+    const tiers = `${e.thresholds.join(",") || "-"}|${theirs.join(",") || "-"}`;
+    plan.push({ e, cases, first: jobs.length, tiers });
     for (const u of cases) jobs.push(JSON.stringify({ entry: e.name, usage: u }));
   }
   const ran = spawnSync(calc, [prices], { input: jobs.join("\n") + "\n", encoding: "utf8", maxBuffer: 1 << 26 });
   const ours = ran.stdout.trim().split("\n").map((l) => JSON.parse(l));
   let passed = 0, failed = 0;
-  const rows = [["entry", "cases", "max diff nUSD", "verdict"]];
-  for (const { e, cases, first } of plan) {
+  const rows = [["entry", "cases", "tiers ours|theirs", "max diff nUSD", "verdict"]];
+  for (const { e, cases, first, tiers } of plan) {
     const when = new Date(e.date + "T00:00:00Z");
     let maxDiff = 0, worst = null, known = true, err = null;
     cases.forEach((u, i) => {
@@ -269,10 +277,11 @@ function check() {
       verdict = `FAIL: ours ${worst.ours} theirs ${worst.theirs} on ${JSON.stringify(worst.u)}`;
       failed++;
     }
-    rows.push([e.name, String(cases.length), String(maxDiff), verdict]);
+    rows.push([e.name, String(cases.length), tiers, String(maxDiff), verdict]);
   }
-  const w = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c].length)));
-  for (const r of rows) console.log(`${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padStart(w[2])}  ${r[3]}`);
+  const w = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows)
+    console.log(`${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padStart(w[2])}  ${r[3].padStart(w[3])}  ${r[4]}`);
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }
