@@ -19,7 +19,10 @@ model) of its own:
 
 Phase 2: queue_per_model 10 against a configured limit: the partitions
 feeding the full queue are paused (metric and log line), and resumed:
-every request is answered.
+every request is answered. The queue never holds more than
+queue_per_model + partitions - 1 calls (sampled from /metrics), and its
+calls leave in order within each partition (the worker's call_sent lines),
+which are the calls the provider saw.
 
 Phase 3: limits set in worker.yaml alone, against a provider that sends
 no rate-limit headers (so nothing is learned before a 429) and whose
@@ -270,40 +273,86 @@ def main():
         money(t, h, t1, log)
 
         # ---- phase 2: a full model queue pauses its partitions ----
-        limits2 = dict(limits, queue_per_model=10, max_in_flight=1000,
+        # The bound on the lane's queue (dispatch.c lane_press, consumer.c
+        # consumer_can_start): when it reaches queue_per_model, every
+        # partition with a call waiting in it is paused at once; a partition
+        # with none waiting there can still start one message, whose call
+        # joins the queue and pauses it; one that sees its last call leave
+        # adds at most one back for it. So at most queue_per_model +
+        # partitions - 1 wait, as long as no call comes back to the front
+        # after a 429 (none here: the limit is configured at the provider's).
+        queue_per_model = 10
+        queue_bound = queue_per_model + parts[t2["requests"]] - 1
+        limits2 = dict(limits, queue_per_model=queue_per_model, max_in_flight=1000,
                        max_in_flight_per_partition=1000)
         cfg2 = h.write_config(f"rl2-{os.getpid()}", t2, limits=limits2, providers=providers)
         doc = json.load(open(cfg2))
         doc["metrics"] = {"listen": "127.0.0.1:0"}
+        doc["logging"] = {"requests": True}  # call_sent: the order calls leave the lane
         json.dump(doc, open(cfg2, "w"))
         reqs2 = [request(f"p{i}", "pressed") for i in range(80)]
         h.produce(t2["requests"], reqs2)
         h.start_worker(cfg2, policy, env=KEYS)
         addr = h.metrics_address()
-        paused_seen = 0
-        queue_max = 0
-        res2 = {}
-        deadline = time.time() + 90
-        while time.time() < deadline and len(res2) < len(reqs2):
-            text = scrape(addr)
-            for p in range(3):
-                paused_seen |= metric(text, "switchyard_partition_paused_for_rate_limit",
-                                      partition=str(p)) == 1
-            q = metric(text, "switchyard_model_queue", provider="p2", model="gpt-4.1-nano")
-            queue_max = max(queue_max, q or 0)
-            res2 = {m[0]: json.loads(m[1]) for m in
-                    h.read(t2["results"], lambda ms: len(ms) >= len(reqs2), timeout=1)}
+        seen = {"paused": 0, "queue_max": 0, "samples": 0}
+        done = threading.Event()
+
+        def sample():
+            # /metrics as often as it answers: a peak between two reads is missed
+            while not done.is_set():
+                text = scrape(addr)
+                for p in range(3):
+                    seen["paused"] |= metric(text, "switchyard_partition_paused_for_rate_limit",
+                                             partition=str(p)) == 1
+                q = metric(text, "switchyard_model_queue", provider="p2", model="gpt-4.1-nano")
+                if q is not None:
+                    seen["queue_max"] = max(seen["queue_max"], q)
+                    seen["samples"] += 1
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        res2 = {m[0]: json.loads(m[1]) for m in
+                h.read(t2["results"], lambda ms: len({x[0] for x in ms}) >= len(reqs2),
+                       timeout=90)}
+        done.set()
+        sampler.join()
         t.ok(h.stop_worker(timeout=60) == 0, "phase 2: the worker stops cleanly (exit 0)")
         t.ok(len(res2) == len(reqs2) and all(r["status"] == "ok" for r in res2.values()),
              f"phase 2: every request answered ({len(res2)} of {len(reqs2)})")
-        t.ok(paused_seen, "a full model queue pauses the partitions feeding it (metric)")
+        t.ok(seen["paused"], "a full model queue pauses the partitions feeding it (metric)")
         events = [json.loads(l) for l in open(h.worker_log) if l.startswith("{")]
         t.ok(any(e["event"] == "model_queue_full" for e in events),
              "and says so once (model_queue_full)")
-        print(f"phase 2: model queue peaked at {queue_max:.0f} (queue_per_model 10)")
+        log2 = [e for e in h.provider_log() if key_of(e) == "k5"]
+        t.ok(not [e for e in log2 if e.get("status") == 429],
+             f"phase 2: no 429, so no call came back to the front of the queue "
+             f"({sum(e.get('status') == 429 for e in log2)})")
+        t.ok(seen["samples"] > 0 and seen["queue_max"] <= queue_bound,
+             f"the model queue stays within queue_per_model + partitions - 1 = {queue_bound}: "
+             f"peaked at {seen['queue_max']:.0f} (queue_per_model {queue_per_model}, "
+             f"{seen['samples']} samples of /metrics)")
+        print(f"phase 2: model queue peaked at {seen['queue_max']:.0f} "
+              f"(queue_per_model {queue_per_model})")
+        # in order: the calls leave the lane (call_sent, logged as each
+        # leaves) in the offsets' order within each partition
+        sent2 = [e for e in events if e["event"] == "call_sent" and e.get("provider") == "p2"]
+        order = {}
+        for e in sent2:
+            order.setdefault(e["partition"], []).append(e["offset"])
+        t.ok(len(order) == parts[t2["requests"]] and
+             all(o == sorted(set(o)) for o in order.values()),
+             f"calls waiting for the model's limit leave in order within each partition "
+             f"({ {p: sum(a > b for a, b in zip(o, o[1:])) for p, o in sorted(order.items())} } "
+             f"out of order, by partition)")
+        sent_ids = [e["msg"].split()[1] for e in sent2]
+        t.ok(len(sent_ids) == len(reqs2) and
+             set(sent_ids) == {e["headers"].get("x-client-request-id") for e in log2},
+             f"and those are the calls the provider saw, one per request "
+             f"({len(sent_ids)} call_sent lines, {len(log2)} calls)")
         committed, ends = h.committed(f"rl2-{os.getpid()}", t2["requests"])
         t.ok(committed == ends, f"and resumes them: all committed ({committed} of {ends})")
-        money(t, h, t2, [e for e in h.provider_log() if key_of(e) == "k5"])
+        money(t, h, t2, log2)
 
         # ---- phase 3: worker.yaml's model_limits and provider-wide limits ----
         # The fake's buckets for these keys are drained first, down to two
