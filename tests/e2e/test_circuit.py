@@ -9,7 +9,9 @@ port:
   while it is open its requests go to their next candidate at once: the
   route says `circuit_open`, no request waits for a timeout, and the dead
   provider is tried only by the bounded probes of a half-open circuit;
-- /metrics shows the state and counts the transitions;
+- /metrics shows the state and counts the transitions, and each one is
+  one log line: the circuit_* lines, per lane and state entered, are
+  switchyard_circuit_transitions_total;
 - traffic returns to the first candidate within 10 s of the provider
   coming back (circuit_half_open, then circuit_closed);
 - nothing is lost: one result per request, all ok, and every billed call
@@ -18,6 +20,7 @@ port:
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -166,6 +169,23 @@ def main():
         tr = metric(text, "switchyard_circuit_transitions_total", provider="primary",
                     model="claude-sonnet-4-5", to="open")
         t.ok(tr is not None and tr >= 1, f"switchyard_circuit_transitions_total{{to=open}} = {tr}")
+        # every transition is one log line: the lines, by lane and state
+        # entered, are the counter /metrics shows (scraped once the traffic
+        # had ended: no call was left to move a circuit)
+        counted = {}
+        for line in text.splitlines():
+            m = re.match(r'switchyard_circuit_transitions_total\{provider="([^"]*)",'
+                         r'model="([^"]*)",to="([^"]*)"\} (\d+)$', line)
+            if m and int(m.group(4)):
+                counted[m.group(1, 2, 3)] = int(m.group(4))
+        logged = {}
+        for e in events:
+            if e["event"] in ("circuit_open", "circuit_half_open", "circuit_closed"):
+                k = (e.get("provider"), e.get("model"), e["event"][len("circuit_"):])
+                logged[k] = logged.get(k, 0) + 1
+        t.ok(logged == counted and sum(counted.values()) >= 3,
+             f"each transition is one log line: circuit_* lines {logged}, "
+             f"switchyard_circuit_transitions_total {counted}")
         st = metric(text, "switchyard_circuit_state", provider="primary",
                     model="claude-sonnet-4-5", state="closed")
         t.ok(st == 1, f"and the state is closed again at the end ({st})")
