@@ -7,7 +7,11 @@
  * acknowledged them all, the owner is told the input is finished.
  *
  * Dispatch knows nothing of the consumer or the worker: it is handed its
- * clients and a callback, so tests can drive it alone.
+ * clients and callbacks. The decisions it takes are pure functions tested
+ * from tables of cases (retry_decide, the router, the rate limiter, the
+ * circuit breaker; tests/data/) and the connection queue against a model
+ * (unit/pqueue); dispatch itself is driven only end to end, on the mock
+ * cluster with the fake provider (tests/e2e/test_dispatch.py and others).
  */
 #ifndef SWITCHYARD_DISPATCH_H
 #define SWITCHYARD_DISPATCH_H

@@ -108,8 +108,6 @@ struct producer {
     int topics_wanted;
 };
 
-/* A test fault's count from the environment: unset is 0; anything but a
- * decimal number up to 1e9 is refused, never taken as 0. */
 /* Logs a warning for one occurrence of (event, err), if the rate bound
  * allows; the line says how many were not logged since the last one. */
 static void producer_log(struct producer *p, const char *event, rd_kafka_resp_err_t err,

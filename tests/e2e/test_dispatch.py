@@ -17,6 +17,10 @@ is what is checked, with the results:
   cap; the calls beyond it wait and are all served.
 - A provider that cannot be reached (a closed port) is logged as
   provider_unreachable, at a bounded rate, naming base_url.
+- A model the provider does not know (404) ends the request with an error
+  result, is counted as a client_error attempt of its model, and is logged
+  as provider_model_unknown: one line per provider and model at once, then
+  at most one per 30 s, saying how many were not logged since.
 """
 
 import json
@@ -26,7 +30,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
+from harness import (TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness,  # noqa: E402
+                     metric, scrape)
+
+TROUBLE_INTERVAL_S = 30  # dispatch.c: DISPATCH_TROUBLE_INTERVAL_MS
 
 
 def request(rid, content, **extra):
@@ -198,7 +205,84 @@ def main():
              "for 60 failed calls)")
     finally:
         h.close()
+    model_unknown(t, topics)
     return t.summary()
+
+
+def model_unknown(t, topics):
+    """Every call answered 404: the provider does not know the model."""
+    h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+    try:
+        limits = {"commit_interval_ms": 200, "backoff_initial_ms": 20, "backoff_max_ms": 200,
+                  "max_attempts": 4}
+        cfg = h.write_config(f"dp3-{os.getpid()}", topics, limits=limits)
+        with open(cfg) as f:
+            doc = json.load(f)
+        doc["metrics"] = {"listen": "127.0.0.1:0"}
+        with open(cfg, "w") as f:
+            json.dump(doc, f)
+        n = 10
+        h.produce(topics["requests"], [(f"mu{i}", request(f"mu{i}", f"req mu{i} #fault=status:404"))
+                                       for i in range(n)])
+        w = h.start_worker(cfg, POLICY, env=KEYS)
+        addr = h.metrics_address()
+        res = {m[0]: json.loads(m[1]) for m in
+               h.read(topics["results"], lambda ms: len(ms) >= n, timeout=60)}
+        calls = [calls_for(h.provider_log(), f"mu{i}") for i in range(n)]
+        t.ok(all([(e["body"]["model"], e["status"]) for e in c]
+                 == [("gpt-4.1-mini", 404), ("gpt-4.1-nano", 404)] for c in calls),
+             "a 404 falls back to the next candidate at once, one call each")
+        t.ok(len(res) == n and all(r.get("status") == "error"
+                                   and r.get("error", {}).get("code") == "provider_rejected"
+                                   for r in res.values()),
+             f"each request ends with an error result provider_rejected "
+             f"({len(res)}: {[(k, r.get('error', {}).get('code')) for k, r in res.items()][:3]})")
+
+        def unknown():
+            return [e for e in log_events(h.worker_log) if e["event"] == "provider_model_unknown"]
+
+        def lines_for(lines, model):
+            return [e for e in lines if f"model {model} (gpt-4.1-{model})" in e["msg"]]
+
+        first = unknown()
+        t.ok(len(first) == 2 and len(lines_for(first, "mini")) == 1
+             and len(lines_for(first, "nano")) == 1,
+             f"one provider_model_unknown line per provider and model for {2 * n} refused calls "
+             f"({[e['msg'][:60] for e in first]})")
+        t.ok(all(e["level"] == "error" and e.get("provider") == "openai"
+                 and "check the model id" in e["msg"]
+                 and "(0 more since the last report)" in e["msg"] for e in first),
+             f"an error naming the provider, saying what to check ({first[:1]})")
+        text = scrape(addr)
+        counted = [metric(text, "switchyard_model_attempts_total", model=m, provider="openai",
+                          outcome="client_error") for m in ("mini", "nano")]
+        t.ok(counted == [n, n], f"the refused calls are counted as client_error ({counted})")
+        t.ok(metric(text, "switchyard_results_total", status="error", code="provider_rejected")
+             == n, "and the error results by code")
+
+        # past the interval the next refusal is logged again, with the count
+        # of those that were not
+        due = (first[0]["ts_ms"] if first else time.time() * 1000) / 1000 + TROUBLE_INTERVAL_S + 1
+        time.sleep(max(0.0, due - time.time()))
+        h.produce(topics["requests"], [("mu-late", request("mu-late", "req mu-late "
+                                                                      "#fault=status:404"))])
+        h.read(topics["results"], lambda ms: len(ms) >= n + 1, timeout=60)
+        deadline = time.time() + 10
+        while time.time() < deadline and len(unknown()) < 4:
+            time.sleep(0.1)
+        later = unknown()[2:]
+        t.ok(len(later) == 2 and all(len(lines_for(later, m)) == 1 and
+                                     f"({n - 1} more since the last report)"
+                                     in lines_for(later, m)[0]["msg"] for m in ("mini", "nano")),
+             f"after {TROUBLE_INTERVAL_S} s one more line per model, counting the {n - 1} not "
+             f"logged ({[e['msg'][-40:] for e in later]})")
+        text = scrape(addr)
+        counted = [metric(text, "switchyard_model_attempts_total", model=m, provider="openai",
+                          outcome="client_error") for m in ("mini", "nano")]
+        t.ok(counted == [n + 1, n + 1], f"and the counter goes on ({counted})")
+        t.ok(h.stop_worker() == 0, "the worker stops, exit 0")
+    finally:
+        h.close()
 
 
 if __name__ == "__main__":

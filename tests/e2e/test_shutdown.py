@@ -3,18 +3,27 @@
 1. A provider failing every call: after SIGTERM no new provider call starts
    (no retry, no fallback), the worker exits at once instead of waiting the
    whole grace, and the requests it abandoned are answered by the next
-   owner (their offsets were not committed).
+   owner (their offsets were not committed): one result per request in the
+   end, and the next owner calls only for requests the first left.
 2. Every broker down with outputs unacknowledged: SIGTERM exits within
    shutdown_grace_ms plus flush_timeout_ms (plus a small bound for
    leaving the group), as README states.
 3. A second SIGTERM during that flush exits at once, with status 1.
 4. A stop during the group's first join (before any assignment) exits 0.
+5. A call still running at shutdown_grace_ms (a 10 s reply, a 1 s grace)
+   is abandoned at the grace: the worker exits within the README's bound,
+   says abandoned_at_grace in a JSON line, leaves the request uncommitted
+   (the finished one before it committed), and a second worker in the
+   group calls the provider again and answers it: one result for it
+   overall.
 """
 
+import collections
 import json
 import os
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import TEST_KEYS as KEYS, TEST_POLICY as POLICY, Checks, Harness  # noqa: E402
@@ -42,6 +51,37 @@ def request(rid, content):
         {"role": "user", "content": content}]}).encode()
 
 
+def provider_post(h, path, doc):
+    """POST doc to the fake provider (its /control); the decoded answer."""
+    req = urllib.request.Request(f"http://{h.provider_addr}{path}", data=json.dumps(doc).encode(),
+                                 headers={"content-type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def provider_calls(h):
+    """How many chat-completions calls the fake provider has received,
+    counted on arrival (its log has a call only once it is answered)."""
+    with urllib.request.urlopen(f"http://{h.provider_addr}/stats", timeout=10) as r:
+        return json.loads(r.read())["requests"]["/v1/chat/completions"]["total"]
+
+
+def call_id(e):
+    """The X-Client-Request-Id (the worker's call_id) of a provider log line."""
+    return {k.lower(): v for k, v in e.get("headers", {}).items()}.get("x-client-request-id")
+
+
+def calls_for(log, rid):
+    """The provider's log lines of the calls made for request rid (its id
+    is in the prompt)."""
+    return [e for e in log if f"call {rid} " in json.dumps(e.get("body"))]
+
+
+def result_counts(h, topic):
+    """Results per request id on topic, everything there is."""
+    return collections.Counter(m[0] for m in h.read(topic, lambda ms: False, timeout=3))
+
+
 def failing_provider(t):
     topics = {"requests": "sd1.requests", "results": "sd1.results", "costs": "sd1.costs",
               "dead_letter": "sd1.dlq"}
@@ -64,7 +104,7 @@ def failing_provider(t):
                        "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY", "timeout_ms": 5000},
         }
         cfg = h.write_config(group, topics, limits=limits, providers=providers)
-        reqs = [(f"f-{i:03d}", request(f"f-{i:03d}", f"fail {i}")) for i in range(100)]
+        reqs = [(f"f-{i:03d}", request(f"f-{i:03d}", f"call f-{i:03d} fails")) for i in range(100)]
         h.produce(topics["requests"], reqs)
         w = h.start_worker(cfg, POLICY, env=KEYS)
         deadline = time.time() + 30
@@ -80,12 +120,118 @@ def failing_provider(t):
         time.sleep(0.3)
         late = [e for e in h.provider_log() if e["ts_ms"] / 1000 > t0 + 0.1]
         t.ok(not late, f"no provider call starts after SIGTERM ({len(late)} did)")
-        res = h.read(topics["results"], lambda ms: False, timeout=2)
+        first = result_counts(h, topics["results"])
         committed, ends = h.committed(group, topics["requests"])
         done = sum(c for c in committed if c > 0)
         t.ok(done < 100, f"abandoned requests stay uncommitted ({committed} of {ends})")
-        t.ok(len({m[0] for m in res}) <= done + 2 * 50,
-             "results exist only for what was finished")
+
+        # the next owner, with a provider that answers now: it must answer
+        # exactly what the first left, and call only for that
+        provider_post(h, "/control", {"clear": True})
+        restart_ms = time.time() * 1000
+        w2 = h.start_worker(cfg, POLICY, env=KEYS, args=["--exit-when-idle", "2000"])
+        t.ok(w2.wait(timeout=120) == 0, "the next owner answers the rest and exits 0")
+        counts = result_counts(h, topics["results"])
+        ids = {k for k, _ in reqs}
+        twice = sorted(k for k, n in counts.items() if n != 1)
+        t.ok(set(counts) == ids and not twice,
+             f"one result per request across both owners ({len(counts)} of {len(ids)} ids, "
+             f"{twice[:5]} more than once)")
+        redone = [e for e in h.provider_log() if e["ts_ms"] > restart_ms]
+        recalled = sorted(rid for rid in first if calls_for(redone, rid))
+        t.ok(len(redone) >= 100 - len(first) and not recalled,
+             f"the next owner calls only for requests the first did not finish "
+             f"({len(redone)} calls, {recalled[:5]} were finished)")
+        print(f"failing provider: {len(first)} results before the stop, committed {committed}, "
+              f"{len(redone)} calls by the next owner")
+    finally:
+        h.close()
+
+
+def abandoned_at_grace(t):
+    """A call in flight at the grace is cut, not waited for, and is redone
+    by the next owner."""
+    topics = {"requests": "sd5.requests", "results": "sd5.results", "costs": "sd5.costs",
+              "dead_letter": "sd5.dlq"}
+    h = Harness({v: 1 for v in topics.values()}, fake_args=["--latency-ms", "5"])
+    group = f"sd5-{os.getpid()}"
+    try:
+        grace, flush, slow_ms = 1000, 2000, 10000
+        base = f"http://{h.provider_addr}"
+        # the call's own timeout is far beyond its 10 s: only the grace cuts it
+        providers = {
+            "anthropic": {"type": "anthropic", "base_url": base, "timeout_ms": 60000,
+                          "api_key_env": "SWITCHYARD_TEST_ANTHROPIC_KEY"},
+            "openai": {"type": "openai", "base_url": base + "/v1", "timeout_ms": 60000,
+                       "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY"},
+        }
+        limits = {"commit_interval_ms": 200, "shutdown_grace_ms": grace,
+                  "flush_timeout_ms": flush}
+        cfg = h.write_config(group, topics, limits=limits, providers=providers)
+        h.produce(topics["requests"], [("ag-done", request("ag-done", "call ag-done quick"))])
+        w = h.start_worker(cfg, POLICY, env=KEYS)
+        h.read(topics["results"], lambda ms: len(ms) >= 1, timeout=30)
+        deadline = time.time() + 10
+        while time.time() < deadline and h.committed(group, topics["requests"])[0] != [1]:
+            time.sleep(0.1)
+        before = h.committed(group, topics["requests"])[0]
+        t.ok(before == [1], f"the finished request is committed before the stop ({before})")
+        h.produce(topics["requests"], [("ag-slow", request(
+            "ag-slow", f"call ag-slow takes #latency={slow_ms}"))])
+        deadline = time.time() + 30
+        while time.time() < deadline and provider_calls(h) < 2:
+            time.sleep(0.05)
+        t.ok(provider_calls(h) == 2, "the slow call reached the provider before the stop")
+        t0 = time.time()
+        w.send_signal(15)
+        stop_within_bound(t, w, t0, grace, flush, "call in flight at the grace")
+        took = time.time() - t0
+        t.ok(took < slow_ms / 1000, f"the stop did not wait for the {slow_ms} ms reply "
+             f"({took:.1f} s)")
+
+        with open(h.worker_log) as f:
+            lines = f.read().splitlines()
+        events = []
+        for line in lines:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                events.append(None)
+        bad = [line for line, e in zip(lines, events) if e is None]
+        t.ok(not bad, f"every stderr line is JSON ({bad[:2]})")
+        ab = [e for e in events if e and e.get("event") == "abandoned_at_grace"]
+        t.ok(len(ab) == 1 and ab[0].get("level") == "warn" and ab[0].get("msg", "").startswith(
+            "1 calls still running at the grace were abandoned"),
+             f"one abandoned_at_grace warning, counting the one call ({ab})")
+        after, ends = h.committed(group, topics["requests"])
+        t.ok(after == [1] and ends == [2],
+             f"the abandoned request stays uncommitted: committed {after}, log end {ends}")
+        t.ok(result_counts(h, topics["results"]).get("ag-slow", 0) == 0,
+             "and it has no result yet")
+
+        w2 = h.start_worker(cfg, POLICY, env=KEYS, args=["--exit-when-idle", "2000"])
+        t.ok(w2.wait(timeout=slow_ms / 1000 + 60) == 0, "the next owner answers it and exits 0")
+        counts = result_counts(h, topics["results"])
+        t.ok(counts == {"ag-done": 1, "ag-slow": 1},
+             f"one result for each request overall ({dict(counts)})")
+        # the provider logs a call when its reply is due, and answers the
+        # cut one too, to nobody: the two calls are told apart by call_id
+        calls = sorted(calls_for(h.provider_log(), "ag-slow"), key=lambda e: e["ts_ms"])
+        ids = [call_id(e) for e in calls]
+        t.ok(len(calls) == 2 and all(ids) and ids[0] != ids[1] and calls[1]["ts_ms"] > t0 * 1000,
+             f"the next owner called the provider again ({len(calls)} calls, {ids})")
+        res = [json.loads(m[1]) for m in h.read(topics["results"], lambda ms: False, timeout=3)
+               if m[0] == "ag-slow"]
+        att = [a["call_id"] for r in res for a in r.get("attempts", [])]
+        t.ok(len(ids) == 2 and att == ids[1:] and res[0].get("status") == "ok",
+             f"its result is the next owner's call only ({att}; calls {ids})")
+        costs = [json.loads(m[1]) for m in h.read(topics["costs"], lambda ms: False, timeout=3)]
+        settled = {c["call_id"] for c in costs if c.get("kind", "settled") == "settled"}
+        reserved = {c["call_id"] for c in costs if c.get("kind") == "reserved"}
+        t.ok(len(ids) == 2 and ids[0] in reserved and ids[0] not in settled and ids[1] in settled,
+             "the cut call is reserved on the cost topic and never settled; the redo is settled")
+        after, ends = h.committed(group, topics["requests"])
+        t.ok(after == [2], f"then it is committed ({after})")
     finally:
         h.close()
 
@@ -195,6 +341,7 @@ def main():
     failing_provider(t)
     brokers_down(t)
     commit_unreachable(t)
+    abandoned_at_grace(t)
     return t.summary()
 
 

@@ -5,7 +5,8 @@
  * (an unknown code as "other"), dead letters by code, the USD counters as
  * exact decimals of the nano-USD ones, the tenant bound (the rest, and a
  * tenant named "other", under "other"), a committed-offset series for a
- * partition with nothing committed, and the last-commit age.
+ * partition with nothing committed, the last-commit age, and the stalled
+ * gauge (1 for the stalled partition only, 0 for a paused one).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ static void test_render(void)
     struct policy_model m = {.name = "mini", .provider = "openai"};
     struct attempt a = {.billable = 1, .cost_nusd = 2000000001};
     stats_cost(&s, &m, &a);
-    struct consumer_partition_info parts[2] = {
+    struct consumer_partition_info parts[3] = {
         {.id = 0, .committed = -1, .position = 0, .high_watermark = 0, .last_commit_ms = 1000},
         {.id = 1,
          .committed = 17,
@@ -76,6 +77,15 @@ static void test_render(void)
          .high_watermark = 20,
          .paused = 1,
          .last_commit_ms = 0},
+        /* holds work and its commit has not moved for stalled_partition_ms */
+        {.id = 2,
+         .committed = 5,
+         .position = 5,
+         .high_watermark = 9,
+         .in_flight = 4,
+         .stalled = 1,
+         .stalled_ms = 130000,
+         .last_commit_ms = 1000},
     };
     struct stats_view v = {.worker_id = "w",
                            .version = "0",
@@ -84,7 +94,7 @@ static void test_render(void)
                            .tenant_label = 1,
                            .topic_requests = "req",
                            .partitions = parts,
-                           .npartitions = 2};
+                           .npartitions = 3};
     struct metrics_buf b = {0};
     stats_render(&v, &b);
     ok(!b.failed, "rendered");
@@ -122,6 +132,12 @@ static void test_render(void)
            !has(&b, "switchyard_partition_last_commit_age_seconds{topic=\"req\",partition=\"1\"}"),
        "the last-commit age in seconds; none without a time");
     ok(has(&b, "switchyard_partitions_paused 1\n"), "the paused partitions counted");
+    ok(has(&b, "# TYPE switchyard_partition_stalled gauge\n") &&
+           has(&b, "switchyard_partition_stalled{topic=\"req\",partition=\"2\"} 1\n"),
+       "a stalled partition's gauge is 1");
+    ok(has(&b, "switchyard_partition_stalled{topic=\"req\",partition=\"0\"} 0\n") &&
+           has(&b, "switchyard_partition_stalled{topic=\"req\",partition=\"1\"} 0\n"),
+       "and 0 for the others, a paused one too");
     ok(!has(&b, "process_cpu_seconds_total"), "process metrics only when asked");
     free(b.data);
 
