@@ -58,6 +58,17 @@ check() {
 
 passed=0
 failed=0
+# selfcheck WHAT TABLE ALLOW PATTERN: checking TABLE against ALLOW must
+# print a line matching PATTERN
+selfcheck() {
+    if check "$2" "$3" | grep -q "$4"; then
+        echo "ok   self-check: $1"
+        passed=$((passed + 1))
+    else
+        echo "FAIL self-check: $1: not so"
+        failed=$((failed + 1))
+    fi
+}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # self-check: Sonnet 4.5's long-context output rate off by 0.5 USD/Mtok
@@ -68,20 +79,12 @@ printf 'entries:\n  "anthropic/claude-sonnet-4-5":\n    published: "output 22.5 
 if cmp -s "$PRICES" "$tmp/changed.yaml"; then
     echo "FAIL self-check: $PRICES has no Sonnet 4.5 long-context output rate to change"
     failed=$((failed + 1))
-elif check "$tmp/changed.yaml" "$ALLOW" | grep -q '^anthropic/claude-sonnet-4-5 .*FAIL: ours'; then
-    echo "ok   self-check: a changed figure fails"
-    passed=$((passed + 1))
 else
-    echo "FAIL self-check: a changed figure was not caught"
-    failed=$((failed + 1))
+    selfcheck "a changed figure fails" "$tmp/changed.yaml" "$ALLOW" \
+        '^anthropic/claude-sonnet-4-5 .*FAIL: ours'
 fi
-if check "$tmp/changed.yaml" "$tmp/allow.yaml" | grep -q '^anthropic/claude-sonnet-4-5 .*allowed: published'; then
-    echo "ok   self-check: an explained difference is allowed"
-    passed=$((passed + 1))
-else
-    echo "FAIL self-check: an allow-listed difference was not allowed"
-    failed=$((failed + 1))
-fi
+selfcheck "an explained difference is allowed" "$tmp/changed.yaml" "$tmp/allow.yaml" \
+    '^anthropic/claude-sonnet-4-5 .*allowed: published'
 # self-check: Sonnet 4.5 without its long-context tier (the package has
 # it): the usages above the package's threshold must show the difference
 sed '/"anthropic\/claude-sonnet-4-5":/,/batch_discount/ {/^    tiers:$/d; /above_input_tokens: 200000,/d}' \
@@ -89,12 +92,9 @@ sed '/"anthropic\/claude-sonnet-4-5":/,/batch_discount/ {/^    tiers:$/d; /above
 if cmp -s "$PRICES" "$tmp/untiered.yaml"; then
     echo "FAIL self-check: $PRICES has no Sonnet 4.5 tier to remove"
     failed=$((failed + 1))
-elif check "$tmp/untiered.yaml" "$ALLOW" | grep -q '^anthropic/claude-sonnet-4-5 .*FAIL: ours'; then
-    echo "ok   self-check: a tier missing from the table fails"
-    passed=$((passed + 1))
 else
-    echo "FAIL self-check: a tier missing from the table was not caught"
-    failed=$((failed + 1))
+    selfcheck "a tier missing from the table fails" "$tmp/untiered.yaml" "$ALLOW" \
+        '^anthropic/claude-sonnet-4-5 .*FAIL: ours'
 fi
 # self-check: what update-prices regenerates from a hand-edited table is
 # not that table (the figure comes back from the package)
