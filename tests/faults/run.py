@@ -475,14 +475,35 @@ def batch(n, timeout, note=None):
     return body
 
 
+# half the provider's calls fail, interleaved as a flaky provider's are:
+# the fake provider's rule faults every second call it sees, whichever
+# request it belongs to (a retry may meet a failure again)
+STORM_5XX_ARGS = ["--fault", "*:status:503,every:2"]
+
+
 def storm_5xx(n):
     def body(s, t):
-        # every other request carries a 5xx for every call it makes: half
-        # the calls fail (the fake provider has no probability form)
-        s.produce(n, extra=lambda i: f"#fault=status:{(500, 502, 503)[i // 2 % 3]}" if i % 2 else "")
+        s.produce(n)
         s.start_worker()
         s.wait_results(n, 180)
     return body
+
+
+def storm_5xx_checks(s, t, row):
+    """Half the calls failed, and every request still got its one result."""
+    failed = sum(1 for e in s.log if str(e.get("fault") or "").startswith("status:503"))
+    ok = sum(1 for r in s.res.values() if r.get("status") == "ok")
+    codes = {}
+    for r in s.res.values():
+        if r.get("status") != "ok":
+            code = r.get("error", {}).get("code")
+            codes[code] = codes.get(code, 0) + 1
+    s.notes.append(f"5xx: {failed} of {len(s.log)} provider calls answered 503; "
+                   f"{ok} results ok, errors by code {codes}")
+    # each provider process counts its own calls: floor(n/2) failures of n each
+    t.ok(len(s.log) > 0 and len(s.log) - len(s.provider_logs) <= 2 * failed <= len(s.log),
+         f"{s.name}: half the provider's calls failed ({failed} of {len(s.log)})")
+    t.ok(len(s.res) == len(s.sent), f"{s.name}: every request has a result ({len(s.res)} of {len(s.sent)})")
 
 
 def provider_down(warm, down, after, rate):
@@ -646,7 +667,7 @@ def scenarios(short):
     if short:
         out.append(("ratelimit", batch(240, 140), dict(fake_args=["--limit", "*:rpm=120"],
                                                        rpm=120, rate_limited=True), None))
-        out.append(("5xx", storm_5xx(300), {}, None))
+        out.append(("5xx", storm_5xx(300), dict(fake_args=STORM_5XX_ARGS), storm_5xx_checks))
         out.append(("down", provider_down(3, 10, 12, 20), dict(providers2=[]), "down:10"))
         out.append(("bodies", batch(300, 120), dict(fake_args=[
             "--fault", "gpt-4.1-mini:truncate@60", "--fault", "gpt-4.1-mini:malformed@60",
@@ -660,7 +681,7 @@ def scenarios(short):
                      model_limits={"requests_per_minute": rpm}), None))
     out.append(("429-storm", batch(600, 300), dict(fake_args=[
         "--fault", "gpt-4.1-mini:status:429,retry_after:2@200"], rate_limited=True), None))
-    out.append(("5xx", storm_5xx(1000), {}, None))
+    out.append(("5xx", storm_5xx(1000), dict(fake_args=STORM_5XX_ARGS), storm_5xx_checks))
     out.append(("down", provider_down(5, 30, 15, 20), dict(providers2=[]), "down:30"))
     out.append(("hang", batch(300, 240, f"fault kind {hang}, provider timeout 1 s"), dict(fake_args=[
         "--fault", f"gpt-4.1-mini:{hang}@100"], timeout_ms=1000), None))

@@ -212,6 +212,9 @@ struct fake_fault {
     long retry_after; /* seconds; -1: default (1 for 429, else no header) */
     long echo_key;    /* FAKE_FAULT_STATUS: the request's key at this byte of
                          the error message; -1: no echo */
+    long every;       /* --fault rules only: the fault hits the Nth, 2Nth, ...
+                         call the rule matches, the others pass (every:2 = half
+                         the calls, interleaved as a flaky provider's are); 0: each */
 };
 
 /* --fault MODEL:KIND[@COUNT] */
@@ -219,6 +222,7 @@ struct fake_rule {
     char *model; /* "*" matches every model */
     struct fake_fault fault;
     long remaining; /* requests still to fault; -1: all */
+    unsigned long seen; /* calls the rule matched (every:N counts them) */
 };
 
 /* --limit MODEL:rpm=N[,tpm=N][,window=rolling|fixed][,headers=0|1] */
@@ -692,10 +696,10 @@ static void fake_timer_disarm(struct fake_server *srv, struct fake_conn *c)
 /* ---- faults ---- */
 
 /* KIND: status:NNN[,retry_after:S][,echo_key:N] | timeout | hang | close | truncate |
- * malformed | slow | stall */
+ * malformed | slow | stall, each optionally with ,every:N (a --fault rule's) */
 static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
 {
-    struct fake_fault r = {FAKE_FAULT_NONE, 0, -1, -1};
+    struct fake_fault r = {FAKE_FAULT_NONE, 0, -1, -1, 0};
     size_t i = 0;
 
     while (i <= n) {
@@ -737,6 +741,10 @@ static int fake_fault_parse(const char *s, size_t n, struct fake_fault *f)
             if (r.echo_key >= 0 || fake_parse_num(item + 9, len - 9, FAKE_ECHO_MAX, &v) != 0)
                 return -1;
             r.echo_key = (long)v;
+        } else if (fake_prefix(item, len, "every:")) {
+            if (r.every > 0 || fake_parse_num(item + 6, len - 6, 1000000, &v) != 0 || v < 2)
+                return -1;
+            r.every = (long)v;
         } else {
             return -1;
         }
@@ -762,7 +770,9 @@ static const char *fake_fault_format(const struct fake_fault *f, char *buf, size
         if (f->retry_after >= 0 && n > 0 && (size_t)n < cap)
             n += snprintf(buf + n, cap - (size_t)n, ",retry_after:%ld", f->retry_after);
         if (f->echo_key >= 0 && n > 0 && (size_t)n < cap)
-            snprintf(buf + n, cap - (size_t)n, ",echo_key:%ld", f->echo_key);
+            n += snprintf(buf + n, cap - (size_t)n, ",echo_key:%ld", f->echo_key);
+        if (f->every > 0 && n > 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, ",every:%ld", f->every);
         return buf;
     }
     case FAKE_FAULT_TIMEOUT:
@@ -816,11 +826,13 @@ static int fake_rule_parse(const char *spec, struct fake_rule *rule)
 }
 
 /* The fault for a request: its #fault= directive, else the first --fault
- * rule for its model that has requests left (and that rule uses one up). */
+ * rule for its model that has requests left (and that rule uses one up;
+ * a rule with every:N answers most calls with no fault, and only the
+ * faulted ones use up its count). */
 static struct fake_fault fake_fault_pick(struct fake_server *srv, const char *model,
                                          const struct fake_directives *d)
 {
-    struct fake_fault none = {FAKE_FAULT_NONE, 0, -1, -1};
+    struct fake_fault none = {FAKE_FAULT_NONE, 0, -1, -1, 0};
 
     if (d->has_fault)
         return d->fault;
@@ -831,6 +843,8 @@ static struct fake_fault fake_fault_pick(struct fake_server *srv, const char *mo
             continue;
         if (strcmp(rule->model, "*") != 0 && strcmp(rule->model, model) != 0)
             continue;
+        if (rule->fault.every > 0 && ++rule->seen % (unsigned long)rule->fault.every != 0)
+            return none;
         if (rule->remaining > 0)
             rule->remaining--;
         return rule->fault;
@@ -885,7 +899,7 @@ static void fake_directives_scan(const char *s, size_t n, struct fake_directives
 
             while (j < n && fake_is_fault_char(s[j]))
                 j++;
-            if (fake_fault_parse(s + v, j - v, &f) == 0) {
+            if (fake_fault_parse(s + v, j - v, &f) == 0 && f.every == 0) {
                 d->fault = f;
                 d->has_fault = true;
             }
@@ -5902,7 +5916,8 @@ static void fake_usage(FILE *f)
         "      (echo_key:N: the request's API key at byte N of a\n"
         "      long error message, N <= 4096; timeout = hang: never answers, keeps the\n"
         "      connection until the client closes it; stall: head and half the body, then\n"
-        "      nothing; slow: the whole reply over about 1 s)\n"
+        "      nothing; slow: the whole reply over about 1 s); a --fault rule's KIND may\n"
+        "      add ,every:N (N >= 2): only every Nth call of its model faults, every:2 = half\n"
         "--limit: per (API key, model) buckets; at least one of rpm, tpm (1..1000000000);\n"
         "      rolling (default): token bucket refilled at N/min; fixed: N per minute from\n"
         "      the window's first request; tokens = input estimate + max_tokens. Over a\n"
@@ -5978,7 +5993,7 @@ static int fake_options_parse(struct fake_options *opt, int argc, char **argv)
                 fprintf(stderr,
                         "fake_provider: bad --fault %s (want MODEL:KIND[@COUNT], KIND one of "
                         "status:NNN[,retry_after:S][,echo_key:N] timeout hang close truncate "
-                        "malformed slow stall content_filter)\n",
+                        "malformed slow stall content_filter, each with an optional ,every:N)\n",
                         optarg);
                 return -1;
             }

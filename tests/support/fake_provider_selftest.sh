@@ -124,6 +124,8 @@ check "rejects a bad --fault spec" 2 $?
 check "rejects a non-error status fault" 2 $?
 "$BIN" --fault gpt:timeout,echo_key:5 >/dev/null 2>&1
 check "rejects echo_key without a status" 2 $?
+"$BIN" --fault gpt:status:503,every:1 >/dev/null 2>&1
+check "rejects every:1 (every call is the plain rule)" 2 $?
 "$BIN" --fault gpt:status:401,echo_key:4097 >/dev/null 2>&1
 check "rejects echo_key past 4096" 2 $?
 for spec in 'gpt:tpm=0' 'gpt:window=fixed' 'gpt:rpm=3,window=sliding' 'gpt:rpm=3,headers=2' \
@@ -141,6 +143,7 @@ check "--help documents --limit" 0 $?
 ${FAKE_PROVIDER_WRAPPER:-} "$BIN" --port 0 --ready-file "$TMP/ready" --log "$LOG" --output-tokens 16 \
 	--fault 'flaky-model:status:503@2' --fault 'llama3:8b:status:500@1' \
 	--fault 'claude-busy:status:529@1' --fault 'dead-model:close' \
+	--fault 'half-model:status:502,every:2@2' \
 	--limit 'rl-gpt:rpm=3' --limit 'rl-tok:tpm=20,rpm=100' --limit 'rl-claude:rpm=2,tpm=1000' \
 	--limit 'rl-fixed:rpm=2,window=fixed' --limit 'rl-quiet:rpm=1,headers=0' --limit 'rl-slow:rpm=5' \
 	--limit 'rl-azure:rpm=1' --limit 'rl-gemini:rpm=1' --limit 'rl-bedrock:rpm=1' \
@@ -338,6 +341,14 @@ check "--fault flaky-model:status:503@2: 1st" 503 "$(code o_flaky1)"
 check "--fault flaky-model:status:503@2: 2nd" 503 "$(code o_flaky2)"
 check "--fault flaky-model:status:503@2: 3rd succeeds" 200 "$(code o_flaky3)"
 check "OpenAI 503 error type" server_error "$(j o_flaky1 error.type)"
+
+body o_half <<'EOF'
+{"model":"half-model","messages":[{"role":"user","content":"hi"}]}
+EOF
+for i in 1 2 3 4 5 6; do call "o_half$i" /v1/chat/completions o_half "${OA[@]}"; done
+check "--fault half-model:status:502,every:2@2: calls 1-6 (every 2nd faults, twice)" \
+	"200 502 200 502 200 200" \
+	"$(code o_half1) $(code o_half2) $(code o_half3) $(code o_half4) $(code o_half5) $(code o_half6)"
 
 body o_llama <<'EOF'
 {"model":"llama3:8b","messages":[{"role":"user","content":"hi"}]}
