@@ -567,20 +567,9 @@ void ratelimit_configure(struct ratelimit *r, const struct ratelimit_limits *con
     rl_clamp_aimd(r);
 }
 
-/* No rate in force in any dimension: the lane knows nothing yet. */
-static int rl_nothing_known(const struct ratelimit *r)
-{
-    for (int d = 0; d < RATELIMIT_NDIMS; d++)
-        if (ratelimit_rate(r, (enum ratelimit_dim)d) > 0)
-            return 0;
-    return 1;
-}
-
 int64_t ratelimit_wait(const struct ratelimit *r, const struct ratelimit_cost *c, int64_t now_ms)
 {
     if (r->configured.max_concurrent > 0 && r->in_flight >= r->configured.max_concurrent)
-        return RATELIMIT_WAIT_CALL;
-    if (r->learn && r->ended == 0 && r->in_flight >= RATELIMIT_PROBE_CALLS && rl_nothing_known(r))
         return RATELIMIT_WAIT_CALL;
     int64_t wait = 0;
     if (r->retry_until_ms > now_ms)
@@ -723,7 +712,6 @@ void ratelimit_end(struct ratelimit *r, const struct ratelimit_outcome *o, int64
     rl_refill(r, now_ms);
     if (r->in_flight > 0)
         r->in_flight--;
-    r->ended++;
     double reserved[RATELIMIT_NDIMS], used[RATELIMIT_NDIMS];
     rl_costs(o->reserved, reserved);
     rl_costs(o->used, used);

@@ -110,7 +110,6 @@ struct ratelimit {
      * the provider accepted lately bounds how far one storm cuts */
     uint32_t ok_ring[64];
     int64_t ok_ring_sec;
-    uint64_t ended; /* calls ended, whatever their outcome: the cold start's end */
 };
 
 /* AIMD: a 429 of a call sent after the last cut cuts the requests rate to
@@ -123,15 +122,6 @@ struct ratelimit {
  * simulation in tests/unit/test_ratelimit.c (its output prints the figures). */
 #define RATELIMIT_AIMD_BETA 0.8
 #define RATELIMIT_AIMD_STEP_RPM 0.25
-/* Cold start: a learning lane that knows no limit in any dimension
- * (nothing configured, learned or cut) and has not yet seen a call end
- * has at most this many calls in flight. Its first replies carry the
- * provider's rate-limit headers, so a batch that starts against a
- * limited provider is paced from the start instead of sending every
- * call it holds at once and having all but the limit's worth answered
- * 429 (1,199 of 1,500 in the fault suite's batch before this). Against a
- * provider that sends no headers it costs one call's latency, once. */
-#define RATELIMIT_PROBE_CALLS 8
 /* The longest a reply's Retry-After or reset blocks a lane: a provider's
  * (or a hostile) "come back tomorrow" stalls it for an hour at most. */
 #define RATELIMIT_MAX_BLOCK_MS 3600000
@@ -142,8 +132,8 @@ void ratelimit_init(struct ratelimit *r, const struct ratelimit_limits *configur
 void ratelimit_configure(struct ratelimit *r, const struct ratelimit_limits *configured);
 /* How long before a call reserving c may start: 0 = now, a number of ms,
  * or RATELIMIT_WAIT_CALL when only the end of a call in flight can make
- * room (max_concurrent, or the cold start's RATELIMIT_PROBE_CALLS). A call larger than a whole
- * bucket waits only until that bucket is full, never for ever. Does not change r. */
+ * room (max_concurrent). A call larger than a whole bucket waits only
+ * until that bucket is full, never for ever. Does not change r. */
 int64_t ratelimit_wait(const struct ratelimit *r, const struct ratelimit_cost *c, int64_t now_ms);
 /* The call starts now: reserves c (one request, its tokens, a concurrent slot). */
 void ratelimit_start(struct ratelimit *r, const struct ratelimit_cost *c, int64_t now_ms);
