@@ -47,6 +47,7 @@ from harness import BUILD, TEST_KEYS as KEYS, Checks, Harness  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 PARTITIONS = 4
+OUTPUT_PARTITIONS = 32
 # One policy for every scenario: two models on each provider family, a route
 # per scenario shape; budgets far above any cost so no candidate is skipped
 # for money (a fallback is then always a fault's doing).
@@ -174,7 +175,10 @@ class Scenario:
         self.topics = {"requests": f"{name}.requests", "results": f"{name}.results",
                        "costs": f"{name}.costs", "dead_letter": f"{name}.dlq"}
         self.group = f"faults-{tag}"  # a fresh group per scenario
-        self.h = Harness({t: PARTITIONS for t in self.topics.values()}, fake_args=list(fake_args),
+        # the outputs get more partitions: the mock keeps about 5 MB of each,
+        # and 20 SIGKILLs write some 40,000 cost records and 35,000 results
+        self.h = Harness({t: OUTPUT_PARTITIONS if k in ("results", "costs") else PARTITIONS
+                          for k, t in self.topics.items()}, fake_args=list(fake_args),
                          brokers=brokers)
         self.provider_logs = [self.h.fake_log]
         base = f"http://{self.h.provider_addr}"
