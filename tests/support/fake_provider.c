@@ -221,7 +221,7 @@ struct fake_fault {
 struct fake_rule {
     char *model; /* "*" matches every model */
     struct fake_fault fault;
-    long remaining; /* requests still to fault; -1: all */
+    long remaining;     /* requests still to fault; -1: all */
     unsigned long seen; /* calls the rule matched (every:N counts them) */
 };
 
